@@ -1,0 +1,110 @@
+// The port types that built-in nodes exchange. Plugins may use these or declare their own.
+import { latestPort, resourcePort, streamPort } from './plugin.js';
+import type { CausalLM } from './llm/model.js';
+import type { Tokenizer } from './llm/tokenizer.js';
+import type { ChatTemplate } from './llm/chat-template.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** One dataset row after mapping: the conversation to prompt with, plus the row's other fields (the answer, ...). */
+export interface PromptRecord {
+  id: string;
+  messages: ChatMessage[];
+  /** The row's other fields, handed to reward functions (`answer`, ...). */
+  fields: Record<string, unknown>;
+}
+
+/** A raw dataset row, before mapping. `source` says where it came from, for error messages (`file:row`). */
+export interface DatasetRow {
+  index: number;
+  source: string;
+  data: Record<string, unknown>;
+}
+
+export type FinishReason = 'eos' | 'stop' | 'length';
+
+export interface Completion {
+  text: string;
+  ids: number[];
+  /** Log-probs of `ids` under the policy that sampled them (the behaviour policy). */
+  logprobs: number[];
+  finishReason: FinishReason;
+}
+
+export interface RolloutGroup {
+  prompt: PromptRecord;
+  /** The rendered chat prompt and its token ids. */
+  promptText: string;
+  promptIds: number[];
+  /** The G completions sampled for this prompt. */
+  completions: Completion[];
+}
+
+export interface RolloutBatch {
+  /** Index of this generation batch, from 0. */
+  index: number;
+  /** Version of the policy weights that sampled it (the trainer's optimiser step count). */
+  policyVersion: number;
+  groups: RolloutGroup[];
+}
+
+export interface RewardScores {
+  name: string;
+  weight: number;
+  /** `[group][completion]` */
+  values: number[][];
+}
+
+export interface ScoredBatch extends RolloutBatch {
+  rewards: RewardScores[];
+  /** Weighted sum over reward functions, `[group][completion]`. */
+  totals: number[][];
+}
+
+export interface TrainingBatch extends ScoredBatch {
+  /** Group-relative advantages, `[group][completion]`. */
+  advantages: number[][];
+}
+
+/** A reward function: one number per completion. */
+export interface RewardFunction {
+  name: string;
+  weight: number;
+  /** What to do when the function throws, returns NaN or the wrong count. */
+  onError: 'fail' | 'zero';
+  score(args: {
+    prompts: PromptRecord[];
+    completions: string[];
+    fields: Record<string, unknown>[];
+  }): number[] | Promise<number[]>;
+}
+
+/** The trainable weights of a policy at one optimiser step (LoRA A/B matrices by PEFT name). */
+export interface PolicySnapshot {
+  version: number;
+  weights: Record<string, { shape: number[]; data: Float32Array }>;
+}
+
+/** A named set of metric values at one step, as carried on the metrics stream. */
+export interface MetricRecord {
+  step: number;
+  node: string;
+  values: Record<string, number>;
+}
+
+export const ports = {
+  model: resourcePort<CausalLM>('model', 'A loaded causal language model (weights, config, optional LoRA).'),
+  tokenizer: resourcePort<Tokenizer>('tokenizer', 'A Hugging Face tokenizer.'),
+  chatTemplate: resourcePort<ChatTemplate>('chat-template', 'A Jinja chat template that renders messages.'),
+  reward: resourcePort<RewardFunction>('reward', 'A reward function.'),
+  rows: streamPort<DatasetRow>('rows', 'Raw dataset rows.'),
+  prompts: streamPort<PromptRecord>('prompts', 'Prompt records: messages plus answer fields.'),
+  rollouts: streamPort<RolloutBatch>('rollouts', 'Batches of G sampled completions per prompt.'),
+  scored: streamPort<ScoredBatch>('scored', 'Rollout batches with rewards.'),
+  batches: streamPort<TrainingBatch>('training-batch', 'Scored batches with group-relative advantages.'),
+  metrics: streamPort<MetricRecord>('metrics', 'Named scalars per step.'),
+  policy: latestPort<PolicySnapshot>('policy', 'The latest policy weights, fed back to the generator.'),
+} as const;
