@@ -1,0 +1,122 @@
+// AdamW exactly as torch.optim.AdamW (non-amsgrad, non-foreach semantics):
+//   p ← p − lr·wd·p                      (decoupled weight decay, before the moment update)
+//   m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
+//   p ← p − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)      (eps outside the sqrt)
+// plus global-norm clipping as torch.nn.utils.clip_grad_norm_.
+import { tf } from '../llm/tf.js';
+
+export interface AdamWConfig {
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+export interface AdamWState {
+  step: number;
+  /** First and second moments per variable, in the variables' order, as flat Float32Arrays. */
+  m: Float32Array[];
+  v: Float32Array[];
+  /** Variable names and shapes, to catch a checkpoint loaded into a different adapter. */
+  names: string[];
+  shapes: number[][];
+}
+
+export class AdamW {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Number of completed optimiser steps (torch's `state['step']`). */
+  stepCount = 0;
+  private m: tf.Variable[];
+  private v: tf.Variable[];
+
+  constructor(
+    readonly variables: tf.Variable[],
+    config: AdamWConfig = {},
+  ) {
+    [this.beta1, this.beta2] = config.betas ?? [0.9, 0.999];
+    this.eps = config.eps ?? 1e-8;
+    this.weightDecay = config.weightDecay ?? 0;
+    if (!(this.beta1 >= 0 && this.beta1 < 1 && this.beta2 >= 0 && this.beta2 < 1)) {
+      throw new Error(`AdamW: betas must lie in [0, 1) (got ${this.beta1}, ${this.beta2})`);
+    }
+    const names = new Set(variables.map((p) => p.name));
+    if (names.size !== variables.length) throw new Error('AdamW: two variables share a name; gradients keyed by name would be ambiguous');
+    this.m = variables.map((p) => tf.variable(tf.zerosLike(p), false));
+    this.v = variables.map((p) => tf.variable(tf.zerosLike(p), false));
+  }
+
+  /**
+   * Applies one update with gradients in the variables' order (or keyed by variable name). A variable
+   * without a gradient (undefined) is left untouched, moments and weight decay included, as torch skips
+   * parameters whose `.grad` is None.
+   */
+  step(grads: (tf.Tensor | undefined)[] | Record<string, tf.Tensor | undefined>, lr: number): void {
+    const list = Array.isArray(grads) ? grads : this.variables.map((p) => grads[p.name]);
+    if (list.length !== this.variables.length) throw new Error(`AdamW.step: ${list.length} gradients for ${this.variables.length} variables`);
+    this.stepCount += 1;
+    const t = this.stepCount;
+    const biasCorrection1 = 1 - this.beta1 ** t;
+    const biasCorrection2Sqrt = Math.sqrt(1 - this.beta2 ** t);
+    const stepSize = lr / biasCorrection1;
+    tf.tidy(() => {
+      this.variables.forEach((p, i) => {
+        const g = list[i];
+        if (!g) return;
+        const decayed = this.weightDecay !== 0 ? tf.mul(p, 1 - lr * this.weightDecay) : p;
+        const m = tf.add(tf.mul(this.m[i], this.beta1), tf.mul(g, 1 - this.beta1));
+        const v = tf.add(tf.mul(this.v[i], this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        const denom = tf.add(tf.div(tf.sqrt(v), biasCorrection2Sqrt), this.eps);
+        p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize)));
+        this.m[i].assign(m);
+        this.v[i].assign(v);
+      });
+    });
+  }
+
+  exportState(): AdamWState {
+    return {
+      step: this.stepCount,
+      m: this.m.map((t) => Float32Array.from(t.dataSync() as Float32Array)),
+      v: this.v.map((t) => Float32Array.from(t.dataSync() as Float32Array)),
+      names: this.variables.map((p) => p.name),
+      shapes: this.variables.map((p) => p.shape.slice()),
+    };
+  }
+
+  importState(state: AdamWState): void {
+    if (state.m.length !== this.variables.length || state.v.length !== this.variables.length) {
+      throw new Error(`AdamW.importState: state has ${state.m.length} moments for ${this.variables.length} variables`);
+    }
+    this.variables.forEach((p, i) => {
+      const expected = p.shape.reduce((a, b) => a * b, 1);
+      if (state.m[i].length !== expected || state.v[i].length !== expected) {
+        throw new Error(
+          `AdamW.importState: moment ${i} ("${state.names?.[i] ?? '?'}") has ${state.m[i].length} values, variable "${p.name}" of shape [${p.shape}] needs ${expected}`,
+        );
+      }
+      this.m[i].assign(tf.tensor(state.m[i], p.shape));
+      this.v[i].assign(tf.tensor(state.v[i], p.shape));
+    });
+    this.stepCount = state.step;
+  }
+
+  dispose(): void {
+    this.m.forEach((t) => t.dispose());
+    this.v.forEach((t) => t.dispose());
+  }
+}
+
+/**
+ * Global L2 norm of all gradients; when above `maxNorm`, scales them by maxNorm / (norm + 1e-6)
+ * (torch.nn.utils.clip_grad_norm_). Returns the pre-clip norm and the (new) gradients; the caller owns
+ * both input and output tensors (inputs are returned unchanged when no clipping happens).
+ */
+export function clipGradNorm(grads: tf.Tensor[], maxNorm: number | undefined): { norm: number; grads: tf.Tensor[] } {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  if (maxNorm === undefined || maxNorm <= 0 || !Number.isFinite(norm)) return { norm, grads };
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef >= 1) return { norm, grads };
+  return { norm, grads: grads.map((g) => tf.mul(g, coef)) };
+}

@@ -1,0 +1,101 @@
+// Flattens a training batch into rows and packs rows into padded tensors for one forward pass.
+// Layout per row: [left padding | prompt | completion | right padding], so every completion starts at
+// the same column P (the longest prompt); hidden state at column P−1+t predicts completion token t.
+import { tf } from '../llm/tf.js';
+import type { FinishReason, TrainingBatch } from '../ports.js';
+
+export interface TrainingRow {
+  group: number;
+  completion: number;
+  promptIds: number[];
+  completionIds: number[];
+  /** The sampler's log-probs of completionIds (may be empty when the sampler did not record them). */
+  behaviourLogprobs: number[];
+  finishReason: FinishReason;
+  advantage: number;
+}
+
+export function flattenBatch(batch: TrainingBatch): TrainingRow[] {
+  if (batch.advantages.length !== batch.groups.length) {
+    throw new Error(`training batch ${batch.index}: ${batch.advantages.length} advantage groups for ${batch.groups.length} prompt groups`);
+  }
+  return batch.groups.flatMap((group, g) => {
+    if (group.promptIds.length === 0) throw new Error(`training batch ${batch.index}, group ${g} ("${group.prompt.id}"): empty prompt (no token to predict the first completion token from)`);
+    if (batch.advantages[g].length !== group.completions.length) {
+      throw new Error(`training batch ${batch.index}, group ${g}: ${batch.advantages[g].length} advantages for ${group.completions.length} completions`);
+    }
+    return group.completions.map((completion, c) => ({
+      group: g,
+      completion: c,
+      promptIds: group.promptIds,
+      completionIds: completion.ids,
+      behaviourLogprobs: completion.logprobs,
+      finishReason: completion.finishReason,
+      advantage: batch.advantages[g][c],
+    }));
+  });
+}
+
+export interface PackedRows {
+  /** [b, P + C] token ids. */
+  ids: tf.Tensor2D;
+  /** [b, P + C] 1 for real tokens. */
+  attentionMask: tf.Tensor2D;
+  /** [b, P + C] positions from the mask (cumsum − 1; 0 on padding). */
+  positions: tf.Tensor2D;
+  /** [b, C] completion ids (padding = padTokenId). */
+  targets: tf.Tensor2D;
+  /** [b, C] 1 for completion tokens that count in the loss. */
+  completionMask: tf.Tensor2D;
+  /** [b] */
+  advantages: tf.Tensor1D;
+  promptLength: number;
+  completionLength: number;
+  dispose(): void;
+}
+
+/** Pads `values` per row to [rows, width] with `fill`. */
+export function padRows(values: ArrayLike<number>[], width: number, fill = 0): Float32Array {
+  const out = new Float32Array(values.length * width).fill(fill);
+  values.forEach((row, i) => out.set(Array.from(row).slice(0, width), i * width));
+  return out;
+}
+
+export function packRows(rows: TrainingRow[], options: { padTokenId: number; maskTruncatedCompletions: boolean }): PackedRows {
+  const P = Math.max(...rows.map((r) => r.promptIds.length));
+  // At least one column, so a batch of empty completions still has a (fully masked) shape.
+  const C = Math.max(1, ...rows.map((r) => r.completionIds.length));
+  const b = rows.length;
+  const width = P + C;
+  const ids = new Int32Array(b * width).fill(options.padTokenId);
+  const attention = new Int32Array(b * width);
+  const positions = new Int32Array(b * width);
+  const targets = new Int32Array(b * C).fill(options.padTokenId);
+  const completionMask = new Float32Array(b * C);
+  rows.forEach((row, i) => {
+    const start = i * width + P - row.promptIds.length;
+    const tokens = [...row.promptIds, ...row.completionIds];
+    tokens.forEach((token, j) => {
+      ids[start + j] = token;
+      attention[start + j] = 1;
+      positions[start + j] = j;
+    });
+    targets.set(row.completionIds, i * C);
+    const counts = !(options.maskTruncatedCompletions && row.finishReason === 'length');
+    if (counts) completionMask.fill(1, i * C, i * C + row.completionIds.length);
+  });
+  const packed = {
+    ids: tf.tensor2d(ids, [b, width], 'int32'),
+    attentionMask: tf.tensor2d(attention, [b, width], 'int32'),
+    positions: tf.tensor2d(positions, [b, width], 'int32'),
+    targets: tf.tensor2d(targets, [b, C], 'int32'),
+    completionMask: tf.tensor2d(completionMask, [b, C]),
+    advantages: tf.tensor1d(rows.map((r) => r.advantage)),
+    promptLength: P,
+    completionLength: C,
+    dispose() {
+      tf.dispose([packed.ids, packed.attentionMask, packed.positions, packed.targets, packed.completionMask, packed.advantages]);
+    },
+  };
+  return packed;
+}

@@ -1,0 +1,267 @@
+// One GRPO optimiser step over a training batch: micro-batched forward/backward with gradient
+// accumulation over the policy's trainable (LoRA) variables only, global-norm clipping, AdamW.
+import { tf } from '../llm/tf.js';
+import type { TrainingBatch } from '../ports.js';
+import { groupAdvantages, mean, rewardFunctionMetrics, type ScaleRewards } from './advantages.js';
+import { grpoLoss, resolveLossConfig, type GrpoLossConfig } from './loss.js';
+import { AdamW, clipGradNorm } from './optimizer.js';
+import { flattenBatch, packRows, padRows, type PackedRows, type TrainingRow } from './pack.js';
+
+/** What the train step needs from a model (core/llm/model.ts's CausalLM provides it). */
+export interface PolicyModel {
+  hidden(
+    ids: tf.Tensor2D,
+    attentionMask?: tf.Tensor2D,
+    positions?: tf.Tensor2D,
+    options?: { training?: boolean; checkpointLayers?: boolean },
+  ): tf.Tensor3D;
+  tokenLogprobs(
+    hidden: tf.Tensor3D,
+    targets: tf.Tensor2D,
+    options?: { chunkSize?: number; withEntropy?: boolean; temperature?: number },
+  ): { logprobs: tf.Tensor2D; entropy?: tf.Tensor2D };
+  trainableVariables(): tf.Variable[];
+  withAdaptersDisabled<T>(fn: () => T): T;
+}
+
+export interface TrainStepConfig extends Omit<GrpoLossConfig, 'numItemsInBatch' | 'gradientAccumulationSteps'> {
+  /** A fixed LR, or a schedule of the number of completed optimiser steps (see schedule.ts). */
+  learningRate: number | ((step: number) => number);
+  /** Global-norm clip (HF default 1.0); 0 or undefined-by-null disables. */
+  maxGradNorm?: number;
+  /** Completions per forward/backward pass (per_device_train_batch_size); the batch is split into
+   *  ceil(B / microBatchSize) micro-batches whose gradients accumulate into one step. Default: all at once. */
+  microBatchSize?: number;
+  /** Drop truncated completions (finish reason 'length') from the loss entirely. */
+  maskTruncatedCompletions?: boolean;
+  /** Weight each token by min(exp(old − behaviour), cap) using the sampler's log-probs (Completion.logprobs). */
+  importanceSamplingCorrection?: boolean;
+  padTokenId?: number;
+  /** Sampling temperature: log-probs are of logits / temperature, as TRL computes them. */
+  temperature?: number;
+  logprobChunkSize?: number;
+  gradientCheckpointing?: boolean;
+  /** Only for the reward metrics (reward_std); the advantages themselves come with the batch. */
+  scaleRewards?: ScaleRewards;
+}
+
+/** Per-row log-probs from a no-grad pass, reusable across the num_iterations passes over one batch. */
+export type RowLogprobs = Float32Array[];
+
+export interface TrainStepOptions {
+  /** Old-policy log-probs (first pass over this generation batch). Omitted: the current log-probs, detached. */
+  oldLogprobs?: RowLogprobs;
+}
+
+export interface TrainStepResult {
+  /** TRL-named metrics of this step. `num_tokens` here counts this batch only (GrpoTrainer makes it cumulative). */
+  metrics: Record<string, number>;
+}
+
+function splitRows(rows: TrainingRow[], size: number): TrainingRow[][] {
+  const parts: TrainingRow[][] = [];
+  for (let i = 0; i < rows.length; i += size) parts.push(rows.slice(i, i + size));
+  return parts;
+}
+
+function completionLogprobs(
+  model: PolicyModel,
+  packed: PackedRows,
+  config: TrainStepConfig,
+  training: boolean,
+  withEntropy: boolean,
+): { logprobs: tf.Tensor2D; entropy?: tf.Tensor2D } {
+  const hidden = model.hidden(packed.ids, packed.attentionMask, packed.positions, {
+    training,
+    checkpointLayers: training && (config.gradientCheckpointing ?? false),
+  });
+  const [b, , h] = hidden.shape;
+  const predicting = tf.slice(hidden, [0, packed.promptLength - 1, 0], [b, packed.completionLength, h]) as tf.Tensor3D;
+  return model.tokenLogprobs(predicting, packed.targets, {
+    chunkSize: config.logprobChunkSize,
+    withEntropy,
+    temperature: config.temperature ?? 1,
+  });
+}
+
+function packOptions(config: TrainStepConfig) {
+  return { padTokenId: config.padTokenId ?? 0, maskTruncatedCompletions: config.maskTruncatedCompletions ?? false };
+}
+
+/** Log-probs of every completion under the current policy, without gradients (old log-probs for num_iterations > 1). */
+export function computeRowLogprobs(model: PolicyModel, batch: TrainingBatch, config: TrainStepConfig): RowLogprobs {
+  const rows = flattenBatch(batch);
+  const out: RowLogprobs = [];
+  for (const part of splitRows(rows, config.microBatchSize ?? rows.length)) {
+    const packed = packRows(part, packOptions(config));
+    try {
+      const values = tf.tidy(() => completionLogprobs(model, packed, config, false, false).logprobs).arraySync() as number[][];
+      part.forEach((row, i) => out.push(Float32Array.from(values[i].slice(0, row.completionIds.length))));
+    } finally {
+      packed.dispose();
+    }
+  }
+  return out;
+}
+
+/** Runs one optimiser step on `batch` and returns its metrics. */
+export function grpoTrainStep(
+  model: PolicyModel,
+  batch: TrainingBatch,
+  optimizer: AdamW,
+  config: TrainStepConfig,
+  options: TrainStepOptions = {},
+): TrainStepResult {
+  const started = performance.now();
+  const lossConfig = resolveLossConfig({ ...config, gradientAccumulationSteps: 1 });
+  const rows = flattenBatch(batch);
+  if (rows.length === 0) throw new Error(`training batch ${batch.index} has no completions`);
+  const microBatchSize = config.microBatchSize ?? rows.length;
+  if (!(Number.isInteger(microBatchSize) && microBatchSize >= 1)) throw new Error(`microBatchSize must be a positive integer (got ${microBatchSize})`);
+  if (options.oldLogprobs && options.oldLogprobs.length !== rows.length) {
+    throw new Error(`oldLogprobs has ${options.oldLogprobs.length} rows, the batch has ${rows.length} completions`);
+  }
+  if (config.importanceSamplingCorrection) {
+    rows.forEach((row, i) => {
+      if (row.behaviourLogprobs.length !== row.completionIds.length) {
+        throw new Error(
+          `importance-sampling correction needs the sampler's log-probs: group ${row.group}, completion ${row.completion} (row ${i}) has ` +
+            `${row.behaviourLogprobs.length} log-probs for ${row.completionIds.length} tokens`,
+        );
+      }
+    });
+  }
+  const variables = model.trainableVariables();
+  if (variables.length === 0) throw new Error('grpoTrainStep: the model has no trainable variables (attach a LoRA adapter first)');
+
+  const rowIndex = new Map(rows.map((row, i) => [row, i]));
+  const parts = splitRows(rows, microBatchSize);
+  const accumulationSteps = parts.length;
+  const counts = (row: TrainingRow) => (config.maskTruncatedCompletions && row.finishReason === 'length' ? 0 : row.completionIds.length);
+  const numItemsInBatch = rows.reduce((sum, row) => sum + counts(row), 0);
+
+  const accumulated: (tf.Tensor | undefined)[] = variables.map(() => undefined);
+  const lossValues: tf.Scalar[] = [];
+  const metricTensors: Record<string, tf.Scalar[]> = {};
+  const keepMetric = (name: string, value: tf.Scalar) => (metricTensors[name] ??= []).push(tf.keep(value));
+
+  try {
+    for (const part of parts) {
+      const packed = packRows(part, packOptions(config));
+      const [b, C] = packed.targets.shape;
+      const rowTensor = (perRow: (row: TrainingRow) => ArrayLike<number>) => tf.tensor2d(padRows(part.map(perRow), C), [b, C]);
+      const old = options.oldLogprobs ? rowTensor((row) => options.oldLogprobs![rowIndex.get(row)!]) : undefined;
+      const behaviour = config.importanceSamplingCorrection ? rowTensor((row) => row.behaviourLogprobs) : undefined;
+      const ref =
+        lossConfig.beta !== 0
+          ? tf.tidy(() => model.withAdaptersDisabled(() => completionLogprobs(model, packed, config, false, false).logprobs))
+          : undefined;
+      try {
+        const { value, grads } = tf.variableGrads(() => {
+          const { logprobs, entropy } = completionLogprobs(model, packed, config, true, true);
+          const { loss, metrics } = grpoLoss(
+            { logprobs, oldLogprobs: old, refLogprobs: ref, behaviourLogprobs: behaviour, mask: packed.completionMask, advantages: packed.advantages },
+            { ...lossConfig, gradientAccumulationSteps: accumulationSteps, numItemsInBatch },
+          );
+          for (const [name, metric] of Object.entries(metrics)) keepMetric(name, metric);
+          if (entropy) {
+            keepMetric('entropy', tf.div(tf.sum(tf.mul(entropy, packed.completionMask)), tf.maximum(tf.sum(packed.completionMask), 1)) as tf.Scalar);
+          }
+          return loss;
+        }, variables);
+        lossValues.push(value);
+        variables.forEach((variable, i) => {
+          const grad = grads[variable.name];
+          if (!grad) return;
+          const previous = accumulated[i];
+          accumulated[i] = previous ? tf.add(previous, grad) : grad;
+          if (previous) {
+            previous.dispose();
+            grad.dispose();
+          }
+        });
+      } finally {
+        tf.dispose([old, behaviour, ref].filter((t): t is tf.Tensor2D => t !== undefined));
+        packed.dispose();
+      }
+    }
+
+    const present = accumulated.filter((g): g is tf.Tensor => g !== undefined);
+    const { norm, grads: clipped } = clipGradNorm(present, config.maxGradNorm ?? 1.0);
+    const learningRate = typeof config.learningRate === 'function' ? config.learningRate(optimizer.stepCount) : config.learningRate;
+    let next = 0;
+    optimizer.step(accumulated.map((g) => (g === undefined ? undefined : clipped[next++])), learningRate);
+    if (clipped !== present) tf.dispose(clipped);
+
+    // One read-back for every scalar.
+    const names = Object.keys(metricTensors);
+    const scalars = tf.tidy(() => tf.stack([tf.addN(lossValues), ...names.map((n) => tf.mean(tf.stack(metricTensors[n])))]).dataSync());
+    const metrics: Record<string, number> = { loss: scalars[0] };
+    names.forEach((name, i) => (metrics[name] = scalars[i + 1]));
+
+    const lengths = rows.map((r) => r.completionIds.length);
+    const scaleRewards = config.scaleRewards ?? 'group';
+    Object.assign(metrics, groupAdvantages(batch.totals, scaleRewards).metrics, rewardFunctionMetrics(batch), {
+      'completions/mean_length': mean(lengths),
+      'completions/min_length': Math.min(...lengths),
+      'completions/max_length': Math.max(...lengths),
+      'completions/clipped_ratio': rows.filter((r) => r.finishReason === 'length').length / rows.length,
+      num_tokens: rows.reduce((sum, r) => sum + r.promptIds.length + r.completionIds.length, 0),
+      learning_rate: learningRate,
+      grad_norm: norm,
+    });
+    if (lossConfig.beta === 0) delete metrics.kl; // TRL logs kl only when a reference is in use
+    metrics.step_time = (performance.now() - started) / 1000;
+    return { metrics };
+  } finally {
+    tf.dispose(accumulated.filter((g): g is tf.Tensor => g !== undefined));
+    tf.dispose(lossValues);
+    tf.dispose(Object.values(metricTensors).flat());
+  }
+}
+
+export interface GrpoTrainerConfig extends TrainStepConfig {
+  /** Optimiser steps per generation batch (TRL num_iterations, μ); old log-probs come from before the first. */
+  numIterations?: number;
+  betas?: [number, number];
+  adamEps?: number;
+  weightDecay?: number;
+}
+
+/** Owns the optimiser and the running counters; trains μ steps per generation batch. */
+export class GrpoTrainer {
+  readonly optimizer: AdamW;
+  /** Prompt + completion tokens seen so far (TRL's cumulative `num_tokens`). */
+  numTokensSeen = 0;
+
+  constructor(
+    readonly model: PolicyModel,
+    readonly config: GrpoTrainerConfig,
+  ) {
+    this.optimizer = new AdamW(model.trainableVariables(), { betas: config.betas, eps: config.adamEps, weightDecay: config.weightDecay });
+  }
+
+  /** Completed optimiser steps. */
+  get step(): number {
+    return this.optimizer.stepCount;
+  }
+
+  /** Trains on one generation batch: numIterations optimiser steps; returns each step's metrics. */
+  trainOnBatch(batch: TrainingBatch): Record<string, number>[] {
+    const iterations = this.config.numIterations ?? 1;
+    if (!(Number.isInteger(iterations) && iterations >= 1)) throw new Error(`numIterations must be a positive integer (got ${iterations})`);
+    const oldLogprobs = iterations > 1 ? computeRowLogprobs(this.model, batch, this.config) : undefined;
+    const results: Record<string, number>[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const { metrics } = grpoTrainStep(this.model, batch, this.optimizer, this.config, { oldLogprobs });
+      // Counted once per generation batch, however many times it is reused (TRL counts at generation).
+      if (i === 0) this.numTokensSeen += metrics.num_tokens;
+      results.push({ ...metrics, num_tokens: this.numTokensSeen });
+    }
+    return results;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
