@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../core/rng.js';
+import { logProbOf, sampleToken, topKIndices, validateSamplingParams, type SamplingParams } from '../../core/llm/sampling.js';
+
+const logitsOf = (probs: number[]) => Float32Array.from(probs.map((p) => Math.log(p) + 3));
+const params = (p: SamplingParams) => validateSamplingParams(p);
+
+function frequencies(row: Float32Array, p: SamplingParams, draws: number, seed = 1, seen?: number[]): number[] {
+  const rng = new Rng(seed);
+  const counts = new Array(row.length).fill(0);
+  const full = params(p);
+  for (let i = 0; i < draws; i++) counts[sampleToken(row, full, rng, seen).id]++;
+  return counts.map((c) => c / draws);
+}
+
+function randomRow(n: number, seed: number, scale = 3): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.normal() * scale);
+}
+
+describe('sampleToken', () => {
+  it('is greedy at temperature 0 and reports the log-prob under the raw logits', () => {
+    const row = Float32Array.from([0.5, 2.5, -1, 2.25]);
+    const picked = sampleToken(row, params({ temperature: 0 }), new Rng(0));
+    expect(picked.id).toBe(1);
+    const z = [0.5, 2.5, -1, 2.25].reduce((s, x) => s + Math.exp(x), 0);
+    expect(picked.logprob).toBeCloseTo(2.5 - Math.log(z), 10);
+  });
+
+  it('applies the repetition penalty as transformers does (÷ positive, × negative), but not to the log-prob', () => {
+    const row = Float32Array.from([3, 2, -0.5, -0.4]);
+    // 3/2 = 1.5 < 2, so token 0 loses to token 1.
+    expect(sampleToken(row, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), [0]).id).toBe(1);
+    // Among the negatives: -0.5·2 = -1 loses to -0.4 unpenalised... and -0.4·2 = -0.8 loses to -0.5.
+    const negatives = Float32Array.from([-0.5, -0.4]);
+    expect(sampleToken(negatives, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), [1]).id).toBe(0);
+    const picked = sampleToken(row, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), [0]);
+    expect(picked.logprob).toBeCloseTo(logProbOf(row, 1), 12);
+  });
+
+  it('samples in proportion to softmax(logits / T)', () => {
+    const row = Float32Array.from([1, 0.5, 0, -1]);
+    const T = 0.7;
+    const z = [...row].reduce((s, x) => s + Math.exp(x / T), 0);
+    const freq = frequencies(row, { temperature: T }, 40000);
+    [...row].forEach((x, i) => expect(Math.abs(freq[i] - Math.exp(x / T) / z)).toBeLessThan(0.01));
+  });
+
+  it('top-p keeps the smallest head reaching p, renormalised', () => {
+    const row = logitsOf([0.5, 0.3, 0.15, 0.05]);
+    const freq = frequencies(row, { topP: 0.7 }, 20000);
+    expect(freq[2] + freq[3]).toBe(0);
+    expect(Math.abs(freq[0] - 0.5 / 0.8)).toBeLessThan(0.015);
+    // p just above 0.8 needs the third token too.
+    const wider = frequencies(row, { topP: 0.81 }, 20000);
+    expect(wider[2]).toBeGreaterThan(0.1);
+    expect(wider[3]).toBe(0);
+  });
+
+  it('top-p over a large vocabulary without top-k keeps exactly the nucleus', () => {
+    const row = randomRow(5000, 7);
+    const order = [...row.keys()].sort((a, b) => row[b] - row[a]);
+    const max = row[order[0]];
+    const weights = order.map((i) => Math.exp(row[i] - max));
+    const total = weights.reduce((s, w) => s + w, 0);
+    const nucleus = new Set<number>();
+    let before = 0;
+    for (let r = 0; r < order.length && (r === 0 || before < 0.9 * total); r++) {
+      nucleus.add(order[r]);
+      before += weights[r];
+    }
+    const rng = new Rng(3);
+    const full = params({ topP: 0.9 });
+    const drawn = new Set<number>();
+    for (let i = 0; i < 3000; i++) drawn.add(sampleToken(row, full, rng).id);
+    for (const id of drawn) expect(nucleus.has(id)).toBe(true);
+    expect(drawn.size).toBeGreaterThan(nucleus.size / 2);
+  });
+
+  it('top-k keeps the k most likely; top-k 1 is greedy at any temperature', () => {
+    const row = logitsOf([0.1, 0.4, 0.3, 0.2]);
+    const freq = frequencies(row, { topK: 2, temperature: 1 }, 20000);
+    expect(freq[0] + freq[3]).toBe(0);
+    expect(Math.abs(freq[1] - 4 / 7)).toBeLessThan(0.015);
+    expect(frequencies(row, { topK: 1, temperature: 5 }, 200)[1]).toBe(1);
+  });
+
+  it('min-p drops tokens less than min_p × the top probability', () => {
+    const row = logitsOf([0.5, 0.3, 0.15, 0.05]);
+    const freq = frequencies(row, { minP: 0.2 }, 20000);
+    expect(freq[3]).toBe(0);
+    expect(Math.abs(freq[2] - 0.15 / 0.95)).toBeLessThan(0.015);
+  });
+
+  it('is deterministic for a seed and differs across seeds', () => {
+    const row = randomRow(1000, 2, 1);
+    const draw = (seed: number) => {
+      const rng = new Rng(seed);
+      return Array.from({ length: 20 }, () => sampleToken(row, params({ topP: 0.95, topK: 50 }), rng).id);
+    };
+    expect(draw(5)).toEqual(draw(5));
+    expect(draw(5)).not.toEqual(draw(6));
+  });
+
+  it('rejects out-of-range parameters with the parameter name', () => {
+    expect(() => validateSamplingParams({ temperature: -1 })).toThrow(/temperature/);
+    expect(() => validateSamplingParams({ topP: 0 })).toThrow(/top_p/);
+    expect(() => validateSamplingParams({ topK: 1.5 })).toThrow(/top_k/);
+    expect(() => validateSamplingParams({ minP: 2 })).toThrow(/min_p/);
+    expect(() => validateSamplingParams({ repetitionPenalty: 0 })).toThrow(/repetition_penalty/);
+  });
+});
+
+describe('topKIndices', () => {
+  it('matches a full sort', () => {
+    const row = randomRow(3000, 11);
+    const sorted = [...row.keys()].sort((a, b) => row[b] - row[a]);
+    expect(topKIndices(row, 40)).toEqual(sorted.slice(0, 40));
+    expect(topKIndices(row, 1)).toEqual(sorted.slice(0, 1));
+  });
+});
