@@ -1,0 +1,102 @@
+// Choosing the TensorFlow.js backend. Model code never depends on which one runs.
+import { tf } from './tf.js';
+
+export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+
+type Attempt = () => Promise<string>; // resolves to the tfjs backend name, or throws why it cannot run
+
+async function importOptional(name: string): Promise<unknown> {
+  // A variable specifier keeps bundlers and tsc from insisting that the optional package exists.
+  const specifier: string = name;
+  return import(specifier);
+}
+
+async function tryTensorflow(): Promise<string> {
+  const reasons: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await importOptional(pkg);
+      if (await tf.setBackend('tensorflow')) return 'tensorflow';
+      reasons.push(`${pkg} loaded but the tensorflow backend did not initialise`);
+    } catch (err) {
+      reasons.push(`${pkg}: ${firstLine(err)}`);
+    }
+  }
+  throw new Error(reasons.join('; '));
+}
+
+async function tryWebgpu(): Promise<string> {
+  if (!(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
+    const { create, globals } = (await importOptional('webgpu')) as { create: (o: string[]) => unknown; globals: object };
+    // tfjs-backend-webgpu registers itself only if navigator.gpu exists when it is imported.
+    Object.assign(globalThis, globals);
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true, writable: true });
+  }
+  const gpu = (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<unknown> } } }).navigator.gpu;
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new Error('no WebGPU adapter found');
+  await importOptional('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not initialise');
+  return 'webgpu';
+}
+
+async function tryWasm(): Promise<string> {
+  await importOptional('@tensorflow/tfjs-backend-wasm');
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+  return 'wasm';
+}
+
+async function tryCpu(): Promise<string> {
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
+  return 'cpu';
+}
+
+const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, Attempt> = {
+  tensorflow: tryTensorflow,
+  webgpu: tryWebgpu,
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+const AUTO_ORDER: Exclude<BackendName, 'auto'>[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
+/**
+ * Select a backend. `auto` tries tfjs-node-gpu, tfjs-node, WebGPU (Dawn), wasm, then cpu; the notes
+ * say which was chosen and why each earlier one was skipped (also sent once to `log`, if given).
+ */
+export async function initBackend(
+  name: BackendName = 'auto',
+  log?: (line: string) => void,
+): Promise<{ name: string; notes: string[] }> {
+  const notes: string[] = [];
+  if (name !== 'auto') {
+    const attempt = ATTEMPTS[name];
+    if (!attempt) throw new Error(`unknown backend "${name}"; choose one of auto, ${AUTO_ORDER.join(', ')}`);
+    try {
+      const chosen = await attempt();
+      await tf.ready();
+      notes.push(`backend ${chosen} (requested)`);
+      log?.(notes[0]);
+      return { name: chosen, notes };
+    } catch (err) {
+      throw new Error(`backend "${name}" is not available: ${firstLine(err)}`);
+    }
+  }
+  const skipped: string[] = [];
+  for (const candidate of AUTO_ORDER) {
+    try {
+      const chosen = await ATTEMPTS[candidate]();
+      await tf.ready();
+      notes.push(`backend ${chosen} (auto${skipped.length ? `; skipped ${skipped.join('; ')}` : ''})`);
+      log?.(notes[0]);
+      return { name: chosen, notes };
+    } catch (err) {
+      skipped.push(`${candidate}: ${firstLine(err)}`);
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could start: ${skipped.join('; ')}`);
+}

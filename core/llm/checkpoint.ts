@@ -1,0 +1,38 @@
+// Gradient checkpointing: run a function without keeping its intermediates, and recompute them in
+// the backward pass. tfjs has no built-in for this; a customGrad whose gradient re-runs the function
+// under tf.grads does it. tf.grads called while another tf.grads is back-propagating replaces the
+// engine's active tape (and nulls it when done), so the outer tape is put back afterwards.
+import { tf } from './tf.js';
+
+interface EngineState {
+  activeTape: unknown;
+}
+
+function withOuterTapePreserved<T>(fn: () => T): T {
+  const state = (tf.engine() as unknown as { state: EngineState }).state;
+  const outer = state.activeTape;
+  try {
+    return fn();
+  } finally {
+    state.activeTape = outer;
+  }
+}
+
+/**
+ * `fn(x, ...params)` whose backward pass recomputes the forward. `params` are the tensors gradients
+ * must flow to (LoRA variables); everything else `fn` uses is treated as a constant.
+ */
+export function checkpointed(fn: (x: tf.Tensor, ...params: tf.Tensor[]) => tf.Tensor, x: tf.Tensor, params: tf.Tensor[]): tf.Tensor {
+  const op = tf.customGrad((...args: unknown[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const inputs = args.slice(0, -1) as tf.Tensor[];
+    save(inputs);
+    const value = fn(inputs[0], ...inputs.slice(1));
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        withOuterTapePreserved(() => tf.grads((...again: tf.Tensor[]) => fn(again[0], ...again.slice(1)))(saved, dy)),
+    };
+  });
+  return (op as (...t: tf.Tensor[]) => tf.Tensor)(x, ...params);
+}

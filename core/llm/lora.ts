@@ -1,0 +1,226 @@
+// LoRA adapters as PEFT defines them: y = W x + scale · B(A(dropout(x))), scale = alpha/r (alpha/√r
+// with rsLoRA), A Kaiming-uniform(a=√5) and B zero at init. Loaded from and saved to PEFT's own
+// format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { tf } from './tf.js';
+import { Rng } from '../rng.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { PROJECTIONS, projectionPath, type CausalLM, type ProjectionName } from './model.js';
+
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  /** Projection names (`q_proj` … `down_proj`). */
+  targetModules: string[];
+  useRslora: boolean;
+  seed: number;
+}
+
+export interface LoraAdapter {
+  /** [r, in] */
+  A: tf.Variable;
+  /** [out, r] */
+  B: tf.Variable;
+}
+
+export interface LoraState {
+  config: LoraConfig;
+  scale: number;
+  /** Keyed by module path, e.g. `model.layers.0.self_attn.q_proj`. */
+  adapters: Map<string, LoraAdapter>;
+  /** True while B·A is folded into the base weights (the adapter branch is then skipped). */
+  merged: boolean;
+}
+
+export type LoraSnapshot = Record<string, { shape: number[]; data: Float32Array }>;
+
+const PEFT_PREFIX = 'base_model.model.';
+
+export function loraScale(config: Pick<LoraConfig, 'r' | 'alpha' | 'useRslora'>): number {
+  return config.useRslora ? config.alpha / Math.sqrt(config.r) : config.alpha / config.r;
+}
+
+function validate(config: LoraConfig): void {
+  if (!(Number.isInteger(config.r) && config.r > 0)) throw new Error(`LoRA: r must be a positive integer, got ${config.r}`);
+  if (!(config.alpha > 0)) throw new Error(`LoRA: alpha must be positive, got ${config.alpha}`);
+  if (!(config.dropout >= 0 && config.dropout < 1)) throw new Error(`LoRA: dropout must be in [0, 1), got ${config.dropout}`);
+  const unknown = config.targetModules.filter((m) => !(PROJECTIONS as readonly string[]).includes(m));
+  if (unknown.length || config.targetModules.length === 0) {
+    throw new Error(`LoRA: target modules must be among ${PROJECTIONS.join(', ')}; got ${JSON.stringify(config.targetModules)}`);
+  }
+}
+
+function targets(model: CausalLM, modules: string[]) {
+  return model.weights.layers.flatMap((layer) =>
+    PROJECTIONS.filter((p) => modules.includes(p)).map((p) => ({ name: p as ProjectionName, linear: layer.proj[p] })),
+  );
+}
+
+/** Attach fresh adapters (PEFT's init). Replaces any adapter already attached. */
+export function attachLora(model: CausalLM, config: LoraConfig): LoraState {
+  validate(config);
+  detachLora(model);
+  const rng = new Rng(config.seed);
+  const adapters = new Map<string, LoraAdapter>();
+  for (const { linear } of targets(model, config.targetModules)) {
+    // kaiming_uniform_(a=√5) on [r, in]: bound = gain·√(3/fan_in) with gain = √(2/(1+5)) → 1/√in.
+    const bound = 1 / Math.sqrt(linear.inFeatures);
+    const a = new Float32Array(config.r * linear.inFeatures);
+    for (let i = 0; i < a.length; i++) a[i] = (2 * rng.next() - 1) * bound;
+    adapters.set(linear.path, {
+      A: tf.variable(tf.tensor2d(a, [config.r, linear.inFeatures]), true),
+      B: tf.variable(tf.zeros([linear.outFeatures, config.r]), true),
+    });
+  }
+  const state: LoraState = { config: { ...config, targetModules: [...config.targetModules] }, scale: loraScale(config), adapters, merged: false };
+  model.lora = state;
+  return state;
+}
+
+/** Remove adapters (unmerging first if merged) and free them. */
+export function detachLora(model: CausalLM): void {
+  if (!model.lora) return;
+  if (model.lora.merged) unmergeLora(model);
+  for (const a of model.lora.adapters.values()) {
+    a.A.dispose();
+    a.B.dispose();
+  }
+  model.lora = undefined;
+}
+
+function requireLora(model: CausalLM, where: string): LoraState {
+  if (!model.lora) throw new Error(`${where}: the model has no LoRA adapter attached`);
+  return model.lora;
+}
+
+/** Fold scale·B·A into the base weights (for fast inference / export). */
+export function mergeLora(model: CausalLM): void {
+  const lora = requireLora(model, 'mergeLora');
+  if (lora.merged) return;
+  foldInto(model, lora, 1);
+  lora.merged = true;
+}
+
+export function unmergeLora(model: CausalLM): void {
+  const lora = requireLora(model, 'unmergeLora');
+  if (!lora.merged) return;
+  foldInto(model, lora, -1);
+  lora.merged = false;
+}
+
+function foldInto(model: CausalLM, lora: LoraState, sign: 1 | -1): void {
+  for (const layer of model.weights.layers) {
+    for (const p of PROJECTIONS) {
+      const linear = layer.proj[p];
+      const adapter = lora.adapters.get(linear.path);
+      if (!adapter) continue;
+      const old = linear.weightT;
+      // Wᵀ ± scale·(B·A)ᵀ = Wᵀ ± scale·Aᵀ·Bᵀ
+      linear.weightT = tf.tidy(() => tf.add(old, tf.mul(tf.matMul(adapter.A, adapter.B, true, true), sign * lora.scale))) as tf.Tensor2D;
+      old.dispose();
+    }
+  }
+}
+
+/** The adapter weights by PEFT tensor name (to ship to a generator worker, or checkpoint). */
+export function loraSnapshot(model: CausalLM): LoraSnapshot {
+  const lora = requireLora(model, 'loraSnapshot');
+  const out: LoraSnapshot = {};
+  for (const [path, a] of lora.adapters) {
+    out[`${PEFT_PREFIX}${path}.lora_A.weight`] = { shape: a.A.shape, data: a.A.dataSync() as Float32Array };
+    out[`${PEFT_PREFIX}${path}.lora_B.weight`] = { shape: a.B.shape, data: a.B.dataSync() as Float32Array };
+  }
+  return out;
+}
+
+/** Assign adapter weights from a snapshot (every adapter must be present with its shape). */
+export function loadLoraSnapshot(model: CausalLM, snapshot: LoraSnapshot, where = 'LoRA snapshot'): void {
+  const lora = requireLora(model, 'loadLoraSnapshot');
+  if (lora.merged) throw new Error('loadLoraSnapshot: unmerge the adapter before loading new weights');
+  for (const [path, a] of lora.adapters) {
+    for (const [which, variable] of [['lora_A', a.A], ['lora_B', a.B]] as const) {
+      const name = `${PEFT_PREFIX}${path}.${which}.weight`;
+      const entry = snapshot[name];
+      if (!entry) throw new Error(`${where}: missing tensor "${name}"`);
+      if (entry.shape.length !== 2 || entry.shape[0] !== variable.shape[0] || entry.shape[1] !== variable.shape[1]) {
+        throw new Error(`${where}: tensor "${name}" has shape [${entry.shape}], expected [${variable.shape}]`);
+      }
+      variable.assign(tf.tensor2d(entry.data, variable.shape as [number, number]));
+    }
+  }
+}
+
+/** Load a PEFT LoRA adapter folder into the model (attaching adapters as its config says). */
+export function loadPeftAdapter(model: CausalLM, dir: string): LoraState {
+  const configPath = join(dir, 'adapter_config.json');
+  const weightsPath = join(dir, 'adapter_model.safetensors');
+  if (!existsSync(configPath)) throw new Error(`${dir}: missing adapter_config.json`);
+  if (!existsSync(weightsPath)) throw new Error(`${dir}: missing adapter_model.safetensors`);
+  const raw = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  if (raw.peft_type !== 'LORA') throw new Error(`${configPath}: peft_type ${JSON.stringify(raw.peft_type)} is not LORA`);
+  for (const key of ['use_dora', 'fan_in_fan_out', 'lora_bias'] as const) {
+    if (raw[key] === true) throw new Error(`${configPath}: ${key}=true is not supported`);
+  }
+  if (raw.bias != null && raw.bias !== 'none') throw new Error(`${configPath}: bias "${raw.bias}" is not supported (only "none")`);
+  for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
+    if (raw[key] && Object.keys(raw[key] as object).length) throw new Error(`${configPath}: ${key} is not supported`);
+  }
+  if (raw.layers_to_transform != null) throw new Error(`${configPath}: layers_to_transform is not supported`);
+  const targetModules = parseTargetModules(raw.target_modules, configPath);
+  attachLora(model, {
+    r: Number(raw.r),
+    alpha: Number(raw.lora_alpha),
+    dropout: Number(raw.lora_dropout ?? 0),
+    targetModules,
+    useRslora: raw.use_rslora === true,
+    seed: 0,
+  });
+  loadLoraSnapshot(model, Object.fromEntries(readSafetensors(weightsPath)), weightsPath);
+  return model.lora!;
+}
+
+/** PEFT accepts a list of module names or a regex matched against full module paths. */
+function parseTargetModules(value: unknown, where: string): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  if (typeof value === 'string') {
+    const pattern = new RegExp(`^(?:${value})$`);
+    const hit = PROJECTIONS.filter((p) => pattern.test(projectionPath(0, p)) || pattern.test(p));
+    if (hit.length === 0) throw new Error(`${where}: target_modules regex ${JSON.stringify(value)} matches no projection`);
+    return hit;
+  }
+  throw new Error(`${where}: target_modules must be a list or a regex string`);
+}
+
+/** Save the adapter in PEFT's format: adapter_config.json + adapter_model.safetensors (float32). */
+export function savePeftAdapter(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): void {
+  const lora = requireLora(model, 'savePeftAdapter');
+  mkdirSync(dir, { recursive: true });
+  const c = lora.config;
+  const config = {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: options.baseModelNameOrPath ?? model.dir ?? null,
+    r: c.r,
+    lora_alpha: c.alpha,
+    lora_dropout: c.dropout,
+    target_modules: c.targetModules,
+    use_rslora: c.useRslora,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    modules_to_save: null,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+    use_dora: false,
+    revision: null,
+  };
+  writeSafetensors(join(dir, 'adapter_model.safetensors'), loraSnapshot(model));
+  const configPath = join(dir, 'adapter_config.json');
+  writeFileSync(`${configPath}.tmp-${process.pid}`, JSON.stringify(config, null, 2));
+  renameSync(`${configPath}.tmp-${process.pid}`, configPath);
+}

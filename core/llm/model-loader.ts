@@ -1,0 +1,113 @@
+// Building a CausalLM: from a checkpoint folder (or Hub reference) or from random weights.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tf } from './tf.js';
+import { Rng } from '../rng.js';
+import { readModelConfig, type ModelConfig } from './config.js';
+import { resolveModelDir } from './hub.js';
+import { readSafetensors, type HostTensor } from './safetensors.js';
+import { CausalLM, PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './model.js';
+
+/** [out, in] of each projection. */
+function projectionShape(config: ModelConfig, name: ProjectionName): [number, number] {
+  const { hiddenSize: h, numHeads, numKvHeads, headDim, intermediateSize: m } = config;
+  switch (name) {
+    case 'q_proj': return [numHeads * headDim, h];
+    case 'k_proj':
+    case 'v_proj': return [numKvHeads * headDim, h];
+    case 'o_proj': return [h, numHeads * headDim];
+    case 'gate_proj':
+    case 'up_proj': return [m, h];
+    case 'down_proj': return [h, m];
+  }
+}
+
+function hasBias(config: ModelConfig, name: ProjectionName): boolean {
+  if (name === 'q_proj' || name === 'k_proj' || name === 'v_proj') return config.attentionBias;
+  if (name === 'o_proj') return config.outputBias;
+  return config.mlpBias;
+}
+
+/** Where each weight comes from: a name → [shape, host data] source, checked as it is taken. */
+type WeightSource = (name: string, shape: number[]) => Float32Array;
+
+function buildWeights(config: ModelConfig, take: WeightSource): ModelWeights {
+  const t1 = (name: string, n: number) => tf.tensor1d(take(name, [n]));
+  const { hiddenSize: h, vocabSize: v, headDim } = config;
+  const embedTokens = tf.tensor2d(take('model.embed_tokens.weight', [v, h]), [v, h]);
+  const lmHead = config.tieWordEmbeddings ? embedTokens : tf.tensor2d(take('lm_head.weight', [v, h]), [v, h]);
+  const layers: DecoderLayer[] = [];
+  for (let i = 0; i < config.numLayers; i++) {
+    const proj = {} as Record<ProjectionName, Linear>;
+    for (const name of PROJECTIONS) {
+      const path = projectionPath(i, name);
+      const [out, inp] = projectionShape(config, name);
+      const weight = tf.tensor2d(take(`${path}.weight`, [out, inp]), [out, inp]);
+      proj[name] = {
+        weightT: tf.transpose(weight) as tf.Tensor2D,
+        bias: hasBias(config, name) ? t1(`${path}.bias`, out) : undefined,
+        inFeatures: inp,
+        outFeatures: out,
+        path,
+      };
+      weight.dispose();
+    }
+    layers.push({
+      inputNorm: t1(`model.layers.${i}.input_layernorm.weight`, h),
+      postAttentionNorm: t1(`model.layers.${i}.post_attention_layernorm.weight`, h),
+      qNorm: config.qkNorm ? t1(`model.layers.${i}.self_attn.q_norm.weight`, headDim) : undefined,
+      kNorm: config.qkNorm ? t1(`model.layers.${i}.self_attn.k_norm.weight`, headDim) : undefined,
+      proj,
+    });
+  }
+  return { embedTokens, lmHead, finalNorm: t1('model.norm.weight', h), layers };
+}
+
+/** The safetensors files of a checkpoint: the shards of model.safetensors.index.json, or model.safetensors. */
+export function checkpointFiles(dir: string): string[] {
+  const index = join(dir, 'model.safetensors.index.json');
+  if (existsSync(index)) {
+    const map = JSON.parse(readFileSync(index, 'utf8')).weight_map as Record<string, string> | undefined;
+    if (!map) throw new Error(`${index}: no "weight_map"`);
+    const files = [...new Set(Object.values(map))].map((f) => join(dir, f));
+    for (const f of files) if (!existsSync(f)) throw new Error(`${index} names shard ${f}, which is missing`);
+    return files;
+  }
+  const single = join(dir, 'model.safetensors');
+  if (!existsSync(single)) throw new Error(`${dir}: missing model.safetensors (or model.safetensors.index.json)`);
+  return [single];
+}
+
+export async function loadModel(dirOrRef: string, opts: { dtype?: 'float32'; seed?: number; cacheDir?: string } = {}): Promise<CausalLM> {
+  if (opts.dtype && opts.dtype !== 'float32') throw new Error(`loadModel: dtype ${opts.dtype} is not supported (float32 only)`);
+  const dir = await resolveModelDir(dirOrRef, { cacheDir: opts.cacheDir });
+  const config = readModelConfig(dir);
+  const host = new Map<string, HostTensor & { file: string }>();
+  for (const file of checkpointFiles(dir)) {
+    for (const [name, t] of readSafetensors(file)) host.set(name, { ...t, file });
+  }
+  const take: WeightSource = (name, shape) => {
+    const t = host.get(name);
+    if (!t) throw new Error(`${dir}: checkpoint has no tensor "${name}" (expected shape [${shape}])`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`${t.file}: tensor "${name}" has shape [${t.shape}], expected [${shape}]`);
+    }
+    host.delete(name); // release host memory as soon as the tensor is on the backend
+    return t.data;
+  };
+  const weights = buildWeights(config, take);
+  return new CausalLM(config, weights, { dir, seed: opts.seed });
+}
+
+/** Random weights as transformers initialises them: normal(0, initializer_range), norms one, biases zero. */
+export function createModel(config: ModelConfig, opts: { seed: number }): CausalLM {
+  const rng = new Rng(opts.seed);
+  const std = Number(config.raw.initializer_range ?? 0.02);
+  const take: WeightSource = (name, shape) => {
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (/norm\.weight$/.test(name)) return new Float32Array(count).fill(1);
+    if (/\.bias$/.test(name)) return new Float32Array(count);
+    return tf.tidy(() => tf.randomNormal([count], 0, std, 'float32', rng.nextUint32()).dataSync() as Float32Array);
+  };
+  return new CausalLM(config, buildWeights(config, take), { seed: opts.seed });
+}

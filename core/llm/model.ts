@@ -1,0 +1,469 @@
+// A decoder-only transformer (Llama / Mistral / Qwen2 / Qwen3) in TensorFlow.js that computes what
+// Hugging Face transformers computes, in float32. Base weights are plain tensors (never variables);
+// only attached LoRA matrices are trainable.
+import { tf } from './tf.js';
+import { Rng } from '../rng.js';
+import type { ModelConfig } from './config.js';
+import type { KVCache } from './kv-cache.js';
+import type { LoraState, LoraAdapter } from './lora.js';
+import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
+import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
+import { checkpointed } from './checkpoint.js';
+
+export type { ModelConfig } from './config.js';
+export type { KVCache } from './kv-cache.js';
+
+export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type ProjectionName = (typeof PROJECTIONS)[number];
+
+export interface Linear {
+  /** [in, out]: the transpose of the checkpoint's [out, in], so y = x · weightT. */
+  weightT: tf.Tensor2D;
+  bias?: tf.Tensor1D;
+  inFeatures: number;
+  outFeatures: number;
+  /** Module path as in the checkpoint, e.g. `model.layers.0.self_attn.q_proj`. */
+  path: string;
+}
+
+export interface DecoderLayer {
+  inputNorm: tf.Tensor1D;
+  postAttentionNorm: tf.Tensor1D;
+  qNorm?: tf.Tensor1D;
+  kNorm?: tf.Tensor1D;
+  proj: Record<ProjectionName, Linear>;
+}
+
+export interface ModelWeights {
+  embedTokens: tf.Tensor2D; // [V, H]
+  lmHead: tf.Tensor2D; // [V, H]; the same tensor as embedTokens when tied
+  finalNorm: tf.Tensor1D;
+  layers: DecoderLayer[];
+}
+
+export interface HiddenOptions {
+  training?: boolean;
+  checkpointLayers?: boolean;
+}
+
+/** LoRA matrices standing in for the model's own (so checkpointing can pass them as gradient inputs). */
+type AdapterTensors = Partial<Record<ProjectionName, { A: tf.Tensor; B: tf.Tensor }>>;
+
+/** What one pass over the layers needs besides the hidden states. */
+interface PassContext {
+  batch: number;
+  length: number;
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  /** Additive attention mask [B, 1, 1, T, S]. */
+  mask: tf.Tensor;
+  training: boolean;
+  /** Seeds for LoRA dropout, fixed per pass so a recomputed (checkpointed) layer draws the same masks. */
+  dropoutSeed: number;
+  /** Given this layer's new keys/values [B, kvH, T, D], return the keys/values to attend over [B, kvH, S, D]. */
+  keyValues?: (layer: number, keys: tf.Tensor4D, values: tf.Tensor4D) => [tf.Tensor4D, tf.Tensor4D];
+}
+
+const MASKED = -1e9;
+const SECTION: Record<ProjectionName, string> = {
+  q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn',
+  gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp',
+};
+
+export function projectionPath(layer: number, name: ProjectionName): string {
+  return `model.layers.${layer}.${SECTION[name]}.${name}`;
+}
+
+export class CausalLM {
+  readonly config: ModelConfig;
+  readonly dir?: string;
+  /** Weights; internal to core/llm (lora.ts swaps projection weights when merging). */
+  readonly weights: ModelWeights;
+  lora?: LoraState;
+  private adaptersDisabled = false;
+  private readonly inverseFrequencies: tf.Tensor1D;
+  private readonly dropoutRng: Rng;
+
+  constructor(config: ModelConfig, weights: ModelWeights, options: { dir?: string; seed?: number } = {}) {
+    this.config = config;
+    this.weights = weights;
+    this.dir = options.dir;
+    this.inverseFrequencies = tf.tensor1d(ropeInverseFrequencies(config));
+    this.dropoutRng = new Rng(options.seed ?? 0);
+  }
+
+  // ---------------------------------------------------------------- full-sequence passes
+
+  forward(ids: tf.Tensor2D, attentionMask?: tf.Tensor2D, positions?: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const h = this.hidden(ids, attentionMask, positions);
+      const [b, t, hidden] = h.shape;
+      const logits = tf.matMul(h.reshape([b * t, hidden]), this.weights.lmHead, false, true);
+      return logits.reshape([b, t, this.config.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  hidden(ids: tf.Tensor2D, attentionMask?: tf.Tensor2D, positions?: tf.Tensor2D, options: HiddenOptions = {}): tf.Tensor3D {
+    this.checkIds(ids, 'hidden');
+    return tf.tidy(() => {
+      const ctx = this.passContext(ids, attentionMask, positions, options.training ?? false);
+      return this.runLayers(ids, ctx, options.checkpointLayers ?? false);
+    });
+  }
+
+  tokenLogprobs(hidden: tf.Tensor3D, targets: tf.Tensor2D, options: TokenLogprobOptions = {}): { logprobs: tf.Tensor2D; entropy?: tf.Tensor2D } {
+    const [b, t, h] = hidden.shape;
+    if (targets.shape[0] !== b || targets.shape[1] !== t) {
+      throw new Error(`tokenLogprobs: targets shape [${targets.shape}] does not match hidden [${b}, ${t}, ·]`);
+    }
+    const flat = hidden.reshape([b * t, h]) as tf.Tensor2D;
+    const flatTargets = targets.reshape([b * t]).toInt() as tf.Tensor1D;
+    const { logprobs, entropy } = chunkedTokenLogprobs(flat, this.weights.lmHead, flatTargets, options);
+    const out = {
+      logprobs: logprobs.reshape([b, t]) as tf.Tensor2D,
+      entropy: entropy ? (entropy.reshape([b, t]) as tf.Tensor2D) : undefined,
+    };
+    logprobs.dispose();
+    entropy?.dispose();
+    flatTargets.dispose();
+    return out;
+  }
+
+  // ---------------------------------------------------------------- KV cache
+
+  newCache(slots: number, maxLength: number): KVCache {
+    if (!(slots > 0 && maxLength > 0)) throw new Error(`newCache: slots (${slots}) and maxLength (${maxLength}) must be positive`);
+    const { numLayers, numKvHeads, headDim } = this.config;
+    const shape: [number, number, number, number] = [slots, numKvHeads, maxLength, headDim];
+    return {
+      slots,
+      maxLength,
+      keys: Array.from({ length: numLayers }, () => tf.zeros(shape) as tf.Tensor4D),
+      values: Array.from({ length: numLayers }, () => tf.zeros(shape) as tf.Tensor4D),
+      lengths: new Array(slots).fill(0),
+      disposed: false,
+    };
+  }
+
+  prefill(cache: KVCache, slot: number, ids: number[]): tf.Tensor1D {
+    return tf.tidy(() => this.prefillMany(cache, [slot], [ids]).reshape([this.config.vocabSize]) as tf.Tensor1D);
+  }
+
+  prefillMany(cache: KVCache, slots: number[], prompts: number[][]): tf.Tensor2D {
+    this.checkCache(cache);
+    if (slots.length !== prompts.length || slots.length === 0) throw new Error(`prefillMany: ${slots.length} slots for ${prompts.length} prompts`);
+    if (new Set(slots).size !== slots.length) throw new Error(`prefillMany: slots repeat (${slots})`);
+    const lengths = prompts.map((p) => p.length);
+    const longest = Math.max(...lengths);
+    slots.forEach((s, i) => {
+      this.checkSlot(cache, s);
+      if (lengths[i] === 0) throw new Error(`prefill: slot ${s} got an empty prompt`);
+      if (lengths[i] > cache.maxLength) throw new Error(`prefill: prompt of ${lengths[i]} tokens does not fit slot ${s} (maxLength ${cache.maxLength})`);
+    });
+    const n = slots.length;
+    // Right-padded: real tokens keep positions 0..len−1, and the cache columns past len are never read.
+    const idsData = new Int32Array(n * longest);
+    const maskData = new Int32Array(n * longest);
+    prompts.forEach((p, i) => p.forEach((tok, j) => ((idsData[i * longest + j] = tok), (maskData[i * longest + j] = 1))));
+    const newKeys: tf.Tensor4D[] = [];
+    const newValues: tf.Tensor4D[] = [];
+    const logits = tf.tidy(() => {
+      const ids = tf.tensor2d(idsData, [n, longest], 'int32');
+      const mask = tf.tensor2d(maskData, [n, longest], 'int32');
+      const slotIndex = tf.tensor2d(slots, [n, 1], 'int32');
+      const padColumns = cache.maxLength - longest;
+      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => {
+        const write = (store: tf.Tensor4D, x: tf.Tensor4D) => {
+          const rows = padColumns > 0 ? tf.pad(x, [[0, 0], [0, 0], [0, padColumns], [0, 0]]) : x;
+          return tf.keep(tf.tensorScatterUpdate(store, slotIndex, rows)) as tf.Tensor4D;
+        };
+        newKeys[layer] = write(cache.keys[layer], k);
+        newValues[layer] = write(cache.values[layer], v);
+        return [k, v];
+      };
+      const h = this.runLayers(ids, this.passContext(ids, mask, undefined, false, keyValues), false);
+      const last = tf.tensor2d(lengths.map((len, i) => [i, len - 1]), [n, 2], 'int32');
+      const lastHidden = tf.gatherND(h, last) as tf.Tensor2D;
+      return tf.matMul(lastHidden, this.weights.lmHead, false, true) as tf.Tensor2D;
+    });
+    this.replaceCache(cache, newKeys, newValues);
+    slots.forEach((s, i) => (cache.lengths[s] = lengths[i]));
+    return logits;
+  }
+
+  decode(cache: KVCache, slots: number[], tokens: number[]): tf.Tensor2D {
+    this.checkCache(cache);
+    if (slots.length !== tokens.length || slots.length === 0) throw new Error(`decode: ${slots.length} slots for ${tokens.length} tokens`);
+    if (new Set(slots).size !== slots.length) throw new Error(`decode: slots repeat (${slots})`);
+    const positions = slots.map((s) => {
+      this.checkSlot(cache, s);
+      const len = cache.lengths[s];
+      if (len === 0) throw new Error(`decode: slot ${s} is empty; prefill it first`);
+      if (len >= cache.maxLength) throw new Error(`decode: slot ${s} is full (${len} of maxLength ${cache.maxLength} tokens)`);
+      return len;
+    });
+    const n = slots.length;
+    const span = Math.max(...positions) + 1; // cache columns any of these slots attends to
+    const { numKvHeads, headDim } = this.config;
+    const newKeys: tf.Tensor4D[] = [];
+    const newValues: tf.Tensor4D[] = [];
+    const logits = tf.tidy(() => {
+      const ids = tf.tensor2d(tokens, [n, 1], 'int32');
+      const pos = tf.tensor2d(positions, [n, 1], 'float32');
+      const { cos, sin } = ropeTables(pos, this.inverseFrequencies);
+      const column = tf.range(0, span, 1, 'float32').reshape([1, span]);
+      const allowed = tf.lessEqual(column, pos).toFloat().reshape([n, 1, 1, 1, span]);
+      const slotTensor = tf.tensor1d(slots, 'int32');
+      // (slot, head, position) of each new key row
+      const scatterIndex = tf.tensor2d(
+        slots.flatMap((s, i) => Array.from({ length: numKvHeads }, (_, h) => [s, h, positions[i]])),
+        [n * numKvHeads, 3],
+        'int32',
+      );
+      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => {
+        const write = (store: tf.Tensor4D, x: tf.Tensor4D) =>
+          tf.keep(tf.tensorScatterUpdate(store, scatterIndex, x.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
+        newKeys[layer] = write(cache.keys[layer], k);
+        newValues[layer] = write(cache.values[layer], v);
+        const read = (store: tf.Tensor4D) => tf.gather(store, slotTensor).slice([0, 0, 0, 0], [n, numKvHeads, span, headDim]) as tf.Tensor4D;
+        return [read(newKeys[layer]), read(newValues[layer])];
+      };
+      const ctx: PassContext = {
+        batch: n, length: 1, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED),
+        training: false, dropoutSeed: 0, keyValues,
+      };
+      const h = this.runLayers(ids, ctx, false);
+      return tf.matMul(h.reshape([n, this.config.hiddenSize]), this.weights.lmHead, false, true) as tf.Tensor2D;
+    });
+    this.replaceCache(cache, newKeys, newValues);
+    slots.forEach((s) => cache.lengths[s]++);
+    return logits;
+  }
+
+  release(cache: KVCache, slot: number): void {
+    this.checkCache(cache);
+    this.checkSlot(cache, slot);
+    cache.lengths[slot] = 0; // the stale columns are overwritten by the next prefill and never read before
+  }
+
+  disposeCache(cache: KVCache): void {
+    if (cache.disposed) return;
+    cache.keys.forEach((t) => t.dispose());
+    cache.values.forEach((t) => t.dispose());
+    cache.disposed = true;
+  }
+
+  // ---------------------------------------------------------------- LoRA
+
+  trainableVariables(): tf.Variable[] {
+    if (!this.lora) return [];
+    return [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]);
+  }
+
+  withAdaptersDisabled<T>(fn: () => T): T {
+    const before = this.adaptersDisabled;
+    this.adaptersDisabled = true;
+    try {
+      return fn();
+    } finally {
+      this.adaptersDisabled = before;
+    }
+  }
+
+  dispose(): void {
+    const seen = new Set<tf.Tensor>();
+    const drop = (t?: tf.Tensor) => {
+      if (t && !seen.has(t)) {
+        seen.add(t);
+        t.dispose();
+      }
+    };
+    const w = this.weights;
+    drop(w.embedTokens);
+    drop(w.lmHead);
+    drop(w.finalNorm);
+    for (const layer of w.layers) {
+      drop(layer.inputNorm);
+      drop(layer.postAttentionNorm);
+      drop(layer.qNorm);
+      drop(layer.kNorm);
+      for (const p of PROJECTIONS) {
+        drop(layer.proj[p].weightT);
+        drop(layer.proj[p].bias);
+      }
+    }
+    for (const a of this.lora?.adapters.values() ?? []) {
+      drop(a.A);
+      drop(a.B);
+    }
+    this.lora = undefined;
+    drop(this.inverseFrequencies);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Rotary tables and the causal + padding mask for a full pass over a padded batch. */
+  private passContext(
+    ids: tf.Tensor2D,
+    attentionMask: tf.Tensor2D | undefined,
+    positions: tf.Tensor2D | undefined,
+    training: boolean,
+    keyValues?: PassContext['keyValues'],
+  ): PassContext {
+    const [b, t] = ids.shape;
+    if (attentionMask && (attentionMask.shape[0] !== b || attentionMask.shape[1] !== t)) {
+      throw new Error(`attentionMask shape [${attentionMask.shape}] does not match ids [${b}, ${t}]`);
+    }
+    if (positions && (positions.shape[0] !== b || positions.shape[1] !== t)) {
+      throw new Error(`positions shape [${positions.shape}] does not match ids [${b}, ${t}]`);
+    }
+    const maskF = attentionMask ? attentionMask.toFloat() : tf.ones([b, t]);
+    // Positions count real tokens (cumsum − 1), so left padding does not shift them.
+    const pos = positions ? positions.toFloat() : tf.maximum(tf.sub(tf.cumsum(maskF, 1), 1), 0);
+    const { cos, sin } = ropeTables(pos as tf.Tensor2D, this.inverseFrequencies);
+    // allowed(b, i, j) = j ≤ i and token j is not padding
+    const causal = tf.linalg.bandPart(tf.ones([t, t]), -1, 0).reshape([1, 1, 1, t, t]);
+    const allowed = tf.mul(causal, maskF.reshape([b, 1, 1, 1, t]));
+    return {
+      batch: b, length: t, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED),
+      training, dropoutSeed: training ? this.dropoutRng.nextUint32() : 0, keyValues,
+    };
+  }
+
+  private runLayers(ids: tf.Tensor2D, ctx: PassContext, checkpointLayers: boolean): tf.Tensor3D {
+    const { hiddenSize, rmsNormEps } = this.config;
+    const flatIds = ids.reshape([ctx.batch * ctx.length]);
+    let x = tf.gather(this.weights.embedTokens, flatIds) as tf.Tensor2D; // [B·T, H]
+    for (let i = 0; i < this.weights.layers.length; i++) {
+      const adapters = this.activeAdapters(i);
+      if (checkpointLayers && adapters.length > 0) {
+        const params = adapters.flatMap(([, a]) => [a.A, a.B]);
+        x = checkpointed(
+          (input, ...p) => {
+            const override: AdapterTensors = {};
+            adapters.forEach(([name], k) => (override[name] = { A: p[2 * k], B: p[2 * k + 1] }));
+            return this.layerForward(input as tf.Tensor2D, i, ctx, override);
+          },
+          x,
+          params,
+        ) as tf.Tensor2D;
+      } else if (checkpointLayers) {
+        x = checkpointed((input) => this.layerForward(input as tf.Tensor2D, i, ctx, {}), x, []) as tf.Tensor2D;
+      } else {
+        x = this.layerForward(x, i, ctx);
+      }
+    }
+    return rmsNorm(x, this.weights.finalNorm, rmsNormEps).reshape([ctx.batch, ctx.length, hiddenSize]) as tf.Tensor3D;
+  }
+
+  private activeAdapters(layer: number): [ProjectionName, LoraAdapter][] {
+    if (!this.lora || this.lora.merged || this.adaptersDisabled) return [];
+    const out: [ProjectionName, LoraAdapter][] = [];
+    for (const name of PROJECTIONS) {
+      const a = this.lora.adapters.get(projectionPath(layer, name));
+      if (a) out.push([name, a]);
+    }
+    return out;
+  }
+
+  private layerForward(x: tf.Tensor2D, i: number, ctx: PassContext, override?: AdapterTensors): tf.Tensor2D {
+    const layer = this.weights.layers[i];
+    const eps = this.config.rmsNormEps;
+    const adapters: AdapterTensors = override ?? Object.fromEntries(this.activeAdapters(i));
+    const lin = (name: ProjectionName, input: tf.Tensor2D) => this.linear(layer.proj[name], input, adapters[name], ctx, i, name);
+
+    const attnIn = rmsNorm(x, layer.inputNorm, eps) as tf.Tensor2D;
+    const h = tf.add(x, lin('o_proj', this.attention(attnIn, layer, ctx, i, lin))) as tf.Tensor2D;
+    const mlpIn = rmsNorm(h, layer.postAttentionNorm, eps) as tf.Tensor2D;
+    const gate = lin('gate_proj', mlpIn);
+    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), lin('up_proj', mlpIn)) as tf.Tensor2D; // SiLU(gate) · up
+    return tf.add(h, lin('down_proj', act)) as tf.Tensor2D;
+  }
+
+  private attention(
+    x: tf.Tensor2D,
+    layer: DecoderLayer,
+    ctx: PassContext,
+    index: number,
+    lin: (name: ProjectionName, input: tf.Tensor2D) => tf.Tensor2D,
+  ): tf.Tensor2D {
+    const { numHeads, numKvHeads, headDim, rmsNormEps } = this.config;
+    const { batch: b, length: t } = ctx;
+    const groups = numHeads / numKvHeads;
+    let q = lin('q_proj', x).reshape([b, t, numHeads, headDim]) as tf.Tensor4D;
+    let k = lin('k_proj', x).reshape([b, t, numKvHeads, headDim]) as tf.Tensor4D;
+    const v = lin('v_proj', x).reshape([b, t, numKvHeads, headDim]) as tf.Tensor4D;
+    if (layer.qNorm && layer.kNorm) {
+      q = rmsNorm(q, layer.qNorm, rmsNormEps) as tf.Tensor4D;
+      k = rmsNorm(k, layer.kNorm, rmsNormEps) as tf.Tensor4D;
+    }
+    q = applyRope(q, ctx.cos, ctx.sin);
+    k = applyRope(k, ctx.cos, ctx.sin);
+    let keys = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, kvH, T, D]
+    let values = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
+    if (ctx.keyValues) [keys, values] = ctx.keyValues(index, keys, values);
+    const s = keys.shape[2];
+    // GQA without repeating K/V: the query heads sharing a KV head are stacked along the query axis.
+    const queries = tf.transpose(q, [0, 2, 1, 3]).reshape([b, numKvHeads, groups * t, headDim]);
+    const scores = tf.mul(tf.matMul(queries, keys, false, true), 1 / Math.sqrt(headDim));
+    const masked = tf.add(scores.reshape([b, numKvHeads, groups, t, s]), ctx.mask);
+    const probs = tf.softmax(masked, -1).reshape([b, numKvHeads, groups * t, s]);
+    const out = tf.matMul(probs, values).reshape([b, numHeads, t, headDim]);
+    return tf.transpose(out, [0, 2, 1, 3]).reshape([b * t, numHeads * headDim]) as tf.Tensor2D;
+  }
+
+  private linear(
+    lin: Linear,
+    x: tf.Tensor2D,
+    adapter: { A: tf.Tensor; B: tf.Tensor } | undefined,
+    ctx: PassContext,
+    layer: number,
+    name: ProjectionName,
+  ): tf.Tensor2D {
+    let y = tf.matMul(x, lin.weightT);
+    if (lin.bias) y = tf.add(y, lin.bias);
+    if (!adapter || !this.lora) return y as tf.Tensor2D;
+    const { dropout } = this.lora.config;
+    let input = x;
+    if (ctx.training && dropout > 0) {
+      const seed = (ctx.dropoutSeed + layer * 7919 + PROJECTIONS.indexOf(name) * 104729) >>> 0;
+      input = tf.dropout(x, dropout, undefined, seed) as tf.Tensor2D;
+    }
+    const down = tf.matMul(input, adapter.A, false, true); // [N, r]
+    const up = tf.matMul(down, adapter.B, false, true); // [N, out]
+    return tf.add(y, tf.mul(up, this.lora.scale)) as tf.Tensor2D;
+  }
+
+  private checkIds(ids: tf.Tensor, where: string): [number, number] {
+    if (ids.rank !== 2) throw new Error(`${where}: ids must be [batch, length], got shape [${ids.shape}]`);
+    return [ids.shape[0] as number, ids.shape[1] as number];
+  }
+
+  private checkCache(cache: KVCache): void {
+    if (cache.disposed) throw new Error('KV cache was disposed');
+    if (cache.keys.length !== this.config.numLayers) throw new Error('KV cache belongs to a different model');
+  }
+
+  private checkSlot(cache: KVCache, slot: number): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= cache.slots) throw new Error(`slot ${slot} out of range (cache has ${cache.slots} slots)`);
+  }
+
+  private replaceCache(cache: KVCache, keys: tf.Tensor4D[], values: tf.Tensor4D[]): void {
+    keys.forEach((k, i) => {
+      cache.keys[i].dispose();
+      cache.keys[i] = k;
+    });
+    values.forEach((v, i) => {
+      cache.values[i].dispose();
+      cache.values[i] = v;
+    });
+  }
+}
+
+/** x · rsqrt(mean(x²) + eps) · w over the last axis, in float32. */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
+}
+
+export { loadModel, createModel } from './model-loader.js';
