@@ -1,0 +1,224 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { tf } from '../../core/llm/tf.js';
+import { Rng } from '../../core/rng.js';
+import { generate, repeatForGroups, sampleGroups, type GenerationModel } from '../../core/llm/generate.js';
+import { logProbOf } from '../../core/llm/sampling.js';
+import { Tokenizer } from '../../core/llm/tokenizer.js';
+
+/**
+ * A deterministic bigram "model": the next-token logits depend only on the last token. It checks the
+ * cache protocol (no slot used twice, released slots only) and records what happened, for assertions.
+ */
+class BigramModel implements GenerationModel<{ occupied: (number | null)[]; disposed: boolean }> {
+  readonly config: { vocabSize: number; eosTokenIds: number[] };
+  readonly table: Float32Array[];
+  readonly events: string[] = [];
+  decodeCalls = 0;
+  maxConcurrent = 0;
+  openCaches = 0;
+
+  constructor(vocabSize: number, seed: number, eosTokenIds: number[] = []) {
+    this.config = { vocabSize, eosTokenIds };
+    const rng = new Rng(seed);
+    this.table = Array.from({ length: vocabSize }, () => Float32Array.from({ length: vocabSize }, () => rng.normal() * 2));
+  }
+  newCache(slots: number) {
+    this.openCaches++;
+    return { occupied: new Array<number | null>(slots).fill(null), disposed: false };
+  }
+  private row(ids: number[]) {
+    return this.table[ids[ids.length - 1]];
+  }
+  prefill(cache: { occupied: (number | null)[] }, slot: number, ids: number[]): tf.Tensor1D {
+    if (cache.occupied[slot] !== null) throw new Error(`slot ${slot} prefilled while occupied`);
+    cache.occupied[slot] = ids[ids.length - 1];
+    this.events.push(`prefill ${slot}`);
+    this.maxConcurrent = Math.max(this.maxConcurrent, cache.occupied.filter((s) => s !== null).length);
+    return tf.tensor1d(this.row(ids));
+  }
+  decode(cache: { occupied: (number | null)[] }, slots: number[], tokens: number[]): tf.Tensor2D {
+    this.decodeCalls++;
+    slots.forEach((s) => {
+      if (cache.occupied[s] === null) throw new Error(`decode on free slot ${s}`);
+    });
+    const rows = tokens.map((t) => [...this.table[t]]);
+    return tf.tensor2d(rows, [tokens.length, this.config.vocabSize]);
+  }
+  release(cache: { occupied: (number | null)[] }, slot: number): void {
+    if (cache.occupied[slot] === null) throw new Error(`release of free slot ${slot}`);
+    cache.occupied[slot] = null;
+    this.events.push(`release ${slot}`);
+  }
+  disposeCache(cache: { disposed: boolean }): void {
+    cache.disposed = true;
+    this.openCaches--;
+  }
+  /** Greedy continuation computed directly from the table. */
+  greedy(prompt: number[], n: number): { ids: number[]; logprobs: number[] } {
+    const ids: number[] = [];
+    const logprobs: number[] = [];
+    let last = prompt[prompt.length - 1];
+    for (let i = 0; i < n; i++) {
+      const row = this.table[last];
+      let best = 0;
+      for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
+      ids.push(best);
+      logprobs.push(logProbOf(row, best));
+      last = best;
+    }
+    return { ids, logprobs };
+  }
+}
+
+describe('generate with a bigram model', () => {
+  it('greedy decoding follows argmax and reports raw log-probs', async () => {
+    const model = new BigramModel(50, 1);
+    const [result] = await generate(model, [{ promptIds: [3, 4], maxNewTokens: 6 }], { temperature: 0 });
+    const expected = model.greedy([3, 4], 6);
+    expect(result.ids).toEqual(expected.ids);
+    result.logprobs.forEach((lp, i) => expect(lp).toBeCloseTo(expected.logprobs[i], 10));
+    expect(result.finishReason).toBe('length');
+    expect(model.openCaches).toBe(0);
+  });
+
+  it('gives the same samples whatever the batch size (one RNG per request)', async () => {
+    const model = new BigramModel(40, 2);
+    const requests = Array.from({ length: 7 }, (_, i) => ({ promptIds: [i, i + 1], maxNewTokens: 3 + ((i * 5) % 9) }));
+    const run = (maxBatch: number) => generate(model, requests, { maxBatch, temperature: 1, topP: 0.9, seed: 11 });
+    const one = await run(1);
+    expect(await run(3)).toEqual(one);
+    expect(await run(16)).toEqual(one);
+    const otherSeed = await generate(model, requests, { maxBatch: 3, temperature: 1, topP: 0.9, seed: 12 });
+    expect(otherSeed.map((r) => r.ids)).not.toEqual(one.map((r) => r.ids));
+  });
+
+  it('continuous batching: a finished sequence frees its slot for the next prompt, so a long one does not stall', async () => {
+    const model = new BigramModel(30, 3);
+    const lengths = [24, 2, 3, 2, 4, 2, 3];
+    const finished: number[] = [];
+    const results = await generate(
+      model,
+      lengths.map((n, i) => ({ promptIds: [i], maxNewTokens: n })),
+      { maxBatch: 2, temperature: 0, onFinish: (i) => finished.push(i) },
+    );
+    results.forEach((r, i) => expect(r.ids.length).toBe(lengths[i]));
+    expect(finished[finished.length - 1]).toBe(0); // the long one ends last
+    expect(finished.slice(0, -1)).toEqual([1, 2, 3, 4, 5, 6]);
+    // The long sequence's 23 decode steps carry all the short ones alongside: no extra steps.
+    expect(model.decodeCalls).toBe(lengths[0] - 1);
+    expect(model.maxConcurrent).toBe(2);
+    expect(model.events.filter((e) => e.startsWith('prefill')).length).toBe(lengths.length);
+  });
+
+  it('stops on an eos id and keeps it in the ids', async () => {
+    const model = new BigramModel(50, 4);
+    const chain = model.greedy([7], 8).ids;
+    const eos = chain[3];
+    const stopAt = chain.indexOf(eos);
+    const [result] = await generate(model, [{ promptIds: [7], maxNewTokens: 8 }], { temperature: 0, eosTokenIds: [eos] });
+    expect(result.finishReason).toBe('eos');
+    expect(result.ids).toEqual(chain.slice(0, stopAt + 1));
+    // The model config's eos ids are the default.
+    const withConfigEos = new BigramModel(50, 4, [eos]);
+    const [again] = await generate(withConfigEos, [{ promptIds: [7], maxNewTokens: 8 }], { temperature: 0 });
+    expect(again.ids).toEqual(result.ids);
+  });
+
+  it('maxNewTokens 0 gives an empty completion without touching the model', async () => {
+    const model = new BigramModel(10, 5);
+    const [result] = await generate(model, [{ promptIds: [1], maxNewTokens: 0 }]);
+    expect(result).toMatchObject({ ids: [], logprobs: [], finishReason: 'length' });
+    expect(model.events).toEqual([]);
+  });
+
+  it('rejects bad requests with the request index', async () => {
+    const model = new BigramModel(10, 5);
+    await expect(generate(model, [{ promptIds: [1], maxNewTokens: 1 }, { promptIds: [], maxNewTokens: 1 }])).rejects.toThrow(/request 1: promptIds must be a non-empty list/);
+    await expect(generate(model, [{ promptIds: [10], maxNewTokens: 1 }])).rejects.toThrow(/request 0: prompt token 10 is outside the vocabulary \[0, 10\)/);
+    await expect(generate(model, [{ promptIds: [1], maxNewTokens: 2, stop: ['x'] }])).rejects.toThrow(/stop strings need a tokenizer/);
+    await expect(generate(model, [{ promptIds: [1], maxNewTokens: 2 }], { maxBatch: 0 })).rejects.toThrow(/maxBatch/);
+  });
+
+  it('an aborted signal stops generation and still frees the cache', async () => {
+    const model = new BigramModel(20, 6);
+    const controller = new AbortController();
+    let tokens = 0;
+    const promise = generate(model, [{ promptIds: [1], maxNewTokens: 100 }], {
+      onToken: () => {
+        if (++tokens === 5) controller.abort();
+      },
+      signal: controller.signal,
+    });
+    await expect(promise).rejects.toThrow(/generation aborted/);
+    expect(tokens).toBe(5);
+    expect(model.openCaches).toBe(0);
+  });
+
+  it('sampleGroups returns G completions per prompt', async () => {
+    expect(repeatForGroups(['a', 'b'], 3)).toEqual(['a', 'a', 'a', 'b', 'b', 'b']);
+    const model = new BigramModel(30, 7);
+    const groups = await sampleGroups(model, [{ promptIds: [1], maxNewTokens: 4 }, { promptIds: [2], maxNewTokens: 5 }], 3, { seed: 1, maxBatch: 4 });
+    expect(groups.map((g) => g.map((c) => c.ids.length))).toEqual([[4, 4, 4], [5, 5, 5]]);
+    expect(new Set(groups[0].map((c) => c.ids.join())).size).toBeGreaterThan(1);
+  });
+
+  it('does not leak tensors across 50 generate calls', async () => {
+    const model = new BigramModel(30, 8);
+    const requests = [{ promptIds: [1, 2], maxNewTokens: 5 }, { promptIds: [3], maxNewTokens: 3 }];
+    await generate(model, requests, { maxBatch: 2 });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 50; i++) await generate(model, requests, { maxBatch: 2, seed: i });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('generate with stop strings', async () => {
+  const tokenizer = await Tokenizer.fromDir('test/fixtures/llama-tiny');
+  const model = new BigramModel(tokenizer.vocabSize, 9);
+
+  it('stops on the token that completes a stop string and cuts the text before it', async () => {
+    // Start from a token whose greedy chain has no special tokens in its first 12 steps.
+    const start = [...Array(900).keys()].find((t) => model.greedy([t], 12).ids.every((id) => !tokenizer.isSpecial(id)))!;
+    const chain = model.greedy([start], 12).ids;
+    const fullText = tokenizer.decode(chain);
+    // A stop string spanning the 4th and 5th tokens' text.
+    const prefix = tokenizer.decode(chain.slice(0, 3)).length;
+    const stop = fullText.slice(prefix + 1, tokenizer.decode(chain.slice(0, 5)).length);
+    expect(stop.length).toBeGreaterThan(0);
+    const firstAt = fullText.indexOf(stop);
+    const [result] = await generate(model, [{ promptIds: [start], maxNewTokens: 12, stop: [stop] }], { temperature: 0, tokenizer });
+    expect(result.finishReason).toBe('stop');
+    expect(result.text).toBe(fullText.slice(0, firstAt));
+    const completing = chain.findIndex((_, i) => tokenizer.decode(chain.slice(0, i + 1)).includes(stop));
+    expect(result.ids).toEqual(chain.slice(0, completing + 1));
+    expect(result.logprobs.length).toBe(result.ids.length);
+  });
+
+  it('fills text (without special tokens) when a tokenizer is given', async () => {
+    const [result] = await generate(model, [{ promptIds: [5], maxNewTokens: 6 }], { temperature: 0, tokenizer });
+    expect(result.text).toBe(tokenizer.decode(result.ids, { skipSpecialTokens: true }));
+  });
+});
+
+describe('generate with llama-tiny', async () => {
+  const reference = JSON.parse(readFileSync('test/fixtures/llama-tiny/reference.json', 'utf8')) as {
+    chats: { ids: number[]; greedy: number[]; sequence_logprobs: number[] }[];
+  };
+  const { loadModel } = await import('../../core/llm/model.js');
+  const model = await loadModel('test/fixtures/llama-tiny');
+
+  it('batched greedy generation reproduces transformers for every conversation at once', async () => {
+    const results = await generate(
+      model,
+      reference.chats.map((c) => ({ promptIds: c.ids, maxNewTokens: 12 })),
+      { temperature: 0, maxBatch: 2 },
+    );
+    reference.chats.forEach((chat, i) => {
+      expect(results[i].ids).toEqual(chat.greedy);
+      const tail = chat.sequence_logprobs.slice(chat.ids.length - 1);
+      expect(results[i].logprobs.length).toBe(tail.length);
+      results[i].logprobs.forEach((lp, j) => expect(Math.abs(lp - tail[j])).toBeLessThan(1e-4));
+    });
+  });
+});
