@@ -10,7 +10,12 @@ import { Tokenizer } from '../../core/llm/tokenizer.js';
  * A deterministic bigram "model": the next-token logits depend only on the last token. It checks the
  * cache protocol (no slot used twice, released slots only) and records what happened, for assertions.
  */
-class BigramModel implements GenerationModel<{ occupied: (number | null)[]; disposed: boolean }> {
+interface FakeCache {
+  occupied: (number | null)[];
+  disposed: boolean;
+}
+
+class BigramModel implements GenerationModel<FakeCache> {
   readonly config: { vocabSize: number; eosTokenIds: number[] };
   readonly table: Float32Array[];
   readonly events: string[] = [];
@@ -23,21 +28,21 @@ class BigramModel implements GenerationModel<{ occupied: (number | null)[]; disp
     const rng = new Rng(seed);
     this.table = Array.from({ length: vocabSize }, () => Float32Array.from({ length: vocabSize }, () => rng.normal() * 2));
   }
-  newCache(slots: number) {
+  newCache(slots: number): FakeCache {
     this.openCaches++;
     return { occupied: new Array<number | null>(slots).fill(null), disposed: false };
   }
   private row(ids: number[]) {
     return this.table[ids[ids.length - 1]];
   }
-  prefill(cache: { occupied: (number | null)[] }, slot: number, ids: number[]): tf.Tensor1D {
+  prefill(cache: FakeCache, slot: number, ids: number[]): tf.Tensor1D {
     if (cache.occupied[slot] !== null) throw new Error(`slot ${slot} prefilled while occupied`);
     cache.occupied[slot] = ids[ids.length - 1];
     this.events.push(`prefill ${slot}`);
     this.maxConcurrent = Math.max(this.maxConcurrent, cache.occupied.filter((s) => s !== null).length);
     return tf.tensor1d(this.row(ids));
   }
-  decode(cache: { occupied: (number | null)[] }, slots: number[], tokens: number[]): tf.Tensor2D {
+  decode(cache: FakeCache, slots: number[], tokens: number[]): tf.Tensor2D {
     this.decodeCalls++;
     slots.forEach((s) => {
       if (cache.occupied[s] === null) throw new Error(`decode on free slot ${s}`);
@@ -45,12 +50,12 @@ class BigramModel implements GenerationModel<{ occupied: (number | null)[]; disp
     const rows = tokens.map((t) => [...this.table[t]]);
     return tf.tensor2d(rows, [tokens.length, this.config.vocabSize]);
   }
-  release(cache: { occupied: (number | null)[] }, slot: number): void {
+  release(cache: FakeCache, slot: number): void {
     if (cache.occupied[slot] === null) throw new Error(`release of free slot ${slot}`);
     cache.occupied[slot] = null;
     this.events.push(`release ${slot}`);
   }
-  disposeCache(cache: { disposed: boolean }): void {
+  disposeCache(cache: FakeCache): void {
     cache.disposed = true;
     this.openCaches--;
   }
