@@ -95,7 +95,9 @@ export function computeRowLogprobs(model: PolicyModel, batch: TrainingBatch, con
   for (const part of splitRows(rows, config.microBatchSize ?? rows.length)) {
     const packed = packRows(part, packOptions(config));
     try {
-      const values = tf.tidy(() => completionLogprobs(model, packed, config, false, false).logprobs).arraySync() as number[][];
+      const logprobs = tf.tidy(() => completionLogprobs(model, packed, config, false, false).logprobs);
+      const values = logprobs.arraySync() as number[][];
+      logprobs.dispose();
       part.forEach((row, i) => out.push(Float32Array.from(values[i].slice(0, row.completionIds.length))));
     } finally {
       packed.dispose();
