@@ -71,6 +71,14 @@ export type NodeInputs<I extends InputSpecs> = {
 /** Every output is an Observable; a resource output emits its one value (further values are ignored). */
 export type NodeOutputs<O extends OutputSpecs> = { [K in keyof O]?: Observable<ValueOf<O[K]['type']>> };
 
+/**
+ * What `run` returns: its outputs, plus optionally `done` (reserved name). A node finishes when every
+ * returned output and `done` has completed. A sink with no outputs returns `done` — the pipeline that
+ * consumes its inputs — so the runtime subscribes to it (nothing flows until something subscribes)
+ * and knows when the node has finished.
+ */
+export type NodeRunResult<O extends OutputSpecs> = NodeOutputs<O> & { done?: Observable<unknown> | Promise<unknown> };
+
 /** A named scalar set published on the metrics bus. */
 export interface MetricValues {
   [name: string]: number;
@@ -124,7 +132,7 @@ export interface NodeDefinition<
   inputs: I;
   outputs: O;
   config: C;
-  run(ctx: NodeContext<z.output<C>>, inputs: NodeInputs<I>): NodeOutputs<O> | Promise<NodeOutputs<O>>;
+  run(ctx: NodeContext<z.output<C>>, inputs: NodeInputs<I>): NodeRunResult<O> | Promise<NodeRunResult<O>>;
 }
 
 /** Declare a node type; config and port types are inferred so `run` is fully typed. */

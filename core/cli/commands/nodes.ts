@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { describeRegistry, type NodeDescription } from '../../graph/describe.js';
+import { loadPluginInto, builtinRegistry } from '../../graph/plugin-loader.js';
+import { PluginLoadError } from '../../registry.js';
+import { EXIT_USAGE, type Command } from '../command.js';
+import { discoverPlugins } from '../discover-plugins.js';
+
+function formatNode(n: NodeDescription): string {
+  const ports = (p: NodeDescription['inputs']) =>
+    Object.entries(p)
+      .map(([name, d]) => `${name}: ${d.kind}<${d.type}>${d.multiple ? '[]' : ''}${d.optional ? '?' : ''}${d.feedback ? ' (feedback)' : ''}`)
+      .join(', ') || '-';
+  const props = (n.config.properties ?? {}) as Record<string, { type?: unknown; default?: unknown }>;
+  const required = new Set((n.config.required ?? []) as string[]);
+  const fields =
+    Object.entries(props)
+      .map(([k, v]) => `${k}${required.has(k) ? '' : '?'}${v.default !== undefined ? `=${JSON.stringify(v.default)}` : ''}`)
+      .join(', ') || '-';
+  return [
+    `${n.type} v${n.version}${n.latest ? '' : ' (older version)'}  [${n.plugin}]`,
+    ...(n.description ? [`  ${n.description}`] : []),
+    `  in:   ${ports(n.inputs)}`,
+    `  out:  ${ports(n.outputs)}`,
+    `  with: ${fields}`,
+  ].join('\n');
+}
+
+export const nodes: Command = {
+  name: 'nodes',
+  summary: 'List every node type (built-in and installed plugins) with ports and config fields',
+  usage: `grpoflow nodes [--json] [--plugin NAME_OR_PATH]...
+
+  Lists built-in nodes and those of every installed plugin (packages with the keyword
+  \`grpoflow-plugin\` and a "grpoflow" field in package.json), plus any --plugin given.
+  --json   machine-readable output: an array of node descriptions (config as JSON Schema)`,
+  async run(argv) {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } } });
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\nusage: ${this.usage}\n`);
+      return EXIT_USAGE;
+    }
+    const registry = (await builtinRegistry()).clone();
+    let failed = false;
+    for (const spec of [...discoverPlugins(process.cwd()), ...(parsed.values.plugin ?? [])]) {
+      try {
+        await loadPluginInto(registry, spec, process.cwd());
+      } catch (e) {
+        if (!(e instanceof PluginLoadError)) throw e;
+        // A plugin found by discovery and also named with --plugin is not a real conflict.
+        if (e.code === 'DUPLICATE_NODE_TYPE' && (e.details as { existing?: string }).existing?.includes(spec)) continue;
+        process.stderr.write(`${e.code}: ${e.message}\n`);
+        failed = true;
+      }
+    }
+    const list = describeRegistry(registry);
+    if (parsed.values.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+    else process.stdout.write(list.map(formatNode).join('\n\n') + '\n');
+    return failed ? 1 : 0;
+  },
+};

@@ -1,0 +1,40 @@
+// `grpoflow` entry point: dispatches to a subcommand and exits with its code.
+import { closest } from '../graph/suggest.js';
+import { EXIT_USAGE, type Command } from './command.js';
+import { commands } from './commands/index.js';
+
+function help(list: Command[]): string {
+  const width = Math.max(...list.map((c) => c.name.length));
+  return [
+    'grpoflow: GRPO fine-tuning of language models as a typed dataflow graph',
+    '',
+    'usage: grpoflow COMMAND [options]',
+    '',
+    ...list.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'grpoflow help COMMAND   shows a command\'s options',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    const topic = commands.find((c) => c.name === rest[0]);
+    process.stdout.write((topic ? topic.usage : help(commands)) + '\n');
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    const near = closest(name, commands.map((c) => c.name));
+    process.stderr.write(`unknown command \`${name}\`${near ? ` (did you mean \`${near}\`?)` : ''}\n\n${help(commands)}\n`);
+    return EXIT_USAGE;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.usage + '\n');
+    return 0;
+  }
+  return command.run(rest);
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

@@ -1,0 +1,140 @@
+// The node registry: every node type by name and version. Built-in nodes (the `core` plugin in
+// nodes/index.ts) and third-party plugins are registered through the same `register` call; only the
+// core plugin's types are un-namespaced.
+import type { NodeDefinition, PluginDefinition } from './plugin.js';
+import { PLUGIN_API_VERSION } from './plugin.js';
+
+export const CORE_PLUGIN = 'core';
+/** Output names the runtime reserves: `done` is how a sink with no outputs says it has finished. */
+export const RESERVED_OUTPUTS = new Set(['done']);
+
+export type PluginErrorCode = 'UNKNOWN_PLUGIN' | 'BAD_PLUGIN' | 'PLUGIN_API_MISMATCH' | 'DUPLICATE_NODE_TYPE';
+
+export class PluginLoadError extends Error {
+  constructor(
+    readonly code: PluginErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    readonly suggestion?: string,
+  ) {
+    super(message);
+    this.name = 'PluginLoadError';
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyNodeDefinition = NodeDefinition<any, any, any>;
+
+export interface RegisteredNode {
+  /** Full type name: `dataset.load` (core) or `example/uppercase` (plugin). */
+  type: string;
+  version: number;
+  plugin: string;
+  /** Where the plugin came from (package name and path), for messages. */
+  origin: string;
+  def: AnyNodeDefinition;
+}
+
+export interface RegisteredPlugin {
+  name: string;
+  apiVersion: number;
+  origin: string;
+}
+
+export class NodeRegistry {
+  private readonly nodes = new Map<string, Map<number, RegisteredNode>>();
+  private readonly plugins = new Map<string, RegisteredPlugin>();
+
+  /** Registers every node of `plugin`; nothing is registered if any check fails. */
+  register(plugin: PluginDefinition, origin: string): void {
+    if (!plugin || typeof plugin !== 'object' || typeof plugin.name !== 'string' || !Array.isArray(plugin.nodes)) {
+      throw new PluginLoadError('BAD_PLUGIN', `${origin} does not export a plugin made with definePlugin({ name, apiVersion, nodes })`, { origin });
+    }
+    if (plugin.apiVersion !== PLUGIN_API_VERSION) {
+      throw new PluginLoadError(
+        'PLUGIN_API_MISMATCH',
+        `plugin \`${plugin.name}\` (${origin}) was written for plugin API ${plugin.apiVersion}; this grpoflow speaks API ${PLUGIN_API_VERSION}`,
+        { plugin: plugin.name, origin, pluginApiVersion: plugin.apiVersion, apiVersion: PLUGIN_API_VERSION },
+        'install a version of the plugin built for this grpoflow',
+      );
+    }
+    const existing = this.plugins.get(plugin.name);
+    if (existing) {
+      throw new PluginLoadError(
+        'DUPLICATE_NODE_TYPE',
+        `plugin \`${plugin.name}\` from ${origin} is already registered from ${existing.origin}`,
+        { plugin: plugin.name, origin, existing: existing.origin },
+      );
+    }
+    const staged: RegisteredNode[] = [];
+    for (const def of plugin.nodes) {
+      const type = qualifiedType(plugin.name, def?.type);
+      if (!def || typeof def.run !== 'function' || !Number.isInteger(def.version) || def.version < 1 || !def.config?.safeParse) {
+        throw new PluginLoadError('BAD_PLUGIN', `node \`${type}\` of plugin \`${plugin.name}\` is not a valid defineNode({ type, version, inputs, outputs, config, run })`, { plugin: plugin.name, type });
+      }
+      for (const name of Object.keys(def.outputs ?? {})) {
+        if (RESERVED_OUTPUTS.has(name)) {
+          throw new PluginLoadError('BAD_PLUGIN', `node \`${type}\` declares an output named \`${name}\`, which the runtime reserves`, { type, output: name });
+        }
+      }
+      const clash = this.nodes.get(type)?.get(def.version) ?? staged.find((n) => n.type === type && n.version === def.version);
+      if (clash) {
+        throw new PluginLoadError(
+          'DUPLICATE_NODE_TYPE',
+          `node type \`${type}\` version ${def.version} from ${origin} is already registered by ${clash.origin}`,
+          { type, version: def.version, origin, existing: clash.origin },
+        );
+      }
+      staged.push({ type, version: def.version, plugin: plugin.name, origin, def });
+    }
+    for (const node of staged) {
+      let versions = this.nodes.get(node.type);
+      if (!versions) this.nodes.set(node.type, (versions = new Map()));
+      versions.set(node.version, node);
+    }
+    this.plugins.set(plugin.name, { name: plugin.name, apiVersion: plugin.apiVersion, origin });
+  }
+
+  /** The node type at `version`, or its latest version when `version` is undefined. */
+  get(type: string, version?: number): RegisteredNode | undefined {
+    const versions = this.nodes.get(type);
+    if (!versions) return undefined;
+    if (version !== undefined) return versions.get(version);
+    return versions.get(Math.max(...versions.keys()));
+  }
+
+  versions(type: string): number[] {
+    return [...(this.nodes.get(type)?.keys() ?? [])].sort((a, b) => a - b);
+  }
+
+  types(): string[] {
+    return [...this.nodes.keys()].sort();
+  }
+
+  /** Every registered node, every version, sorted by type then version. */
+  list(): RegisteredNode[] {
+    return this.types().flatMap((t) => this.versions(t).map((v) => this.nodes.get(t)!.get(v)!));
+  }
+
+  listPlugins(): RegisteredPlugin[] {
+    return [...this.plugins.values()];
+  }
+
+  hasPlugin(name: string): boolean {
+    return this.plugins.has(name);
+  }
+
+  /** A copy to which a graph's own plugins can be added without touching the shared one. */
+  clone(): NodeRegistry {
+    const copy = new NodeRegistry();
+    for (const [type, versions] of this.nodes) copy.nodes.set(type, new Map(versions));
+    for (const [name, plugin] of this.plugins) copy.plugins.set(name, plugin);
+    return copy;
+  }
+}
+
+function qualifiedType(pluginName: string, type: unknown): string {
+  const name = String(type);
+  if (pluginName === CORE_PLUGIN) return name;
+  return name.startsWith(`${pluginName}/`) ? name : `${pluginName}/${name}`;
+}

@@ -1,0 +1,2 @@
+export { mapAsync } from './map-async.js';
+export { fromIterableWithBackpressure } from './from-iterable.js';
