@@ -122,7 +122,9 @@ export class BoundedChannel<T> {
         this.delivered++;
         this.changed();
         this.producerGate?.notifySpace();
+        // Telling the producer may have run code that unsubscribed this consumer.
         const subscriber = this.subscriber;
+        if (!subscriber || this.closed) break;
         const done = deliverPulled(
           () => subscriber.next(item),
           () => {
