@@ -19,20 +19,31 @@ function withOuterTapePreserved<T>(fn: () => T): T {
 }
 
 /**
- * `fn(x, ...params)` whose backward pass recomputes the forward. `params` are the tensors gradients
- * must flow to (LoRA variables); everything else `fn` uses is treated as a constant.
+ * `fn(x, params, constants)` whose backward pass recomputes the forward. Gradients flow to `x` and
+ * `params` (LoRA variables); `constants` (rotary tables, masks) are kept alive for the recomputation
+ * and get zero gradients. Everything else `fn` closes over must outlive the backward pass (weights).
  */
-export function checkpointed(fn: (x: tf.Tensor, ...params: tf.Tensor[]) => tf.Tensor, x: tf.Tensor, params: tf.Tensor[]): tf.Tensor {
+export function checkpointed(
+  fn: (x: tf.Tensor, params: tf.Tensor[], constants: tf.Tensor[]) => tf.Tensor,
+  x: tf.Tensor,
+  params: tf.Tensor[],
+  constants: tf.Tensor[],
+): tf.Tensor {
+  const p = params.length;
   const op = tf.customGrad((...args: unknown[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const inputs = args.slice(0, -1) as tf.Tensor[];
     save(inputs);
-    const value = fn(inputs[0], ...inputs.slice(1));
+    const value = fn(inputs[0], inputs.slice(1, 1 + p), inputs.slice(1 + p));
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        withOuterTapePreserved(() => tf.grads((...again: tf.Tensor[]) => fn(again[0], ...again.slice(1)))(saved, dy)),
+        withOuterTapePreserved(() => {
+          const fixed = saved.slice(1 + p);
+          const grads = tf.grads((...again: tf.Tensor[]) => fn(again[0], again.slice(1), fixed))(saved.slice(0, 1 + p), dy);
+          return [...grads, ...fixed.map((c) => tf.zerosLike(c))];
+        }),
     };
   });
-  return (op as (...t: tf.Tensor[]) => tf.Tensor)(x, ...params);
+  return (op as (...t: tf.Tensor[]) => tf.Tensor)(x, ...params, ...constants);
 }

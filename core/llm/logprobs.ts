@@ -40,7 +40,8 @@ export function chunkedTokenLogprobs(
     const rows = tf.slice(hidden, [start, 0], [size, h]);
     const chunkTargets = tf.slice(targets, [start], [size]);
     const op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-      save([x]);
+      // Save the targets too: the caller disposes its own copy right after the forward pass.
+      save([x, chunkTargets]);
       const value = tf.tidy(() => {
         const logits = chunkLogits(x as tf.Tensor2D);
         const lse = tf.logSumExp(logits, 1);
@@ -58,7 +59,7 @@ export function chunkedTokenLogprobs(
           tf.tidy(() => {
             const logits = chunkLogits(saved[0] as tf.Tensor2D);
             const probs = tf.softmax(logits, 1);
-            const oneHot = oneHotFloat(chunkTargets, vocab);
+            const oneHot = oneHotFloat(saved[1] as tf.Tensor1D, vocab);
             let dLogits = tf.mul(tf.sub(oneHot, probs), dy.reshape([size, 1]));
             if (temperature !== 1) dLogits = tf.div(dLogits, temperature);
             return tf.matMul(dLogits, unembedding);
@@ -81,5 +82,5 @@ export function chunkedTokenLogprobs(
 
 /** One-hot rows as float32 (tfjs-backend-wasm's float32 OneHot writes integer bit patterns, so cast). */
 function oneHotFloat(indices: tf.Tensor1D, depth: number): tf.Tensor2D {
-  return tf.tidy(() => tf.oneHot(indices, depth).toFloat());
+  return tf.tidy(() => tf.oneHot(indices, depth).toFloat() as tf.Tensor2D);
 }

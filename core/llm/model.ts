@@ -336,19 +336,18 @@ export class CausalLM {
     let x = tf.gather(this.weights.embedTokens, flatIds) as tf.Tensor2D; // [B·T, H]
     for (let i = 0; i < this.weights.layers.length; i++) {
       const adapters = this.activeAdapters(i);
-      if (checkpointLayers && adapters.length > 0) {
+      if (checkpointLayers) {
         const params = adapters.flatMap(([, a]) => [a.A, a.B]);
         x = checkpointed(
-          (input, ...p) => {
+          (input, p, [cos, sin, mask]) => {
             const override: AdapterTensors = {};
             adapters.forEach(([name], k) => (override[name] = { A: p[2 * k], B: p[2 * k + 1] }));
-            return this.layerForward(input as tf.Tensor2D, i, ctx, override);
+            return this.layerForward(input as tf.Tensor2D, i, { ...ctx, cos: cos as tf.Tensor4D, sin: sin as tf.Tensor4D, mask }, override);
           },
           x,
           params,
+          [ctx.cos, ctx.sin, ctx.mask],
         ) as tf.Tensor2D;
-      } else if (checkpointLayers) {
-        x = checkpointed((input) => this.layerForward(input as tf.Tensor2D, i, ctx, {}), x, []) as tf.Tensor2D;
       } else {
         x = this.layerForward(x, i, ctx);
       }
