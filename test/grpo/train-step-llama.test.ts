@@ -1,0 +1,150 @@
+// The train step on the real llama-tiny fixture: completion log-probs through the padded batch match
+// transformers/peft's reference numbers, the GRPO-loss gradient on LoRA parameters matches finite
+// differences, and a step changes only LoRA variables.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../../core/llm/tf.js';
+import { initBackend } from '../../core/llm/backend.js';
+import { loadModel, type CausalLM } from '../../core/llm/model.js';
+import { attachLora, loadPeftAdapter } from '../../core/llm/lora.js';
+import { AdamW } from '../../core/grpo/optimizer.js';
+import { computeRowLogprobs, grpoTrainStep, type TrainStepConfig } from '../../core/grpo/train-step.js';
+import type { Completion, TrainingBatch } from '../../core/ports.js';
+import { readFileSync } from 'node:fs';
+
+const LLAMA_TINY = 'test/fixtures/llama-tiny';
+/** reference.json (see /work/shared/README.md): per chat, prompt ids, greedy continuation, and
+ *  sequence_logprobs[i] = log p(token i+1 | tokens ≤ i) over ids + greedy, from transformers/peft. */
+interface ReferenceChat {
+  ids: number[];
+  greedy: number[];
+  sequence_logprobs: number[];
+}
+const reference = JSON.parse(readFileSync(`${LLAMA_TINY}/reference.json`, 'utf8')) as { chats: ReferenceChat[]; adapter: ReferenceChat[] };
+let model: CausalLM;
+
+beforeAll(async () => {
+  await initBackend('cpu');
+  model = await loadModel(LLAMA_TINY);
+});
+afterAll(() => model?.dispose());
+
+const completionOf = (chat: ReferenceChat): Completion => {
+  const start = chat.ids.length - 1; // sequence_logprobs[i] = log p(token i+1 | ≤ i)
+  return {
+    text: '',
+    ids: chat.greedy,
+    logprobs: chat.sequence_logprobs.slice(start, start + chat.greedy.length),
+    finishReason: 'eos',
+  };
+};
+
+/**
+ * Three prompts of different lengths (185, 73, 170 tokens); per prompt: the adapter's and the base
+ * model's greedy continuations. `promptTail` keeps only the prompts' last tokens (8, 16, 24 of them),
+ * for the checks that need no reference numbers and many passes.
+ */
+function referenceBatch(promptTail?: number): TrainingBatch {
+  return {
+    index: 0,
+    policyVersion: 0,
+    groups: reference.chats.map((chat, g) => ({
+      prompt: { id: `chat${g}`, messages: [], fields: {} },
+      promptText: '',
+      promptIds: promptTail ? chat.ids.slice(-promptTail * (g + 1)) : chat.ids,
+      completions: [completionOf(reference.adapter[g]), completionOf(chat)],
+    })),
+    rewards: [{ name: 'r', weight: 1, values: [[1, 0], [0.5, 0], [0, 1]] }],
+    totals: [[1, 0], [0.5, 0], [0, 1]],
+    advantages: [[0.7, -0.7], [0.7, -0.7], [-0.7, 0.7]],
+  };
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i])));
+
+describe('GRPO train step on llama-tiny', () => {
+  it('completion log-probs of a left-padded mixed batch match the transformers/peft reference (1e-4)', () => {
+    loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
+    const batch = referenceBatch();
+    const config: TrainStepConfig = { learningRate: 0 };
+    const withAdapter = computeRowLogprobs(model, batch, config);
+    const base = model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, config));
+    batch.groups.forEach((group, g) => {
+      // Row 2g holds the adapter's greedy tokens (reference: `adapter`), row 2g+1 the base model's (`chats`).
+      expect(maxDiff(withAdapter[2 * g], group.completions[0].logprobs)).toBeLessThan(1e-4);
+      expect(maxDiff(base[2 * g + 1], group.completions[1].logprobs)).toBeLessThan(1e-4);
+    });
+  });
+
+  it('the gradient of the GRPO loss w.r.t. LoRA parameters matches central finite differences', () => {
+    loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
+    const batch = referenceBatch(8);
+    const variables = model.trainableVariables();
+    // Fixed old log-probs (shifted so some ratios clip) make the loss a function of the parameters.
+    const old = computeRowLogprobs(model, batch, { learningRate: 0 }).map((row) => row.map((v, t) => v + (t % 3 === 0 ? 0.3 : -0.05)));
+    const config: TrainStepConfig = { learningRate: 0, beta: 0.05, maxGradNorm: 0, epsilon: 0.2 };
+    const lossAndGrads = () => {
+      const optimizer = new AdamW(variables);
+      const { metrics } = grpoTrainStep(model, batch, optimizer, config, { oldLogprobs: old });
+      // With lr 0 nothing moves, and after one step m = (1 − β1)·g holds the gradient.
+      const grads = optimizer.exportState().m.map((m) => m.map((v) => v / 0.1));
+      optimizer.dispose();
+      return { loss: metrics.loss, grads, clipped: metrics['clip_ratio/region_mean'] };
+    };
+    const { grads, clipped } = lossAndGrads();
+    expect(clipped).toBeGreaterThan(0);
+    // Check the largest-gradient element of the first A matrix and of the last B matrix.
+    const checks: [number, number][] = [];
+    for (const v of [0, variables.length - 1]) {
+      let best = 0;
+      grads[v].forEach((g, i) => (Math.abs(g) > Math.abs(grads[v][best]) ? (best = i) : undefined));
+      checks.push([v, best]);
+    }
+    const h = 5e-3;
+    for (const [v, i] of checks) {
+      const variable = variables[v];
+      const original = variable.dataSync().slice() as Float32Array;
+      const at = (delta: number) => {
+        const data = original.slice();
+        data[i] += delta;
+        variable.assign(tf.tensor(data, variable.shape));
+        return lossAndGrads().loss;
+      };
+      const numeric = (at(h) - at(-h)) / (2 * h);
+      variable.assign(tf.tensor(original, variable.shape));
+      const analytic = grads[v][i];
+      expect(Math.abs(analytic)).toBeGreaterThan(1e-3);
+      expect(Math.abs(numeric - analytic)).toBeLessThan(0.03 * Math.abs(analytic) + 2e-4);
+    }
+  });
+
+  it('one step with a fresh LoRA (attachLora) changes only LoRA B (A has zero gradient while B = 0), never the base; no leaks', () => {
+    attachLora(model, { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'v_proj', 'down_proj'], useRslora: false, seed: 3 });
+    const batch = referenceBatch(8);
+    const variables = model.trainableVariables();
+    const before = variables.map((v) => v.dataSync().slice());
+    const baseBefore = model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, { learningRate: 0 }));
+    const optimizer = new AdamW(variables);
+    const config: TrainStepConfig = { learningRate: 1e-2, beta: 0.04, microBatchSize: 3 };
+    const { metrics } = grpoTrainStep(model, batch, optimizer, config);
+    for (const name of ['loss', 'kl', 'entropy', 'grad_norm', 'num_tokens']) expect(Number.isFinite(metrics[name]), name).toBe(true);
+    expect(metrics.kl).toBe(0); // B = 0: the adapted policy is the base policy
+    const lora = model.lora!;
+    const names = [...lora.adapters.values()].flatMap((a) => [a.A.name, a.B.name]);
+    variables.forEach((v, i) => {
+      const moved = maxDiff(v.dataSync(), before[i]);
+      if (names[i] === v.name && i % 2 === 1) expect(moved, `${v.name} (B)`).toBeGreaterThan(0);
+      else expect(moved, `${v.name} (A)`).toBe(0);
+    });
+    const baseAfter = model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, { learningRate: 0 }));
+    baseAfter.forEach((row, r) => expect(Array.from(row)).toEqual(Array.from(baseBefore[r])));
+    const adapted = computeRowLogprobs(model, batch, { learningRate: 0 });
+    expect(maxDiff(adapted[0], baseAfter[0])).toBeGreaterThan(0);
+
+    grpoTrainStep(model, batch, optimizer, config);
+    const tensors = tf.memory().numTensors;
+    const { metrics: third } = grpoTrainStep(model, batch, optimizer, config);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(third.kl).toBeGreaterThan(0);
+    optimizer.dispose();
+  });
+});
