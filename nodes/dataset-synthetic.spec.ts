@@ -1,0 +1,42 @@
+import { lastValueFrom, take, toArray } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { ARITHMETIC_SYSTEM_PROMPT } from '../core/data/arithmetic.js';
+import { fakeContext } from '../test/data/fake-context.js';
+import { datasetSynthetic } from './dataset-synthetic.js';
+
+async function run(config: Record<string, unknown>) {
+  const { ctx } = fakeContext(datasetSynthetic.config.parse(config));
+  return datasetSynthetic.run(ctx, {});
+}
+
+describe('dataset.synthetic', () => {
+  it('emits N seeded problems with answers, and a held-out set never trained on', async () => {
+    const out = await run({ seed: 4, levels: [1, 2], count: 300, test_size: 40 });
+    const train = await lastValueFrom(out.prompts!.pipe(toArray()));
+    const test = await lastValueFrom(out.test!.pipe(toArray()));
+    expect(train).toHaveLength(300);
+    expect(test).toHaveLength(40);
+    expect(train[0].messages).toEqual([
+      { role: 'system', content: ARITHMETIC_SYSTEM_PROMPT },
+      { role: 'user', content: expect.stringMatching(/How many \w+ does (he|she) have\?$/) },
+    ]);
+    expect(train.every((p) => /^\d+$/.test(String(p.fields.answer)) && [1, 2].includes(p.fields.level as number))).toBe(true);
+    const held = new Set(test.map((p) => p.messages[1].content));
+    expect(train.some((p) => held.has(p.messages[1].content))).toBe(false);
+    const again = await run({ seed: 4, levels: [1, 2], count: 300, test_size: 40 });
+    expect(await lastValueFrom(again.prompts!.pipe(toArray()))).toEqual(train);
+  });
+
+  it('is endless without count, and can drop the system prompt', async () => {
+    const out = await run({ system: null, test_size: 0 });
+    const items = await lastValueFrom(out.prompts!.pipe(take(1000), toArray()));
+    expect(items).toHaveLength(1000);
+    expect(items[0].messages.map((m) => m.role)).toEqual(['user']);
+    expect(new Set(items.map((p) => p.fields.level))).toEqual(new Set([1, 2, 3, 4]));
+  });
+
+  it('rejects unknown levels and keys', () => {
+    expect(() => datasetSynthetic.config.parse({ levels: [5] })).toThrow();
+    expect(() => datasetSynthetic.config.parse({ level: 1 })).toThrow();
+  });
+});

@@ -1,0 +1,20 @@
+// A NodeContext for calling a node's run() directly in tests: no engine, outputs always ready.
+import type { NodeContext } from '../../core/plugin.js';
+
+export function fakeContext<C>(config: C, options: { baseDir?: string; id?: string; outputReady?: () => Promise<void> } = {}) {
+  const abort = new AbortController();
+  const events: { level: string; message: string }[] = [];
+  const teardown: (() => void | Promise<void>)[] = [];
+  const ctx: NodeContext<C> = {
+    id: options.id ?? 'test-node',
+    config,
+    signal: abort.signal,
+    metrics: { publish: () => undefined, event: (level, message) => events.push({ level, message }) },
+    outDir: '/tmp',
+    baseDir: options.baseDir ?? process.cwd(),
+    services: {},
+    onTeardown: (fn) => teardown.push(fn),
+    outputReady: options.outputReady ?? (() => Promise.resolve()),
+  };
+  return { ctx, abort, events };
+}
