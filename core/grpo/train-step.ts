@@ -4,7 +4,7 @@ import { tf } from '../llm/tf.js';
 import type { TrainingBatch } from '../ports.js';
 import { groupAdvantages, mean, rewardFunctionMetrics, type ScaleRewards } from './advantages.js';
 import { grpoLoss, resolveLossConfig, type GrpoLossConfig } from './loss.js';
-import { AdamW, clipGradNorm } from './optimizer.js';
+import { AdamW, clipGradNorm, type AdamWState } from './optimizer.js';
 import { flattenBatch, packRows, padRows, type PackedRows, type TrainingRow } from './pack.js';
 
 /** What the train step needs from a model (core/llm/model.ts's CausalLM provides it). */
@@ -263,7 +263,22 @@ export class GrpoTrainer {
     return results;
   }
 
+  /** What a checkpoint must hold to resume this trainer (the adapter weights are saved separately). */
+  exportState(): GrpoTrainerState {
+    return { optimizer: this.optimizer.exportState(), numTokensSeen: this.numTokensSeen };
+  }
+
+  importState(state: GrpoTrainerState): void {
+    this.optimizer.importState(state.optimizer);
+    this.numTokensSeen = state.numTokensSeen;
+  }
+
   dispose(): void {
     this.optimizer.dispose();
   }
+}
+
+export interface GrpoTrainerState {
+  optimizer: AdamWState;
+  numTokensSeen: number;
 }
