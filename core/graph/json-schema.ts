@@ -13,11 +13,12 @@ export function graphJsonSchema(registry: NodeRegistry): Record<string, unknown>
   // One if/then per type and version: `with` is checked against that node's config schema.
   nodeSchema.allOf = registry.list().map((node) => {
     const isLatest = registry.get(node.type)?.version === node.version;
-    const versionCond = isLatest
-      ? { anyOf: [{ not: { required: ['version'] } }, { properties: { version: { const: node.version } } }] }
-      : { properties: { version: { const: node.version } }, required: ['version'] };
+    // The latest version also applies when `version` is left out.
+    const condition = isLatest
+      ? { properties: { type: { const: node.type } }, required: ['type'], anyOf: [{ not: { required: ['version'] } }, { properties: { version: { const: node.version } } }] }
+      : { properties: { type: { const: node.type }, version: { const: node.version } }, required: ['type', 'version'] };
     return {
-      if: { properties: { type: { const: node.type } }, required: ['type'], ...versionCond },
+      if: condition,
       then: { properties: { with: configJsonSchema(node) } },
     };
   });
