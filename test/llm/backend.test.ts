@@ -1,0 +1,30 @@
+// Backend selection: explicit names, auto with its one-line explanation, clear errors.
+import { describe, expect, it } from 'vitest';
+import { tf } from '../../core/llm/tf.js';
+import { initBackend, type BackendName } from '../../core/llm/backend.js';
+
+describe('initBackend', () => {
+  it('selects cpu and wasm by name', async () => {
+    expect((await initBackend('cpu')).name).toBe('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+    expect((await initBackend('wasm')).name).toBe('wasm');
+    expect(tf.getBackend()).toBe('wasm');
+  });
+
+  it('auto picks the first that works and says once why each earlier one was skipped', async () => {
+    const lines: string[] = [];
+    const { name, notes } = await initBackend('auto', (line) => lines.push(line));
+    expect(lines).toEqual(notes);
+    expect(lines.length).toBe(1);
+    expect(tf.getBackend()).toBe(name);
+    expect(lines[0]).toContain(`backend ${name} (auto`);
+    // tfjs-node is not installed here, so the tensorflow backend is always skipped with its reason
+    if (name !== 'tensorflow') expect(lines[0]).toMatch(/skipped tensorflow: .*tfjs-node/);
+    if (name === 'wasm') expect(lines[0]).toMatch(/webgpu: /);
+  });
+
+  it('an explicit backend that cannot start is an error that says why', async () => {
+    await expect(initBackend('tensorflow')).rejects.toThrow(/backend "tensorflow" is not available: .*tfjs-node/);
+    await expect(initBackend('tpu' as BackendName)).rejects.toThrow(/unknown backend "tpu"; choose one of auto, tensorflow, webgpu, wasm, cpu/);
+  });
+});
