@@ -27,7 +27,7 @@ describe('interpolation', () => {
       `  src:\n    type: count\n    version: 1\n    with: { n: 1 }\n  sink:\n    type: slow-sink\n    in: { items: src.items }\n    with: { label: "hello \${params.who} in \${params.dir}, literal $\${params.who}" }\n`,
     );
     const cfg = await configOf(text);
-    expect(cfg.sink.label).toBe('hello world in /tmp, literal ${params.who}');
+    expect((cfg.sink as { label: string }).label).toBe('hello world in /tmp, literal ${params.who}');
   });
 
   it('UNKNOWN_PARAM and UNKNOWN_ENV point at the referencing line', async () => {
