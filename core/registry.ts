@@ -1,7 +1,7 @@
 // The node registry: every node type by name and version. Built-in nodes (the `core` plugin in
 // nodes/index.ts) and third-party plugins are registered through the same `register` call; only the
 // core plugin's types are un-namespaced.
-import type { NodeDefinition, PluginDefinition } from './plugin.js';
+import type { InputSpec, NodeDefinition, PluginDefinition } from './plugin.js';
 import { PLUGIN_API_VERSION } from './plugin.js';
 
 export const CORE_PLUGIN = 'core';
@@ -75,6 +75,11 @@ export class NodeRegistry {
       for (const name of Object.keys(def.outputs ?? {})) {
         if (RESERVED_OUTPUTS.has(name)) {
           throw new PluginLoadError('BAD_PLUGIN', `node \`${type}\` declares an output named \`${name}\`, which the runtime reserves`, { type, output: name });
+        }
+      }
+      for (const [name, input] of Object.entries((def.inputs ?? {}) as Record<string, InputSpec>)) {
+        if (input.feedback && input.type?.kind !== 'latest') {
+          throw new PluginLoadError('BAD_PLUGIN', `node \`${type}\` input \`${name}\` is declared feedback but its port kind is ${input.type?.kind}; feedback inputs must be \`latest\` ports`, { type, input: name });
         }
       }
       const clash = this.nodes.get(type)?.get(def.version) ?? staged.find((n) => n.type === type && n.version === def.version);

@@ -22,7 +22,6 @@ export type DiagnosticCode =
   | 'PORT_TYPE_MISMATCH'
   | 'MISSING_INPUT'
   | 'TOO_MANY_EDGES'
-  | 'BAD_FEEDBACK'
   | 'GRAPH_CYCLE';
 
 export interface SourcePos {

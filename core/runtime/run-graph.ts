@@ -264,10 +264,12 @@ export function runGraph(graph: ResolvedGraph, options: RunOptions): RunHandle {
   if (options.signal?.aborted) queueMicrotask(onExternalAbort);
   else options.signal?.addEventListener('abort', onExternalAbort, { once: true });
 
-  bus.event('graph', 'info', `run started: ${graph.name}`, { nodes: graph.nodes.length });
-  for (const node of graph.nodes) {
-    startNode(node).catch((cause) => fail(node, cause));
-  }
+  // Start on the next microtask, so that whoever holds the handle has subscribed to every event.
+  queueMicrotask(() => {
+    if (finished) return;
+    bus.event('graph', 'info', `run started: ${graph.name}`, { nodes: graph.nodes.length });
+    for (const node of graph.nodes) startNode(node).catch((cause) => fail(node, cause));
+  });
   Promise.all(sinks.map((s) => nodeDone.get(s.id)!.promise)).then(
     () => finish('completed'),
     () => {},

@@ -77,6 +77,11 @@ describe('plugins', () => {
     expect(registry.get('q/other')).toBeUndefined();
   });
 
+  it('rejects a feedback input that is not a latest port', () => {
+    const bad = defineNode({ type: 'f', version: 1, inputs: { w: { type: { name: 'x', kind: 'stream' }, feedback: true } }, outputs: {}, config: z.object({}), run: () => ({}) });
+    expect(() => new NodeRegistry().register(definePlugin({ name: 'r', apiVersion: PLUGIN_API_VERSION, nodes: [bad] }), 'test')).toThrow(/feedback inputs must be `latest`/);
+  });
+
   it('rejects a node that declares the reserved output `done`', () => {
     const bad = defineNode({ type: 'b', version: 1, inputs: {}, outputs: { done: { type: { name: 'x', kind: 'stream' } } }, config: z.object({}), run: () => ({}) });
     expect(() => new NodeRegistry().register(definePlugin({ name: 'r', apiVersion: PLUGIN_API_VERSION, nodes: [bad] }), 'test')).toThrow(/reserves/);

@@ -26,8 +26,11 @@ describe('runtime', () => {
     const graph = await graphOf(`${src(4)}  model:\n    type: load-model\n  scale:\n    type: scale\n    in: { model: model.model, items: src.items }\n  sink:\n    type: slow-sink\n    with: { delayMs: 0 }\n    in: { items: scale.items }\n`);
     const probe = newProbe();
     const handle = start(graph, probe);
+    const events = lastValueFrom(handle.events$.pipe(toArray()));
     const result = await handle.done;
     expect(result.status).toBe('completed');
+    // Subscribing right after runGraph() returns misses nothing.
+    expect((await events).map((e) => e.message)[0]).toBe('run started: test');
     expect(probe.received.sink).toEqual([0, 3, 6, 9]);
     expect(probe.torndown.sort()).toEqual(['model', 'scale', 'sink', 'src']);
     // `scale` starts only once the model resource resolved, after `src` and `model`; it is torn down before them.
@@ -148,6 +151,7 @@ describe('runtime', () => {
       { step: 3, node: 'train', loss: 1 / 3 },
     ]);
     const events = readFileSync(path.join(out, 'events.log'), 'utf8');
+    expect(events.split('\n')[0]).toMatch(/INFO  \[graph\] run started: test \{"nodes":3\}$/);
     expect(events).toMatch(/INFO  \[graph\] run started: test/);
     expect(events).toMatch(/INFO  \[graph\] run completed/);
   });
