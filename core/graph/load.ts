@@ -110,7 +110,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     const node = resolveNode(id, entry, registry, map, diagnostics);
     if (node) sources.push({ id, node, rawIn: (entry.in ?? {}) as Record<string, EdgeEntry | EdgeEntry[]>, defaultBuffer: entry.buffer });
   }
-  const edges = resolveEdges(sources, map, diagnostics);
+  const edges = resolveEdges(sources, new Set(Object.keys(graphFile.nodes ?? {})), map, diagnostics);
   for (const e of edges) sources.find((s) => s.id === e.to.node)!.node.inputs[e.to.port] ??= [];
   for (const e of edges) sources.find((s) => s.id === e.to.node)!.node.inputs[e.to.port].push(e);
   const order = orderNodes(sources.map((s) => s.id), edges, map, diagnostics);

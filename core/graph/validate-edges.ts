@@ -22,7 +22,11 @@ export interface EdgeSource {
   defaultBuffer?: number;
 }
 
-export function resolveEdges(sources: EdgeSource[], map: SourceMap, diagnostics: Diagnostic[]): ResolvedEdge[] {
+/**
+ * Resolves every `in:` edge of the resolved nodes. `declaredIds` holds every node id in the file,
+ * including nodes that failed to resolve (their own error is reported already; edges from them are skipped).
+ */
+export function resolveEdges(sources: EdgeSource[], declaredIds: ReadonlySet<string>, map: SourceMap, diagnostics: Diagnostic[]): ResolvedEdge[] {
   const byId = new Map(sources.map((s) => [s.id, s]));
   const edges: ResolvedEdge[] = [];
   const err = (d: Omit<Diagnostic, 'severity'>) => diagnostics.push({ severity: 'error', ...d });
@@ -66,12 +70,13 @@ export function resolveEdges(sources: EdgeSource[], map: SourceMap, diagnostics:
         }
         const [, fromId, fromPort] = match;
         const producer = byId.get(fromId);
+        if (!producer && declaredIds.has(fromId)) return;
         if (!producer) {
           err({
             code: 'UNKNOWN_NODE_REF',
             ...map.value(refPath),
             message: `edge \`${ref}\` into \`${id}.${port}\` names node \`${fromId}\`, which is not in the graph`,
-            suggestion: didYouMean(fromId, byId.keys()),
+            suggestion: didYouMean(fromId, declaredIds),
             details: { node: fromId },
           });
           return;

@@ -175,6 +175,11 @@ describe('graph validation', () => {
     expect(d.suggestion).toContain('echo.policy');
   });
 
+  it('an edge from a node whose type is unknown is not reported a second time', async () => {
+    const text = graphYaml(`  src:\n    type: cuont\n  sink:\n    type: slow-sink\n    in: { items: src.items }\n`);
+    expect((await check(text)).diagnostics.map((d) => d.code)).toEqual(['UNKNOWN_NODE_TYPE']);
+  });
+
   it('collects every error of a graph in one pass', async () => {
     const text = graphYaml(`  src:\n    type: count\n    version: 1\n    with: { n: 1, strat: 0 }\n  bad:\n    type: nope\n  sink:\n    type: slow-sink\n    in: { items: src.itmes }\n`);
     const codes = (await check(text)).diagnostics.map((d) => d.code).sort();
