@@ -43,8 +43,15 @@ export class AdamW {
     }
     const names = new Set(variables.map((p) => p.name));
     if (names.size !== variables.length) throw new Error('AdamW: two variables share a name; gradients keyed by name would be ambiguous');
-    this.m = variables.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = variables.map((p) => tf.variable(tf.zerosLike(p), false));
+    // tf.variable keeps its own reference to the initial value, so the temporary must be freed here.
+    const zeros = (p: tf.Variable) => {
+      const initial = tf.zerosLike(p);
+      const moment = tf.variable(initial, false);
+      initial.dispose();
+      return moment;
+    };
+    this.m = variables.map(zeros);
+    this.v = variables.map(zeros);
   }
 
   /**
@@ -96,8 +103,10 @@ export class AdamW {
           `AdamW.importState: moment ${i} ("${state.names?.[i] ?? '?'}") has ${state.m[i].length} values, variable "${p.name}" of shape [${p.shape}] needs ${expected}`,
         );
       }
-      this.m[i].assign(tf.tensor(state.m[i], p.shape));
-      this.v[i].assign(tf.tensor(state.v[i], p.shape));
+      tf.tidy(() => {
+        this.m[i].assign(tf.tensor(state.m[i], p.shape));
+        this.v[i].assign(tf.tensor(state.v[i], p.shape));
+      });
     });
     this.stepCount = state.step;
   }

@@ -120,3 +120,17 @@ describe('learning-rate schedules (HF get_*_schedule_with_warmup)', () => {
     expect(() => learningRateSchedule({ type: 'linear', learningRate: 1, totalSteps: 10, warmupRatio: 2 })).toThrow(/warmupRatio/);
   });
 });
+
+describe('AdamW tensor bookkeeping', () => {
+  it('creating, importing into and disposing an optimiser leaves no tensors behind', () => {
+    const p = tf.variable(tf.zeros([2, 3]), true, 'bookkeeping');
+    const before = tf.memory().numTensors;
+    const opt = new AdamW([p]);
+    expect(tf.memory().numTensors).toBe(before + 2); // m and v
+    opt.importState(opt.exportState());
+    expect(tf.memory().numTensors).toBe(before + 2);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    p.dispose();
+  });
+});
