@@ -184,19 +184,19 @@ export function orderNodes(ids: string[], edges: ResolvedEdge[], map: SourceMap,
     const members = new Set(comp);
     const selfLoop = comp.length === 1 && forward.some((e) => e.from.node === comp[0] && e.to.node === comp[0]);
     if (comp.length < 2 && !selfLoop) continue;
-    const cycle = ids.filter((id) => members.has(id));
     const inner = forward.filter((e) => members.has(e.from.node) && members.has(e.to.node));
+    const cycle = cyclePath(ids.find((id) => members.has(id))!, inner);
     const latestEdge = inner.find((e) => e.kind === 'latest');
     const at = inner[0];
     diagnostics.push({
       code: 'GRAPH_CYCLE',
       severity: 'error',
       ...map.value(['nodes', at.to.node, 'in', at.to.port]),
-      message: `cycle through nodes ${cycle.map((n) => `\`${n}\``).join(' → ')}: only a \`latest\` edge into a \`feedback: true\` input may close a cycle`,
+      message: `cycle ${[...cycle, cycle[0]].map((n) => `\`${n}\``).join(' → ')}: only a \`latest\` edge into a \`feedback: true\` input may close a cycle`,
       suggestion: latestEdge
         ? `\`${latestEdge.to.node}.${latestEdge.to.port}\` is a latest edge but its input is not declared feedback`
         : undefined,
-      details: { nodes: cycle, edges: inner.map((e) => `${e.from.node}.${e.from.port} -> ${e.to.node}.${e.to.port}`) },
+      details: { nodes: cycle, members: ids.filter((id) => members.has(id)), edges: inner.map((e) => `${e.from.node}.${e.from.port} -> ${e.to.node}.${e.to.port}`) },
     });
   }
 
@@ -213,4 +213,22 @@ export function orderNodes(ids: string[], edges: ResolvedEdge[], map: SourceMap,
     for (const e of next.get(ready) ?? []) indegree.set(e.to.node, indegree.get(e.to.node)! - 1);
   }
   return [...order, ...ids.filter((id) => !placed.has(id))];
+}
+
+/** One cycle through `start` along `edges` (all inside one strongly connected component), in path order. */
+function cyclePath(start: string, edges: ResolvedEdge[]): string[] {
+  const path: string[] = [];
+  const visited = new Set<string>();
+  const walk = (node: string): boolean => {
+    path.push(node);
+    visited.add(node);
+    for (const e of edges.filter((x) => x.from.node === node)) {
+      if (e.to.node === start) return true;
+      if (!visited.has(e.to.node) && walk(e.to.node)) return true;
+    }
+    path.pop();
+    return false;
+  };
+  walk(start);
+  return path;
 }

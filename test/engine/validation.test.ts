@@ -154,7 +154,7 @@ describe('graph validation', () => {
     const illegal = graphYaml(`  a:\n    type: double\n    in: { items: b.items }\n  b:\n    type: double\n    in: { items: a.items }\n`);
     const d = only((await check(illegal)).diagnostics, 'GRAPH_CYCLE');
     expect(d.details!.nodes).toEqual(['a', 'b']);
-    expect(d.message).toContain('`a` → `b`');
+    expect(d.message).toContain('cycle `a` → `b` → `a`');
     expect(d.line).toBeGreaterThan(0);
 
     const legal = graphYaml(
@@ -164,6 +164,14 @@ describe('graph validation', () => {
     expect(ok.diagnostics).toEqual([]);
     expect(ok.graph!.nodes.map((n) => n.id)).toEqual(['src', 'gen', 'train']);
     expect(ok.graph!.edges.find((e) => e.to.port === 'policy')!.feedback).toBe(true);
+  });
+
+  it('GRAPH_CYCLE lists a longer cycle in path order', async () => {
+    const text = graphYaml(`  a:\n    type: double\n    in: { items: c.items }\n  b:\n    type: double\n    in: { items: a.items }\n  c:\n    type: double\n    in: { items: b.items }\n`);
+    const d = only((await check(text)).diagnostics, 'GRAPH_CYCLE');
+    expect(d.details!.nodes).toEqual(['a', 'b', 'c']);
+    const reversed = graphYaml(`  a:\n    type: double\n    in: { items: b.items }\n  b:\n    type: double\n    in: { items: c.items }\n  c:\n    type: double\n    in: { items: a.items }\n`);
+    expect(only((await check(reversed)).diagnostics, 'GRAPH_CYCLE').message).toContain('cycle `a` → `c` → `b` → `a`');
   });
 
   it('GRAPH_CYCLE through a latest edge into a non-feedback input', async () => {
