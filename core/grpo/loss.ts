@@ -45,7 +45,7 @@ export interface GrpoLossInputs {
 
 export interface GrpoLossOutput {
   loss: tf.Scalar;
-  /** TRL-named scalars: `kl` (when ref given), `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`, `importance_sampling_ratio/mean` (when behaviour given). */
+  /** TRL-named scalars: `kl` (when ref given), `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`, `sampling/importance_sampling_ratio/mean` (when behaviour given). */
   metrics: Record<string, tf.Scalar>;
 }
 
@@ -99,7 +99,7 @@ export function grpoLoss(inputs: GrpoLossInputs, config: GrpoLossConfig = {}): G
   if (inputs.behaviourLogprobs) {
     const isRatio = tf.minimum(tf.exp(tf.sub(old, detach(inputs.behaviourLogprobs))), cfg.importanceSamplingCap);
     perToken = tf.mul(perToken, isRatio);
-    metrics['importance_sampling_ratio/mean'] = maskedMean(isRatio);
+    metrics['sampling/importance_sampling_ratio/mean'] = maskedMean(isRatio);
   }
   if (inputs.refLogprobs) {
     const refMinusLogp = tf.sub(detach(inputs.refLogprobs), logprobs);

@@ -27,7 +27,7 @@ export interface PolicyModel {
 export interface TrainStepConfig extends Omit<GrpoLossConfig, 'numItemsInBatch' | 'gradientAccumulationSteps'> {
   /** A fixed LR, or a schedule of the number of completed optimiser steps (see schedule.ts). */
   learningRate: number | ((step: number) => number);
-  /** Global-norm clip (HF default 1.0); 0 or undefined-by-null disables. */
+  /** Global-norm clip (HF's default 1.0); 0 disables clipping (grad_norm is still reported). */
   maxGradNorm?: number;
   /** Completions per forward/backward pass (per_device_train_batch_size); the batch is split into
    *  ceil(B / microBatchSize) micro-batches whose gradients accumulate into one step. Default: all at once. */
@@ -202,12 +202,17 @@ export function grpoTrainStep(
     names.forEach((name, i) => (metrics[name] = scalars[i + 1]));
 
     const lengths = rows.map((r) => r.completionIds.length);
+    const terminated = rows.filter((r) => r.finishReason !== 'length').map((r) => r.completionIds.length);
     const scaleRewards = config.scaleRewards ?? 'group';
     Object.assign(metrics, groupAdvantages(batch.totals, scaleRewards).metrics, rewardFunctionMetrics(batch), {
       'completions/mean_length': mean(lengths),
       'completions/min_length': Math.min(...lengths),
       'completions/max_length': Math.max(...lengths),
       'completions/clipped_ratio': rows.filter((r) => r.finishReason === 'length').length / rows.length,
+      // TRL reports 0 for these when every completion was truncated.
+      'completions/mean_terminated_length': terminated.length ? mean(terminated) : 0,
+      'completions/min_terminated_length': terminated.length ? Math.min(...terminated) : 0,
+      'completions/max_terminated_length': terminated.length ? Math.max(...terminated) : 0,
       num_tokens: rows.reduce((sum, r) => sum + r.promptIds.length + r.completionIds.length, 0),
       learning_rate: learningRate,
       grad_norm: norm,

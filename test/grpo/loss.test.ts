@@ -125,7 +125,7 @@ describe('grpoLoss: hand-computed values', () => {
     expect(loss).toBeCloseTo(withKl, 6);
     // If the KL term were weighted too, row 0 t0's 0.1·k3(−0.2) would count twice: 0.1·0.01873/5 = 3.7e-4 more.
     expect(Math.abs(loss - (withKl + (0.1 * kl[0][0]) / tokens))).toBeGreaterThan(3e-4);
-    expect(metrics['importance_sampling_ratio/mean']).toBeCloseTo((2 + 1 + 1 + Math.exp(-0.5) + 1) / 5, 6);
+    expect(metrics['sampling/importance_sampling_ratio/mean']).toBeCloseTo((2 + 1 + 1 + Math.exp(-0.5) + 1) / 5, 6);
   });
 
   it('without old log-probs the ratio is 1: loss = −mean(A) and the gradient is −A/(n·B) on real tokens', () => {

@@ -93,6 +93,9 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     expect(first.learning_rate).toBe(0.05);
     expect(first['completions/max_length']).toBe(6);
     expect(first['completions/clipped_ratio']).toBeCloseTo(1 / 8, 12);
+    // G = 8 completions of lengths 6, 5, 4, 6, 5, 4, 6, (5 truncated): terminated mean (6+5+4)·2+6 over 7.
+    expect(first['completions/mean_terminated_length']).toBeCloseTo(36 / 7, 12);
+    expect(first['completions/mean_length']).toBeCloseTo(41 / 8, 12);
     expect(first.grad_norm).toBeGreaterThan(0);
     expect(Math.abs(model.deltaOutput.dataSync()[0])).toBeGreaterThan(0);
     expect(model.baseOutput.arraySync()).toEqual(base);
