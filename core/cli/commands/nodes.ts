@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { describeRegistry, type NodeDescription } from '../../graph/describe.js';
 import { loadPluginInto, builtinRegistry } from '../../graph/plugin-loader.js';
 import { PluginLoadError } from '../../registry.js';
+import { parseCommandArgs } from '../args.js';
 import { EXIT_USAGE, type Command } from '../command.js';
 import { discoverPlugins } from '../discover-plugins.js';
 
@@ -34,13 +34,8 @@ export const nodes: Command = {
   \`grpoflow-plugin\` and a "grpoflow" field in package.json), plus any --plugin given.
   --json   machine-readable output: an array of node descriptions (config as JSON Schema)`,
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } } });
-    } catch (e) {
-      process.stderr.write(`${(e as Error).message}\nusage: ${this.usage}\n`);
-      return EXIT_USAGE;
-    }
+    const parsed = parseCommandArgs(this, argv, { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } }, 0);
+    if (!parsed) return EXIT_USAGE;
     const registry = (await builtinRegistry()).clone();
     let failed = false;
     for (const spec of [...discoverPlugins(process.cwd()), ...(parsed.values.plugin ?? [])]) {

@@ -1,6 +1,5 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { BACKENDS } from '../../graph/graph-file.js';
 import { loadGraphFile } from '../../graph/load.js';
 import type { ResolvedGraph } from '../../graph/resolved.js';
@@ -8,6 +7,7 @@ import { MetricsBus } from '../../runtime/metrics-bus.js';
 import { NodeRunError, runGraph, type RunHandle } from '../../runtime/run-graph.js';
 import { writeEventsLog, writeMetricsJsonl } from '../../runtime/writers.js';
 import { selectBackend } from '../backend.js';
+import { parseCommandArgs } from '../args.js';
 import { EXIT_INTERRUPTED, EXIT_USAGE, type Command } from '../command.js';
 import { importOptional } from '../optional-import.js';
 import { printDiagnostics } from '../print-diagnostics.js';
@@ -35,27 +35,19 @@ export const run: Command = {
   --no-tui          plain progress lines instead of the terminal UI (also when not a TTY)
   Exit codes: 0 done, 1 invalid graph or a node failed, 2 bad usage, 130 interrupted (Ctrl-C).`,
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          set: { type: 'string', multiple: true },
-          out: { type: 'string' },
-          backend: { type: 'string' },
-          'no-tui': { type: 'boolean' },
-        },
-      });
-    } catch (e) {
-      process.stderr.write(`${(e as Error).message}\nusage: ${this.usage}\n`);
-      return EXIT_USAGE;
-    }
+    const parsed = parseCommandArgs(
+      this,
+      argv,
+      {
+        set: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        backend: { type: 'string' },
+        'no-tui': { type: 'boolean' },
+      },
+      1,
+    );
+    if (!parsed) return EXIT_USAGE;
     const { values, positionals } = parsed;
-    if (positionals.length !== 1) {
-      process.stderr.write(`usage: ${this.usage}\n`);
-      return EXIT_USAGE;
-    }
     if (values.backend !== undefined && !(BACKENDS as readonly string[]).includes(values.backend)) {
       process.stderr.write(`--backend must be one of ${BACKENDS.join(', ')}; got \`${values.backend}\`\n`);
       return EXIT_USAGE;

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { graphJsonSchema } from '../../graph/json-schema.js';
 import { builtinRegistry, loadPluginInto } from '../../graph/plugin-loader.js';
+import { parseCommandArgs } from '../args.js';
 import { EXIT_USAGE, type Command } from '../command.js';
 import { discoverPlugins } from '../discover-plugins.js';
 
@@ -14,13 +14,8 @@ export const schema: Command = {
   Point your editor at it with a first line \`# yaml-language-server: $schema=./graph.schema.json\`.
   --out FILE   write to FILE instead of stdout`,
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, options: { out: { type: 'string' }, plugin: { type: 'string', multiple: true } } });
-    } catch (e) {
-      process.stderr.write(`${(e as Error).message}\nusage: ${this.usage}\n`);
-      return EXIT_USAGE;
-    }
+    const parsed = parseCommandArgs(this, argv, { out: { type: 'string' }, plugin: { type: 'string', multiple: true } }, 0);
+    if (!parsed) return EXIT_USAGE;
     const registry = (await builtinRegistry()).clone();
     for (const spec of new Set([...discoverPlugins(process.cwd()), ...(parsed.values.plugin ?? [])])) {
       await loadPluginInto(registry, spec, process.cwd());

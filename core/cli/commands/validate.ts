@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { loadGraphFile } from '../../graph/load.js';
+import { parseCommandArgs } from '../args.js';
 import { EXIT_USAGE, type Command } from '../command.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 
@@ -13,15 +13,9 @@ export const validate: Command = {
   --set key=value   override a param (a.b=1) or a node config (nodes.ID.with.key=value)
   --json            print the diagnostics as a JSON array on stdout`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { set: { type: 'string', multiple: true }, json: { type: 'boolean' } },
-    });
-    if (positionals.length !== 1) {
-      process.stderr.write(`usage: ${this.usage}\n`);
-      return EXIT_USAGE;
-    }
+    const parsed = parseCommandArgs(this, argv, { set: { type: 'string', multiple: true }, json: { type: 'boolean' } }, 1);
+    if (!parsed) return EXIT_USAGE;
+    const { values, positionals } = parsed;
     const { diagnostics } = await loadGraphFile(positionals[0], { set: values.set });
     const errors = diagnostics.filter((d) => d.severity === 'error').length;
     if (values.json) process.stdout.write(JSON.stringify(diagnostics, null, 2) + '\n');
