@@ -43,6 +43,15 @@ describe('grpoflow CLI', () => {
     expect(stderr).toContain('3 errors, 0 warnings');
   });
 
+  it('bad usage exits 2: a missing graph argument, an unknown command (with a suggestion)', async () => {
+    const missing = await grpoflow(['validate']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('usage: grpoflow validate GRAPH');
+    const unknown = await grpoflow(['valdate', 'x.yaml']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command `valdate` (did you mean `validate`?)');
+  });
+
   it('validate: a valid graph exits 0', async () => {
     const { code, stdout } = await grpoflow(['validate', 'graphs/examples/example-plugin.yaml']);
     expect(code).toBe(0);
