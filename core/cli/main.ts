@@ -37,4 +37,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2));
-process.exitCode = code;
+// Exit now: a backend or a node may leave handles open (a GPU device, a timer) after the run has
+// finished and its outputs were flushed; stdout and stderr writes are synchronous for files and pipes.
+process.exit(code);

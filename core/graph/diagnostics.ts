@@ -2,6 +2,7 @@
 // and (where one exists) a suggestion. Validation collects all of them instead of stopping at the first.
 
 export type DiagnosticCode =
+  | 'FILE_NOT_FOUND'
   | 'YAML_SYNTAX'
   | 'BAD_GRAPH_FIELD'
   | 'UNKNOWN_PARAM'

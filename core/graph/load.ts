@@ -36,7 +36,7 @@ export async function loadGraphFile(file: string, options: LoadOptions = {}): Pr
     text = readFileSync(file, 'utf8');
   } catch (cause) {
     return {
-      diagnostics: [{ code: 'BAD_GRAPH_FIELD', severity: 'error', file, line: 0, col: 0, message: `cannot read graph file: ${(cause as Error).message}` }],
+      diagnostics: [{ code: 'FILE_NOT_FOUND', severity: 'error', file, line: 0, col: 0, message: `cannot read graph file: ${(cause as Error).message}` }],
     };
   }
   return loadGraphText(text, file, options);

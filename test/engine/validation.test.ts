@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../../core/graph/diagnostics.js';
-import { loadGraphText } from '../../core/graph/load.js';
+import { loadGraphFile, loadGraphText } from '../../core/graph/load.js';
 import { at } from './helpers.js';
 import { graphYaml, toyRegistry } from './toy-nodes.js';
 
@@ -24,6 +24,11 @@ describe('graph validation', () => {
     expect(graph!.edges).toEqual([
       { from: { node: 'src', port: 'items' }, to: { node: 'sink', port: 'items' }, index: 0, kind: 'stream', buffer: 2, feedback: false },
     ]);
+  });
+
+  it('FILE_NOT_FOUND for a graph file that cannot be read', async () => {
+    const { diagnostics } = await loadGraphFile('/nonexistent/graph.yaml', { registry: toyRegistry() });
+    expect(diagnostics.map((d) => [d.code, d.file])).toEqual([['FILE_NOT_FOUND', '/nonexistent/graph.yaml']]);
   });
 
   it('YAML_SYNTAX: reports the parser position', async () => {
