@@ -1,10 +1,10 @@
 // Batched generation with continuous batching over a KV cache: up to `maxBatch` sequences decode together;
 // when one finishes it frees its cache slot and the next waiting prompt is prefilled into it, so short and
 // long completions do not stall each other.
-import type { tf } from './tf.js';
+import { tf } from './tf.js';
 import { Rng } from '../rng.js';
 import type { FinishReason } from '../ports.js';
-import { sampleToken, validateSamplingParams, type SamplingParams } from './sampling.js';
+import { SamplingWorkspace, sampleToken, validateSamplingParams, type SamplingParams } from './sampling.js';
 import type { StopMatcher, Tokenizer } from './tokenizer.js';
 
 /** What generation needs from a model: `CausalLM` (core/llm/model.ts) satisfies it. */
@@ -145,14 +145,14 @@ export async function generate<Cache>(
 
   const slots = Math.min(maxBatch, waiting.length);
   const maxLength = Math.max(...waiting.map((i) => requests[i].promptIds.length + requests[i].maxNewTokens));
-  const scratch = new Float32Array(vocabSize);
+  const workspace = new SamplingWorkspace(vocabSize);
   const active = new Map<number, Sequence>();
   const freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   const cache = model.newCache(slots, maxLength);
 
   /** Takes one sampled token; returns whether the sequence is done (and then frees its slot). */
-  const accept = (seq: Sequence, row: Float32Array): boolean => {
-    const token = sampleToken(row, sampling, seq.rng, seq.seen, scratch);
+  const accept = (seq: Sequence, row: Float32Array, logNormalizer: number): boolean => {
+    const token = sampleToken(row, sampling, seq.rng, { seen: seq.seen, logNormalizer, workspace });
     seq.ids.push(token.id);
     seq.logprobs.push(token.logprob);
     seq.seen.add(token.id);
@@ -195,8 +195,8 @@ export async function generate<Cache>(
           starting.push(seq);
           active.set(seq.slot, seq);
         }
-        const rows = await prefillRows(model, cache, starting, requests, vocabSize);
-        starting.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize)));
+        const { rows, lse } = await prefillRows(model, cache, starting, requests);
+        starting.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize), lse[i]));
       }
       if (active.size === 0) continue;
       checkAbort();
@@ -206,18 +206,31 @@ export async function generate<Cache>(
         running.map((s) => s.slot),
         running.map((s) => s.ids[s.ids.length - 1]),
       );
-      let rows: Float32Array;
-      try {
-        rows = (await logits.data()) as Float32Array;
-      } finally {
-        logits.dispose();
-      }
-      running.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize)));
+      const { rows, lse } = await readLogits(logits);
+      running.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize), lse[i]));
     }
   } finally {
     model.disposeCache(cache);
   }
   return results as GenerationResult[];
+}
+
+/**
+ * Reads a step's logits back (one transfer) with each row's logsumexp computed on the device, so the
+ * log-prob of the chosen token costs nothing more on the host. Disposes the logits.
+ */
+async function readLogits(logits: tf.Tensor1D | tf.Tensor2D): Promise<{ rows: Float32Array; lse: Float32Array }> {
+  try {
+    const lse = tf.tidy(() => tf.logSumExp(logits, -1));
+    try {
+      const [rows, normalizers] = await Promise.all([logits.data(), lse.data()]);
+      return { rows: rows as Float32Array, lse: normalizers as Float32Array };
+    } finally {
+      lse.dispose();
+    }
+  } finally {
+    logits.dispose();
+  }
 }
 
 /** Prefills the starting sequences (batched when the model can) and returns their last-position logits, row after row. */
@@ -226,28 +239,21 @@ async function prefillRows<Cache>(
   cache: Cache,
   starting: Sequence[],
   requests: readonly GenerationRequest[],
-  vocabSize: number,
-): Promise<Float32Array> {
+): Promise<{ rows: Float32Array; lse: Float32Array }> {
   if (starting.length > 1 && model.prefillMany) {
-    const logits = model.prefillMany(
-      cache,
-      starting.map((s) => s.slot),
-      starting.map((s) => requests[s.request].promptIds),
+    return readLogits(
+      model.prefillMany(
+        cache,
+        starting.map((s) => s.slot),
+        starting.map((s) => requests[s.request].promptIds),
+      ),
     );
-    try {
-      return (await logits.data()) as Float32Array;
-    } finally {
-      logits.dispose();
-    }
   }
-  const rows = new Float32Array(starting.length * vocabSize);
-  for (let i = 0; i < starting.length; i++) {
-    const logits = model.prefill(cache, starting[i].slot, requests[starting[i].request].promptIds);
-    try {
-      rows.set((await logits.data()) as Float32Array, i * vocabSize);
-    } finally {
-      logits.dispose();
-    }
-  }
-  return rows;
+  const parts: { rows: Float32Array; lse: Float32Array }[] = [];
+  for (const seq of starting) parts.push(await readLogits(model.prefill(cache, seq.slot, requests[seq.request].promptIds)));
+  if (parts.length === 1) return parts[0];
+  const V = parts[0].rows.length;
+  const rows = new Float32Array(parts.length * V);
+  parts.forEach((p, i) => rows.set(p.rows, i * V));
+  return { rows, lse: Float32Array.from(parts, (p) => p.lse[0]) };
 }

@@ -86,13 +86,30 @@ export function topKIndices(row: Float32Array, k: number): number[] {
   return heap.sort((a, b) => row[b] - row[a] || a - b);
 }
 
-/**
- * Applies the repetition penalty to a copy of `row` (into `scratch` when it is big enough) and returns it;
- * returns `row` itself when there is nothing to penalise.
- */
-function penalised(row: Float32Array, seen: Iterable<number> | undefined, penalty: number, scratch?: Float32Array): Float32Array {
+/** Reusable buffers for one vocabulary size, so a generation loop allocates nothing per token. */
+export class SamplingWorkspace {
+  readonly penalised: Float32Array;
+  readonly weights: Float32Array;
+  readonly buckets: Uint8Array;
+  constructor(readonly vocabSize: number) {
+    this.penalised = new Float32Array(vocabSize);
+    this.weights = new Float32Array(vocabSize);
+    this.buckets = new Uint8Array(vocabSize);
+  }
+}
+
+export interface SampleContext {
+  /** Prompt + generated ids, for the repetition penalty. */
+  seen?: Iterable<number>;
+  /** logsumexp of the raw row when already known (computed on the device): saves a pass over the row. */
+  logNormalizer?: number;
+  workspace?: SamplingWorkspace;
+}
+
+/** The row with the repetition penalty applied (a copy), or the row itself when nothing is penalised. */
+function penalised(row: Float32Array, seen: Iterable<number> | undefined, penalty: number, workspace?: SamplingWorkspace): Float32Array {
   if (penalty === 1 || !seen) return row;
-  const out = scratch && scratch.length >= row.length ? scratch.subarray(0, row.length) : new Float32Array(row.length);
+  const out = workspace && workspace.vocabSize === row.length ? workspace.penalised : new Float32Array(row.length);
   out.set(row);
   for (const id of seen) {
     if (id < 0 || id >= row.length) continue;
@@ -102,78 +119,44 @@ function penalised(row: Float32Array, seen: Iterable<number> | undefined, penalt
   return out;
 }
 
-/**
- * Picks the next token from one row of raw logits.
- * `seen` (prompt + generated ids) feeds the repetition penalty; `scratch` is an optional reusable buffer.
- */
-export function sampleToken(
-  row: Float32Array,
-  params: Required<SamplingParams>,
-  rng: Rng,
-  seen?: Iterable<number>,
-  scratch?: Float32Array,
-): SampledToken {
-  const scores = penalised(row, seen, params.repetitionPenalty, scratch);
-  const id = params.temperature === 0 ? argmax(scores) : sampleFrom(scores, params, rng);
-  return { id, logprob: logProbOf(row, id) };
+/** Picks the next token from one row of raw logits. */
+export function sampleToken(row: Float32Array, params: Required<SamplingParams>, rng: Rng, context: SampleContext = {}): SampledToken {
+  const scores = penalised(row, context.seen, params.repetitionPenalty, context.workspace);
+  const id = params.temperature === 0 ? argmax(scores) : sampleFrom(scores, params, rng, context.workspace);
+  const logprob = context.logNormalizer === undefined ? logProbOf(row, id) : row[id] - context.logNormalizer;
+  return { id, logprob };
 }
 
-function sampleFrom(scores: Float32Array, params: Required<SamplingParams>, rng: Rng): number {
-  const invT = 1 / params.temperature;
+function sampleFrom(scores: Float32Array, params: Required<SamplingParams>, rng: Rng, workspace?: SamplingWorkspace): number {
   const V = scores.length;
-  // Candidates in descending order when a filter needs order; `null` = the whole vocabulary, unordered.
-  let candidates: number[] | null = params.topK > 0 && params.topK < V ? topKIndices(scores, params.topK) : null;
-
+  if (params.topK > 0 && params.topK < V) return sampleFromSorted(scores, topKIndices(scores, params.topK), params, rng);
+  const invT = 1 / params.temperature;
   let max = -Infinity;
-  if (candidates) max = scores[candidates[0]];
-  else for (let i = 0; i < V; i++) if (scores[i] > max) max = scores[i];
+  for (let i = 0; i < V; i++) if (scores[i] > max) max = scores[i];
   if (max === -Infinity || Number.isNaN(max)) throw new Error('sampling: every logit is -inf or NaN');
-  const weight = (i: number) => Math.exp((scores[i] - max) * invT);
-
-  if (params.topP < 1) {
-    let total = 0;
-    if (candidates) for (const i of candidates) total += weight(i);
-    else for (let i = 0; i < V; i++) total += weight(i);
-    if (!candidates) candidates = headByMass(scores, max, invT, total * params.topP);
-    // Keep a token while the mass strictly before it is below top_p (transformers keeps at least one).
-    const keep: number[] = [];
-    let before = 0;
-    for (const i of candidates) {
-      if (keep.length > 0 && before >= params.topP * total) break;
-      keep.push(i);
-      before += weight(i);
-    }
-    candidates = keep;
-  }
-
-  // min-p compares with the top token's probability; the normaliser cancels, so compare weights (top = 1).
-  const floor = params.minP > 0 ? params.minP : 0;
-
-  let sum = 0;
-  if (candidates) {
-    for (const i of candidates) {
-      const w = weight(i);
-      if (w >= floor) sum += w;
-    }
-    let u = rng.next() * sum;
-    let last = candidates[0];
-    for (const i of candidates) {
-      const w = weight(i);
-      if (w < floor) continue;
-      last = i;
-      u -= w;
-      if (u < 0) return i;
-    }
-    return last;
-  }
+  // One exp pass; weights are relative to the top token (whose weight is 1), so min-p compares with minP.
+  const weights = workspace && workspace.vocabSize === V ? workspace.weights : new Float32Array(V);
+  let total = 0;
   for (let i = 0; i < V; i++) {
-    const w = weight(i);
-    if (w >= floor) sum += w;
+    const w = Math.exp((scores[i] - max) * invT);
+    weights[i] = w;
+    total += w;
+  }
+  const floor = params.minP;
+  if (params.topP < 1) {
+    const buckets = workspace && workspace.vocabSize === V ? workspace.buckets : new Uint8Array(V);
+    const kept = nucleus(scores, weights, buckets, max, invT, params.topP * total).filter((i) => weights[i] >= floor);
+    return walk(kept, weights, rng);
+  }
+  let sum = total;
+  if (floor > 0) {
+    sum = 0;
+    for (let i = 0; i < V; i++) if (weights[i] >= floor) sum += weights[i];
   }
   let u = rng.next() * sum;
-  let last = 0;
+  let last = -1;
   for (let i = 0; i < V; i++) {
-    const w = weight(i);
+    const w = weights[i];
     if (w < floor || w === 0) continue;
     last = i;
     u -= w;
@@ -182,24 +165,79 @@ function sampleFrom(scores: Float32Array, params: Required<SamplingParams>, rng:
   return last;
 }
 
-/**
- * The most likely tokens, sorted, covering at least `mass` of the (unnormalised) weight — without sorting
- * the whole vocabulary: take everything above a threshold, lowering it until the head holds enough mass.
- */
-function headByMass(scores: Float32Array, max: number, invT: number, mass: number): number[] {
-  for (let logThreshold = -7; ; logThreshold *= 2) {
-    const head: number[] = [];
-    let headMass = 0;
-    const cut = logThreshold;
-    for (let i = 0; i < scores.length; i++) {
-      const x = (scores[i] - max) * invT;
-      if (x >= cut) {
-        head.push(i);
-        headMass += Math.exp(x);
+/** Samples among `ids` in proportion to their weights. */
+function walk(ids: number[], weights: Float32Array, rng: Rng): number {
+  let sum = 0;
+  for (const i of ids) sum += weights[i];
+  let u = rng.next() * sum;
+  for (const i of ids) {
+    u -= weights[i];
+    if (u < 0) return i;
+  }
+  return ids[ids.length - 1];
+}
+
+/** top-k candidates (sorted, largest first): temperature, then top-p and min-p over them, then a draw. */
+function sampleFromSorted(scores: Float32Array, sorted: number[], params: Required<SamplingParams>, rng: Rng): number {
+  const invT = 1 / params.temperature;
+  const max = scores[sorted[0]];
+  const w = sorted.map((i) => Math.exp((scores[i] - max) * invT));
+  const total = w.reduce((a, b) => a + b, 0);
+  let end = sorted.length;
+  if (params.topP < 1) {
+    // Keep a token while the mass strictly before it is below top_p (transformers keeps at least one).
+    let before = 0;
+    for (let r = 0; r < sorted.length; r++) {
+      if (r > 0 && before >= params.topP * total) {
+        end = r;
+        break;
       }
-    }
-    if (headMass >= mass || logThreshold < -1e4) {
-      return head.sort((a, b) => scores[b] - scores[a] || a - b);
+      before += w[r];
     }
   }
+  let sum = 0;
+  for (let r = 0; r < end; r++) if (w[r] >= params.minP) sum += w[r];
+  let u = rng.next() * sum;
+  let last = sorted[0];
+  for (let r = 0; r < end; r++) {
+    if (w[r] < params.minP) continue;
+    last = sorted[r];
+    u -= w[r];
+    if (u < 0) return sorted[r];
+  }
+  return last;
+}
+
+/**
+ * The top-p nucleus without sorting the vocabulary: tokens are bucketed by log-weight (quarter-nat wide
+ * buckets, which order the tokens), whole buckets are kept while the mass before them is below `mass`,
+ * and only the bucket where the mass crosses it is sorted. Exact: the same set a full sort keeps.
+ */
+function nucleus(scores: Float32Array, weights: Float32Array, buckets: Uint8Array, max: number, invT: number, mass: number): number[] {
+  const BUCKETS = 256;
+  const perNat = 4 * invT; // quarter-nat buckets of the tempered logit
+  const bucketMass = new Float64Array(BUCKETS);
+  for (let i = 0; i < scores.length; i++) {
+    const b = Math.min(BUCKETS - 1, Math.floor((max - scores[i]) * perNat));
+    buckets[i] = b;
+    bucketMass[b] += weights[i];
+  }
+  let crossing = 0;
+  let before = 0;
+  while (crossing < BUCKETS - 1 && before + bucketMass[crossing] < mass) before += bucketMass[crossing++];
+  const kept: number[] = [];
+  const boundary: number[] = [];
+  for (let i = 0; i < scores.length; i++) {
+    if (weights[i] === 0) continue;
+    const b = buckets[i];
+    if (b < crossing) kept.push(i);
+    else if (b === crossing) boundary.push(i);
+  }
+  boundary.sort((a, b) => scores[b] - scores[a] || a - b);
+  for (const i of boundary) {
+    if (kept.length > 0 && before >= mass) break;
+    kept.push(i);
+    before += weights[i];
+  }
+  return kept;
 }

@@ -82,7 +82,8 @@ describe('generate with a bigram model', () => {
     const [result] = await generate(model, [{ promptIds: [3, 4], maxNewTokens: 6 }], { temperature: 0 });
     const expected = model.greedy([3, 4], 6);
     expect(result.ids).toEqual(expected.ids);
-    result.logprobs.forEach((lp, i) => expect(lp).toBeCloseTo(expected.logprobs[i], 10));
+    // The normaliser is a float32 logsumexp computed on the device.
+    result.logprobs.forEach((lp, i) => expect(Math.abs(lp - expected.logprobs[i])).toBeLessThan(1e-5));
     expect(result.finishReason).toBe('length');
     expect(model.openCaches).toBe(0);
   });

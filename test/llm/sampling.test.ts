@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../core/rng.js';
-import { logProbOf, sampleToken, topKIndices, validateSamplingParams, type SamplingParams } from '../../core/llm/sampling.js';
+import { logProbOf, SamplingWorkspace, sampleToken, topKIndices, validateSamplingParams, type SamplingParams } from '../../core/llm/sampling.js';
 
 const logitsOf = (probs: number[]) => Float32Array.from(probs.map((p) => Math.log(p) + 3));
 const params = (p: SamplingParams) => validateSamplingParams(p);
@@ -9,7 +9,7 @@ function frequencies(row: Float32Array, p: SamplingParams, draws: number, seed =
   const rng = new Rng(seed);
   const counts = new Array(row.length).fill(0);
   const full = params(p);
-  for (let i = 0; i < draws; i++) counts[sampleToken(row, full, rng, seen).id]++;
+  for (let i = 0; i < draws; i++) counts[sampleToken(row, full, rng, { seen }).id]++;
   return counts.map((c) => c / draws);
 }
 
@@ -30,11 +30,11 @@ describe('sampleToken', () => {
   it('applies the repetition penalty as transformers does (÷ positive, × negative), but not to the log-prob', () => {
     const row = Float32Array.from([3, 2, -0.5, -0.4]);
     // 3/2 = 1.5 < 2, so token 0 loses to token 1.
-    expect(sampleToken(row, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), [0]).id).toBe(1);
+    expect(sampleToken(row, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), { seen: [0] }).id).toBe(1);
     // Among the negatives: -0.5·2 = -1 loses to -0.4 unpenalised... and -0.4·2 = -0.8 loses to -0.5.
     const negatives = Float32Array.from([-0.5, -0.4]);
-    expect(sampleToken(negatives, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), [1]).id).toBe(0);
-    const picked = sampleToken(row, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), [0]);
+    expect(sampleToken(negatives, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), { seen: [1] }).id).toBe(0);
+    const picked = sampleToken(row, params({ temperature: 0, repetitionPenalty: 2 }), new Rng(0), { seen: [0] });
     expect(picked.logprob).toBeCloseTo(logProbOf(row, 1), 12);
   });
 
@@ -57,24 +57,52 @@ describe('sampleToken', () => {
     expect(wider[3]).toBe(0);
   });
 
-  it('top-p over a large vocabulary without top-k keeps exactly the nucleus', () => {
-    const row = randomRow(5000, 7);
+  // The nucleus by a full sort, as transformers computes it (after temperature), intersected with min-p.
+  function referenceKept(row: Float32Array, T: number, topP: number, minP: number): Set<number> {
     const order = [...row.keys()].sort((a, b) => row[b] - row[a]);
     const max = row[order[0]];
-    const weights = order.map((i) => Math.exp(row[i] - max));
+    const weights = order.map((i) => Math.exp((row[i] - max) / T));
     const total = weights.reduce((s, w) => s + w, 0);
-    const nucleus = new Set<number>();
+    const kept = new Set<number>();
     let before = 0;
-    for (let r = 0; r < order.length && (r === 0 || before < 0.9 * total); r++) {
-      nucleus.add(order[r]);
+    for (let r = 0; r < order.length && (r === 0 || before < topP * total); r++) {
+      if (weights[r] >= minP) kept.add(order[r]);
       before += weights[r];
     }
+    return kept;
+  }
+
+  it.each([
+    ['flat', 3, 1, 0.9, 0],
+    ['peaked', 8, 0.7, 0.95, 0],
+    ['hot', 2, 1.5, 0.5, 0],
+    ['with min-p', 3, 1, 0.99, 0.02],
+  ] as const)('top-p over a large vocabulary without top-k keeps exactly the nucleus (%s)', (_, scale, T, topP, minP) => {
+    const row = randomRow(8000, scale * 10, scale);
+    const nucleus = referenceKept(row, T, topP, minP);
     const rng = new Rng(3);
-    const full = params({ topP: 0.9 });
+    const full = params({ topP, temperature: T, minP });
+    const workspace = new SamplingWorkspace(row.length);
     const drawn = new Set<number>();
-    for (let i = 0; i < 3000; i++) drawn.add(sampleToken(row, full, rng).id);
+    for (let i = 0; i < 1000; i++) drawn.add(sampleToken(row, full, rng, { workspace }).id);
     for (const id of drawn) expect(nucleus.has(id)).toBe(true);
-    expect(drawn.size).toBeGreaterThan(nucleus.size / 2);
+    expect(drawn.size).toBeGreaterThan(Math.min(nucleus.size, 1000) / 4);
+  });
+
+  it('top-p and min-p on top-k candidates keep the same set as the reference', () => {
+    const row = randomRow(3000, 21, 2);
+    const order = [...row.keys()].sort((a, b) => row[b] - row[a]).slice(0, 40);
+    const sub = Float32Array.from(order, (i) => row[i]);
+    const nucleus = [...referenceKept(sub, 0.8, 0.9, 0.05)].map((r) => order[r]);
+    const rng = new Rng(4);
+    const drawn = new Set<number>();
+    for (let i = 0; i < 3000; i++) drawn.add(sampleToken(row, params({ topK: 40, topP: 0.9, minP: 0.05, temperature: 0.8 }), rng).id);
+    expect([...drawn].sort()).toEqual(nucleus.sort());
+  });
+
+  it('uses a given log-normaliser for the log-prob instead of recomputing it', () => {
+    const row = Float32Array.from([1, 2, 3]);
+    expect(sampleToken(row, params({ temperature: 0 }), new Rng(0), { logNormalizer: 10 }).logprob).toBe(3 - 10);
   });
 
   it('top-k keeps the k most likely; top-k 1 is greedy at any temperature', () => {
