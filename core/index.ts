@@ -10,3 +10,5 @@ export { runGraph, NodeRunError, type RunHandle, type RunOptions, type RunResult
 export { MetricsBus, type EventRecord } from './runtime/metrics-bus.js';
 export type { NodeState, NodeStates, NodeStatus } from './runtime/node-state.js';
 export { mapAsync, fromIterableWithBackpressure } from './runtime/operators/index.js';
+export { holdDelivery } from './runtime/delivery.js';
+export { ANY_PORT_TYPE } from './graph/validate-edges.js';
