@@ -196,6 +196,7 @@ export async function generate<Cache>(
           active.set(seq.slot, seq);
         }
         const { rows, lse } = await prefillRows(model, cache, starting, requests);
+        checkWidth(rows, starting.length, vocabSize);
         starting.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize), lse[i]));
       }
       if (active.size === 0) continue;
@@ -207,12 +208,19 @@ export async function generate<Cache>(
         running.map((s) => s.ids[s.ids.length - 1]),
       );
       const { rows, lse } = await readLogits(logits);
+      checkWidth(rows, running.length, vocabSize);
       running.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize), lse[i]));
     }
   } finally {
     model.disposeCache(cache);
   }
   return results as GenerationResult[];
+}
+
+function checkWidth(rows: Float32Array, count: number, vocabSize: number): void {
+  if (rows.length !== count * vocabSize) {
+    throw new Error(`generate: the model returned ${rows.length / count} logits per sequence, but its config says vocab_size ${vocabSize}`);
+  }
 }
 
 /**
