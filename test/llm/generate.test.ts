@@ -208,23 +208,35 @@ describe('generate with stop strings', async () => {
 });
 
 describe('generate with llama-tiny', async () => {
-  const reference = JSON.parse(readFileSync('test/fixtures/llama-tiny/reference.json', 'utf8')) as {
-    chats: { ids: number[]; greedy: number[]; sequence_logprobs: number[] }[];
-  };
+  type Chat = { ids: number[]; greedy: number[]; sequence_logprobs: number[] };
+  const reference = JSON.parse(readFileSync('test/fixtures/llama-tiny/reference.json', 'utf8')) as Record<'chats' | 'adapter' | 'merged', Chat[]>;
   const { loadModel } = await import('../../core/llm/model.js');
+  const { loadPeftAdapter, mergeLora } = await import('../../core/llm/lora.js');
   const model = await loadModel('test/fixtures/llama-tiny');
 
-  it('batched greedy generation reproduces transformers for every conversation at once', async () => {
+  /** Greedy generation of every conversation at once (2 slots for 3 prompts: one waits for a free slot). */
+  async function expectReference(chats: Chat[]) {
     const results = await generate(
       model,
-      reference.chats.map((c) => ({ promptIds: c.ids, maxNewTokens: 12 })),
+      chats.map((c) => ({ promptIds: c.ids, maxNewTokens: 12 })),
       { temperature: 0, maxBatch: 2 },
     );
-    reference.chats.forEach((chat, i) => {
+    chats.forEach((chat, i) => {
       expect(results[i].ids).toEqual(chat.greedy);
       const tail = chat.sequence_logprobs.slice(chat.ids.length - 1);
       expect(results[i].logprobs.length).toBe(tail.length);
       results[i].logprobs.forEach((lp, j) => expect(Math.abs(lp - tail[j])).toBeLessThan(1e-4));
     });
+  }
+
+  it('batched greedy generation reproduces transformers for every conversation', async () => {
+    await expectReference(reference.chats);
+  });
+
+  it('and with the PEFT adapter, then with it merged into the weights', async () => {
+    await loadPeftAdapter(model, 'test/fixtures/llama-tiny/adapter');
+    await expectReference(reference.adapter);
+    mergeLora(model);
+    await expectReference(reference.merged);
   });
 });
