@@ -2,6 +2,7 @@
 // positions are processed in chunks, and a custom gradient recomputes each chunk's softmax in the
 // backward pass (d logp / d logits = onehot(target) − softmax), so only [chunk, V] exists at a time.
 import { tf } from './tf.js';
+import { unembed } from './matmul.js';
 
 export interface TokenLogprobOptions {
   chunkSize?: number;
@@ -29,7 +30,7 @@ export function chunkedTokenLogprobs(
   const chunk = Math.max(1, Math.min(n, options.chunkSize ?? Math.floor((1 << 24) / vocab)));
 
   const chunkLogits = (rows: tf.Tensor2D) => {
-    const logits = tf.matMul(rows, unembedding, false, true);
+    const logits = unembed(rows, unembedding);
     return temperature === 1 ? logits : tf.div(logits, temperature);
   };
 

@@ -9,6 +9,7 @@ import type { LoraState, LoraAdapter } from './lora.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
+import { frozenMatMul, matMul, swapLastAxes, unembed } from './matmul.js';
 
 export type { ModelConfig } from './config.js';
 export type { KVCache } from './kv-cache.js';
@@ -98,7 +99,7 @@ export class CausalLM {
     return tf.tidy(() => {
       const h = this.hidden(ids, attentionMask, positions);
       const [b, t, hidden] = h.shape;
-      const logits = tf.matMul(h.reshape([b * t, hidden]), this.weights.lmHead, false, true);
+      const logits = unembed(h.reshape([b * t, hidden]), this.weights.lmHead);
       return logits.reshape([b, t, this.config.vocabSize]) as tf.Tensor3D;
     });
   }
@@ -184,7 +185,7 @@ export class CausalLM {
       const h = this.runLayers(ids, this.passContext(ids, mask, undefined, false, keyValues), false);
       const last = tf.tensor2d(lengths.map((len, i) => [i, len - 1]), [n, 2], 'int32');
       const lastHidden = tf.gatherND(h, last) as tf.Tensor2D;
-      return tf.matMul(lastHidden, this.weights.lmHead, false, true) as tf.Tensor2D;
+      return unembed(lastHidden, this.weights.lmHead);
     });
     this.replaceCache(cache, newKeys, newValues);
     slots.forEach((s, i) => (cache.lengths[s] = lengths[i]));
@@ -233,7 +234,7 @@ export class CausalLM {
         training: false, dropoutSeed: 0, keyValues,
       };
       const h = this.runLayers(ids, ctx, false);
-      return tf.matMul(h.reshape([n, this.config.hiddenSize]), this.weights.lmHead, false, true) as tf.Tensor2D;
+      return unembed(h.reshape([n, this.config.hiddenSize]) as tf.Tensor2D, this.weights.lmHead);
     });
     this.replaceCache(cache, newKeys, newValues);
     slots.forEach((s) => cache.lengths[s]++);
@@ -404,10 +405,10 @@ export class CausalLM {
     const s = keys.shape[2];
     // GQA without repeating K/V: the query heads sharing a KV head are stacked along the query axis.
     const queries = tf.transpose(q, [0, 2, 1, 3]).reshape([b, numKvHeads, groups * t, headDim]);
-    const scores = tf.mul(tf.matMul(queries, keys, false, true), 1 / Math.sqrt(headDim));
+    const scores = tf.mul(matMul(queries, swapLastAxes(keys)), 1 / Math.sqrt(headDim));
     const masked = tf.add(scores.reshape([b, numKvHeads, groups, t, s]), ctx.mask);
     const probs = tf.softmax(masked, -1).reshape([b, numKvHeads, groups * t, s]);
-    const out = tf.matMul(probs, values).reshape([b, numHeads, t, headDim]);
+    const out = matMul(probs, values).reshape([b, numHeads, t, headDim]);
     return tf.transpose(out, [0, 2, 1, 3]).reshape([b * t, numHeads * headDim]) as tf.Tensor2D;
   }
 
@@ -419,7 +420,7 @@ export class CausalLM {
     layer: number,
     name: ProjectionName,
   ): tf.Tensor2D {
-    let y = tf.matMul(x, lin.weightT);
+    let y: tf.Tensor = frozenMatMul(x, lin.weightT);
     if (lin.bias) y = tf.add(y, lin.bias);
     if (!adapter || !this.lora) return y as tf.Tensor2D;
     const { dropout } = this.lora.config;
@@ -428,8 +429,8 @@ export class CausalLM {
       const seed = (ctx.dropoutSeed + layer * 7919 + PROJECTIONS.indexOf(name) * 104729) >>> 0;
       input = tf.dropout(x, dropout, undefined, seed) as tf.Tensor2D;
     }
-    const down = tf.matMul(input, adapter.A, false, true); // [N, r]
-    const up = tf.matMul(down, adapter.B, false, true); // [N, out]
+    const down = matMul(input, swapLastAxes(adapter.A)); // [N, r]
+    const up = matMul(down, swapLastAxes(adapter.B)); // [N, out]
     return tf.add(y, tf.mul(up, this.lora.scale)) as tf.Tensor2D;
   }
 
