@@ -1,0 +1,149 @@
+// Saving a CausalLM as a Hugging Face checkpoint folder: config.json (transformers v4 layout, which
+// both transformers 4.x/5.x and our loader read), model.safetensors with HF tensor names,
+// generation_config.json and the tokenizer files. The folder is written next to its destination and
+// renamed into place, so a reader never sees half a checkpoint.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { tf } from './tf.js';
+import { ARCHITECTURES } from './architectures.js';
+import { PROJECTIONS, type CausalLM } from './model.js';
+import type { ModelConfig } from './config.js';
+import { writeSafetensors, type HostTensor, type SafetensorsWriteDtype } from './safetensors.js';
+
+export interface SaveModelOptions {
+  /** Storage dtype of model.safetensors (math stays float32 on load). */
+  dtype: SafetensorsWriteDtype;
+  /** Copy the tokenizer files found in this folder (tokenizer.json, tokenizer_config.json, ...). */
+  tokenizerDir?: string;
+  /** Write these files instead (name → text, or an object written as JSON). */
+  tokenizerFiles?: Record<string, string | object>;
+  /** Extra generation_config.json fields (bos/eos ids are filled in from the model's config). */
+  generationConfig?: Record<string, unknown>;
+}
+
+/** The tokenizer-side files of a checkpoint folder that a saved model carries along when present. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'] as const;
+
+/** Write `model` to `dir` in the Hugging Face layout, replacing any folder already there. */
+export function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions): void {
+  if (model.lora && !model.lora.merged) {
+    throw new Error('saveModel: the model has an unmerged LoRA adapter; merge it (mergeLora) or detach it first, or save the adapter with savePeftAdapter');
+  }
+  if (opts.tokenizerDir && opts.tokenizerFiles) throw new Error('saveModel: pass tokenizerDir or tokenizerFiles, not both');
+  const target = resolve(dir);
+  mkdirSync(dirname(target), { recursive: true });
+  const staging = mkdtempSync(join(dirname(target), `.${basename(target)}.tmp-`));
+  try {
+    writeSafetensors(join(staging, 'model.safetensors'), modelTensors(model), { dtype: opts.dtype });
+    writeJson(join(staging, 'config.json'), huggingFaceConfig(model.config, opts.dtype));
+    writeJson(join(staging, 'generation_config.json'), generationConfig(model.config, opts.generationConfig));
+    if (opts.tokenizerDir) {
+      const found = TOKENIZER_FILES.filter((f) => existsSync(join(opts.tokenizerDir!, f)));
+      if (!found.includes('tokenizer.json')) throw new Error(`saveModel: no tokenizer.json in tokenizerDir ${opts.tokenizerDir}`);
+      for (const f of found) copyFileSync(join(opts.tokenizerDir, f), join(staging, f));
+    }
+    for (const [name, content] of Object.entries(opts.tokenizerFiles ?? {})) {
+      if (name !== basename(name)) throw new Error(`saveModel: tokenizer file name "${name}" must be a plain file name`);
+      writeFileSync(join(staging, name), typeof content === 'string' ? content : JSON.stringify(content, null, 2));
+    }
+    // Swap in: move an old folder aside first so the destination is never missing or mixed.
+    const old = existsSync(target) ? `${staging}.old` : undefined;
+    if (old) renameSync(target, old);
+    renameSync(staging, target);
+    if (old) rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The model's weights by Hugging Face tensor name, as host float32 ([out, in] for projections). */
+export function modelTensors(model: CausalLM): Record<string, HostTensor> {
+  const w = model.weights;
+  const out: Record<string, HostTensor> = {};
+  const put = (name: string, t: tf.Tensor, transpose = false) => {
+    const data = transpose ? tf.tidy(() => tf.transpose(t)).dataSync() : t.dataSync();
+    out[name] = { shape: transpose ? [t.shape[1] as number, t.shape[0] as number] : t.shape.slice(), data: Float32Array.from(data as Float32Array) };
+  };
+  put('model.embed_tokens.weight', w.embedTokens);
+  if (!model.config.tieWordEmbeddings) put('lm_head.weight', w.lmHead);
+  put('model.norm.weight', w.finalNorm);
+  w.layers.forEach((layer, i) => {
+    put(`model.layers.${i}.input_layernorm.weight`, layer.inputNorm);
+    put(`model.layers.${i}.post_attention_layernorm.weight`, layer.postAttentionNorm);
+    if (layer.qNorm) put(`model.layers.${i}.self_attn.q_norm.weight`, layer.qNorm);
+    if (layer.kNorm) put(`model.layers.${i}.self_attn.k_norm.weight`, layer.kNorm);
+    for (const p of PROJECTIONS) {
+      const linear = layer.proj[p];
+      put(`${linear.path}.weight`, linear.weightT, true);
+      if (linear.bias) put(`${linear.path}.bias`, linear.bias);
+    }
+  });
+  return out;
+}
+
+const TORCH_DTYPE: Record<SafetensorsWriteDtype, string> = { float32: 'float32', bfloat16: 'bfloat16', float16: 'float16' };
+
+/**
+ * config.json in the v4 layout (`rope_theta`, `rope_scaling`, `torch_dtype`), keeping the source
+ * config's other keys (architecture-specific extras such as Qwen's sliding-window settings).
+ */
+export function huggingFaceConfig(config: ModelConfig, dtype: SafetensorsWriteDtype): Record<string, unknown> {
+  const traits = ARCHITECTURES[config.architecture];
+  if (!traits) throw new Error(`saveModel: unknown architecture ${config.architecture}`);
+  const raw = { ...config.raw };
+  delete raw.rope_parameters;
+  delete raw.dtype;
+  delete raw.transformers_version;
+  const s = config.ropeScaling;
+  const ropeScaling = !s
+    ? null
+    : s.type === 'linear'
+      ? { rope_type: 'linear', factor: s.factor }
+      : {
+          rope_type: 'llama3',
+          factor: s.factor,
+          low_freq_factor: s.lowFreqFactor,
+          high_freq_factor: s.highFreqFactor,
+          original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+        };
+  const eos = config.eosTokenIds.length === 0 ? null : config.eosTokenIds.length === 1 ? config.eosTokenIds[0] : config.eosTokenIds;
+  return {
+    ...raw,
+    architectures: [config.architecture],
+    model_type: traits.modelType,
+    vocab_size: config.vocabSize,
+    hidden_size: config.hiddenSize,
+    intermediate_size: config.intermediateSize,
+    num_hidden_layers: config.numLayers,
+    num_attention_heads: config.numHeads,
+    num_key_value_heads: config.numKvHeads,
+    head_dim: config.headDim,
+    hidden_act: 'silu',
+    max_position_embeddings: config.maxPositionEmbeddings,
+    rms_norm_eps: config.rmsNormEps,
+    rope_theta: config.ropeTheta,
+    rope_scaling: ropeScaling,
+    tie_word_embeddings: config.tieWordEmbeddings,
+    attention_bias: config.attentionBias,
+    ...(traits.modelType === 'llama' ? { mlp_bias: config.mlpBias } : {}),
+    bos_token_id: config.bosTokenId ?? null,
+    eos_token_id: eos,
+    torch_dtype: TORCH_DTYPE[dtype],
+    transformers_version: '4.46.0',
+  };
+}
+
+function generationConfig(config: ModelConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const eos = config.eosTokenIds.length === 1 ? config.eosTokenIds[0] : config.eosTokenIds;
+  return {
+    ...(config.bosTokenId !== undefined ? { bos_token_id: config.bosTokenId } : {}),
+    ...(config.eosTokenIds.length ? { eos_token_id: eos } : {}),
+    ...extra,
+    transformers_version: '4.46.0',
+  };
+}
+
+function writeJson(path: string, value: unknown): void {
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+}
