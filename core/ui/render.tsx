@@ -21,6 +21,8 @@ export interface RunUiOptions {
   stepMetric?: string;
   stdout?: NodeJS.WriteStream;
   stderr?: NodeJS.WriteStream;
+  /** Route console.log through Ink so it prints above the live area (default true). */
+  patchConsole?: boolean;
 }
 
 export interface RunUiHandle {
@@ -58,7 +60,7 @@ export function renderRunUi(options: RunUiOptions): RunUiHandle {
     ...(options.stdout ? { stdout: options.stdout } : {}),
     ...(options.stderr ? { stderr: options.stderr } : {}),
     exitOnCtrlC: false,
-    patchConsole: true,
+    patchConsole: options.patchConsole ?? true,
     maxFps: Math.max(1, Math.round(1000 / refreshMs)),
   });
   let mounted = true;
