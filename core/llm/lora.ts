@@ -34,6 +34,9 @@ export interface LoraState {
   merged: boolean;
 }
 
+/** What attachLora takes: dropout, rsLoRA and seed default to 0, false and 0. */
+export type LoraOptions = Pick<LoraConfig, 'r' | 'alpha' | 'targetModules'> & Partial<Pick<LoraConfig, 'dropout' | 'useRslora' | 'seed'>>;
+
 export type LoraSnapshot = Record<string, { shape: number[]; data: Float32Array }>;
 
 const PEFT_PREFIX = 'base_model.model.';
@@ -59,7 +62,8 @@ function targets(model: CausalLM, modules: string[]) {
 }
 
 /** Attach fresh adapters (PEFT's init). Replaces any adapter already attached. */
-export function attachLora(model: CausalLM, config: LoraConfig): LoraState {
+export function attachLora(model: CausalLM, options: LoraOptions): LoraState {
+  const config: LoraConfig = { dropout: 0, useRslora: false, seed: 0, ...options };
   validate(config);
   detachLora(model);
   const rng = new Rng(config.seed);
