@@ -30,13 +30,16 @@ function logSoftmaxRows(logits: Float32Array, vocab: number): Float32Array {
   return out;
 }
 
-function greedyThroughCache(model: CausalLM, prompt: number[], steps: number, eos: number[]): number[] {
+// Reads are asynchronous: tfjs-webgpu cannot read GPU memory synchronously in Node (no OffscreenCanvas).
+async function greedyThroughCache(model: CausalLM, prompt: number[], steps: number, eos: number[]): Promise<number[]> {
   const cache = model.newCache(1, prompt.length + steps + 1);
   const out: number[] = [];
   try {
     let logits: tf.Tensor = model.prefill(cache, 0, prompt);
     for (let i = 0; i < steps; i++) {
-      const next = tf.tidy(() => logits.reshape([-1]).argMax().dataSync()[0]);
+      const best = tf.tidy(() => logits.reshape([-1]).argMax());
+      const next = (await best.data())[0];
+      best.dispose();
       logits.dispose();
       out.push(next);
       if (eos.includes(next)) return out;
@@ -49,7 +52,7 @@ function greedyThroughCache(model: CausalLM, prompt: number[], steps: number, eo
   }
 }
 
-function compare(model: CausalLM, variant: string, chats: ReferenceChat[]): VariantResult {
+async function compare(model: CausalLM, variant: string, chats: ReferenceChat[]): Promise<VariantResult> {
   const vocab = model.config.vocabSize;
   let logitError = 0;
   let logprobError = 0;
@@ -57,7 +60,7 @@ function compare(model: CausalLM, variant: string, chats: ReferenceChat[]): Vari
   for (const chat of chats) {
     const sequence = [...chat.ids, ...chat.greedy];
     const logits = tf.tidy(() => model.forward(tf.tensor2d([sequence], [1, sequence.length], 'int32')));
-    const data = logits.dataSync() as Float32Array;
+    const data = (await logits.data()) as Float32Array;
     logits.dispose();
     const last = data.subarray((chat.ids.length - 1) * vocab, chat.ids.length * vocab);
     for (let i = 0; i < vocab; i++) logitError = Math.max(logitError, Math.abs(last[i] - chat.last_logits[i]));
@@ -65,7 +68,7 @@ function compare(model: CausalLM, variant: string, chats: ReferenceChat[]): Vari
     for (let t = 0; t + 1 < sequence.length; t++) {
       logprobError = Math.max(logprobError, Math.abs(logp[t * vocab + sequence[t + 1]] - chat.sequence_logprobs[t]));
     }
-    const greedy = greedyThroughCache(model, chat.ids, chat.greedy.length, model.config.eosTokenIds);
+    const greedy = await greedyThroughCache(model, chat.ids, chat.greedy.length, model.config.eosTokenIds);
     greedyIdentical &&= greedy.length === chat.greedy.length && greedy.every((t, i) => t === chat.greedy[i]);
   }
   return { variant, max_logit_error: logitError, max_logprob_error: logprobError, greedy_identical: greedyIdentical };
@@ -77,11 +80,11 @@ export async function run(log: (line: string) => void = console.log): Promise<Va
   const results: VariantResult[] = [];
 
   const base = await loadModel(LLAMA_TINY);
-  results.push(compare(base, 'base', reference.chats));
+  results.push(await compare(base, 'base', reference.chats));
   loadPeftAdapter(base, `${LLAMA_TINY}/adapter`);
-  results.push(compare(base, 'adapter', reference.adapter));
+  results.push(await compare(base, 'adapter', reference.adapter));
   mergeLora(base);
-  results.push(compare(base, 'merged', reference.merged));
+  results.push(await compare(base, 'merged', reference.merged));
   base.dispose();
 
   for (const r of results) {
