@@ -35,6 +35,17 @@ describe('dataset.synthetic', () => {
     expect(new Set(items.map((p) => p.fields.level))).toEqual(new Set([1, 2, 3, 4]));
   });
 
+  it('adds the gold completion for SFT when asked, and only then', async () => {
+    const gold = await lastValueFrom((await run({ seed: 2, levels: [4], count: 5, test_size: 3, gold: true })).prompts!.pipe(toArray()));
+    for (const p of gold) {
+      const steps = p.fields.steps as string[];
+      expect(p.fields.completion).toBe(`<reasoning>${steps.join(', ')}</reasoning><answer>${p.fields.answer}</answer>`);
+      expect(steps).toHaveLength(2);
+    }
+    const plain = await lastValueFrom((await run({ seed: 2, levels: [4], count: 5, test_size: 3 })).prompts!.pipe(toArray()));
+    expect(plain.some((p) => 'completion' in p.fields)).toBe(false);
+  });
+
   it('rejects unknown levels and keys', () => {
     expect(() => datasetSynthetic.config.parse({ levels: [5] })).toThrow();
     expect(() => datasetSynthetic.config.parse({ level: 1 })).toThrow();

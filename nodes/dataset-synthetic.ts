@@ -1,7 +1,7 @@
 // dataset.synthetic: seeded arithmetic word problems (the embedded default task) with reference answers.
 import { from } from 'rxjs';
 import { z } from 'zod';
-import { ARITHMETIC_LEVELS, ARITHMETIC_SYSTEM_PROMPT, arithmeticPromptRecord, type ArithmeticLevel } from '../core/data/arithmetic.js';
+import { ARITHMETIC_LEVELS, ARITHMETIC_SYSTEM_PROMPT, arithmeticPromptRecord, formatGoldCompletion, type ArithmeticLevel, type ArithmeticProblem } from '../core/data/arithmetic.js';
 import { arithmeticSplit } from '../core/data/arithmetic-set.js';
 import { emitLazily } from '../core/data/emit.js';
 import { defineNode } from '../core/plugin.js';
@@ -15,6 +15,7 @@ export const datasetSyntheticConfig = z.strictObject({
   count: z.number().int().positive().optional().describe('Training problems to emit; endless when absent.'),
   test_size: z.number().int().min(0).default(100).describe('Held-out problems on the `test` output (never in training).'),
   system: z.string().nullable().default(ARITHMETIC_SYSTEM_PROMPT).describe('System prompt; null for none.'),
+  gold: z.boolean().default(false).describe('Add the worked gold completion (`<reasoning>3 + 5 = 8</reasoning><answer>8</answer>`) as fields.completion, for SFT.'),
 });
 
 export const datasetSynthetic = defineNode({
@@ -31,13 +32,18 @@ export const datasetSynthetic = defineNode({
     const c = ctx.config;
     const levels = c.levels as ArithmeticLevel[];
     const split = () => arithmeticSplit({ seed: c.seed, levels, testSize: c.test_size });
+    const record = (p: ArithmeticProblem, id: string) => {
+      const r = arithmeticPromptRecord(p, id, c.system);
+      if (c.gold) r.fields.completion = formatGoldCompletion(p);
+      return r;
+    };
     const prompts = emitLazily(ctx, function* () {
       const { train } = split();
       for (let i = 0; c.count === undefined || i < c.count; i++) {
-        yield arithmeticPromptRecord(train.next().value!, `train-${i}`, c.system);
+        yield record(train.next().value!, `train-${i}`);
       }
     });
-    const test = from(split().test.map((p, i) => arithmeticPromptRecord(p, `test-${i}`, c.system)));
+    const test = from(split().test.map((p, i) => record(p, `test-${i}`)));
     return { prompts, test };
   },
 });
