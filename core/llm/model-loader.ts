@@ -107,11 +107,10 @@ export function createModel(config: ModelConfig, opts: { seed: number }): Causal
     const count = shape.reduce((a, b) => a * b, 1);
     if (/norm\.weight$/.test(name)) return new Float32Array(count).fill(1);
     if (/\.bias$/.test(name)) return new Float32Array(count);
-    // Not through tf.tidy: tidy walks a returned typed array element by element (a 28M-entry embedding
-    // overflows its Set), so dispose the tensor by hand.
-    const noise = tf.randomNormal([count], 0, std, 'float32', rng.nextUint32());
-    const data = noise.dataSync() as Float32Array;
-    noise.dispose();
+    // Drawn on the host from the project Rng: identical on every backend, and no device read-back
+    // (tfjs-webgpu has no synchronous one in Node).
+    const data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = std * rng.normal();
     return data;
   };
   return new CausalLM(config, buildWeights(config, take), { seed: opts.seed });
