@@ -2,9 +2,19 @@
 // third-party plugin; only the core plugin's node types are un-namespaced. Add new nodes to the list.
 import { definePlugin, PLUGIN_API_VERSION } from '../core/plugin.js';
 import { debugLog } from './debug/log.js';
+import { modelLoad } from './model-load.js';
+import { chatTemplate } from './chat-template.js';
+import { loraApply } from './lora-apply.js';
+import { rolloutGenerate } from './rollout-generate.js';
+import { rewardFormat } from './reward-format.js';
+import { rewardCorrectness } from './reward-correctness.js';
+import { rewardLength } from './reward-length.js';
+import { rewardFile } from './reward-file.js';
+import { rewardScore } from './reward-score.js';
+import { advantageGroup } from './advantage-group.js';
 
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
-  nodes: [debugLog],
+  nodes: [debugLog, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup],
 });
