@@ -22,6 +22,8 @@ export interface ChatTemplateInfo {
   eosToken?: string;
   /** The token that closes an assistant turn, when known (built-ins): generation should stop on it. */
   endOfTurn?: string;
+  /** Variables every render sees (a graph's `variables:`, such as `date_string`); render's own win. */
+  variables?: Record<string, unknown>;
 }
 
 function tokenContent(value: unknown): string | undefined {
@@ -107,6 +109,11 @@ export class ChatTemplate {
     return [...builtinChatTemplates.keys()];
   }
 
+  /** The same template with default variables added (they override ones set before). */
+  withVariables(variables: Record<string, unknown>): ChatTemplate {
+    return new ChatTemplate(this.source, { ...this.info, variables: { ...this.info.variables, ...variables } });
+  }
+
   render(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
     if (!Array.isArray(messages) || messages.length === 0) {
       throw new Error(`chat template ${this.info.name}: messages must be a non-empty list`);
@@ -117,6 +124,7 @@ export class ChatTemplate {
       }
     });
     const context: Record<string, unknown> = {
+      ...this.info.variables,
       ...options.variables,
       messages,
       add_generation_prompt: options.addGenerationPrompt ?? false,
