@@ -22,7 +22,7 @@ export interface NodeRow {
   status: UiNodeStatus;
   itemsIn: number;
   itemsOut: number;
-  /** Items out per second over the last few seconds. */
+  /** Items taken in per second over the last few seconds (items put out, for a source). */
   itemsPerSecond: number;
   /** Items waiting on the node's stream inputs, all edges together. */
   queueDepth: number;
@@ -134,7 +134,8 @@ export function createRunViewModel(options: RunViewModelOptions): RunViewModel {
       const list: readonly UiNodeState[] = Array.isArray(states) ? states : Object.values(states);
       nodes = list.map((s) => {
         const samples = rateSamples.get(s.id) ?? [];
-        samples.push({ time: t, out: s.itemsOut });
+        // A sink puts nothing out, and a source takes nothing in: count what the node handles.
+        samples.push({ time: t, out: s.itemsIn > 0 ? s.itemsIn : s.itemsOut });
         while (samples.length > 2 && t - samples[0].time > RATE_WINDOW_MS) samples.shift();
         rateSamples.set(s.id, samples);
         const first = samples[0];
@@ -145,7 +146,7 @@ export function createRunViewModel(options: RunViewModelOptions): RunViewModel {
           status: s.status,
           itemsIn: s.itemsIn,
           itemsOut: s.itemsOut,
-          itemsPerSecond: dt > 0 ? (s.itemsOut - first.out) / dt : 0,
+          itemsPerSecond: dt > 0 ? (samples[samples.length - 1].out - first.out) / dt : 0,
           queueDepth: Object.values(s.queues ?? {}).reduce((sum, q) => sum + q.depth, 0),
           ...(s.error !== undefined ? { error: s.error } : {}),
         };

@@ -60,6 +60,22 @@ describe('run view model', () => {
     expect(vm.snapshot().nodes).toEqual([{ id: 'gen', type: 'rollout.generate', status: 'running', itemsIn: 10, itemsOut: 10, itemsPerSecond: 5, queueDepth: 4 }]);
   });
 
+  it('rates a sink by what it takes in and a source by what it puts out', () => {
+    const c = clock();
+    const vm = createRunViewModel({ title: 't', totalSteps: 1, now: c.now });
+    const states = (n: number) => [
+      { id: 'data', type: 'dataset.synthetic', status: 'running' as const, itemsIn: 0, itemsOut: 4 * n },
+      { id: 'trainer', type: 'train.grpo', status: 'running' as const, itemsIn: n, itemsOut: 0 },
+    ];
+    vm.pushNodeStates(states(0));
+    c.advance(1000);
+    vm.pushNodeStates(states(3));
+    expect(vm.snapshot().nodes.map((n) => [n.id, n.itemsPerSecond])).toEqual([
+      ['data', 12],
+      ['trainer', 3],
+    ]);
+  });
+
   it('takes completions, evaluations, utilisation and staleness from events and metrics', () => {
     const vm = createRunViewModel({ title: 't', totalSteps: 1 });
     vm.pushEvent({ level: 'info', node: 'gen', message: 'sample', data: { step: 3, completion: '<answer>8</answer>', rewards: { format: 3, correct: 0, bad: 'x' } } });

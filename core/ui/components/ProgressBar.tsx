@@ -13,6 +13,17 @@ export interface ProgressBarProps {
 
 export function ProgressBar({ step, totalSteps, secondsPerStep, etaSeconds, elapsedSeconds, width = 30 }: ProgressBarProps) {
   const fraction = totalSteps > 0 ? step / totalSteps : 0;
+  if (totalSteps <= 0) {
+    return (
+      <Text>
+        step {step}
+        <Text dimColor>
+          {'  '}
+          {secondsPerStep !== undefined ? `${secondsPerStep.toFixed(1)}s/step  ` : ''}elapsed {formatDuration(elapsedSeconds)}
+        </Text>
+      </Text>
+    );
+  }
   return (
     <Text>
       step {step}/{totalSteps} <Text color="green">{progressBar(fraction, width)}</Text> {Math.floor(fraction * 100)}%
