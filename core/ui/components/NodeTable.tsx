@@ -7,8 +7,8 @@ const STATUS_COLOUR: Record<UiNodeStatus, string> = { idle: 'gray', running: 'cy
 
 const COLUMNS = [
   { title: 'node', width: 16, align: 'left' },
-  { title: 'type', width: 18, align: 'left' },
-  { title: 'state', width: 9, align: 'left' },
+  { title: 'type', width: 20, align: 'left' },
+  { title: 'state', width: 10, align: 'left' },
   { title: 'in', width: 7, align: 'right' },
   { title: 'out', width: 7, align: 'right' },
   { title: 'items/s', width: 8, align: 'right' },
