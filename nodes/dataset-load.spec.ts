@@ -49,6 +49,26 @@ describe('dataset.load', () => {
     expect(seen).toHaveLength(2);
   });
 
+  it('stops without error when outputReady rejects because the run was aborted', async () => {
+    const { ctx, abort } = fakeContext(datasetLoad.config.parse({ path: 'test/fixtures/gsm8k/train.jsonl' }), {
+      baseDir: root,
+      outputReady: () => (ctx.signal.aborted ? Promise.reject(new Error('aborted')) : Promise.resolve()),
+    });
+    const out = await datasetLoad.run(ctx, {});
+    const seen: DatasetRow[] = [];
+    await new Promise<void>((resolve, reject) =>
+      out.rows!.subscribe({
+        next: (r) => {
+          seen.push(r);
+          abort.abort();
+        },
+        error: reject,
+        complete: resolve,
+      }),
+    );
+    expect(seen).toHaveLength(1);
+  });
+
   it('rejects bad config and missing files clearly', async () => {
     expect(() => datasetLoad.config.parse({})).toThrow(/give exactly one of .*path.* or .*hub/);
     expect(() => datasetLoad.config.parse({ path: 'a.jsonl', colour: 'red' })).toThrow();

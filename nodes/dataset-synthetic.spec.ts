@@ -21,6 +21,7 @@ describe('dataset.synthetic', () => {
       { role: 'user', content: expect.stringMatching(/How many \w+ does (he|she) have\?$/) },
     ]);
     expect(train.every((p) => /^\d+$/.test(String(p.fields.answer)) && [1, 2].includes(p.fields.level as number))).toBe(true);
+    expect(train.every((p) => (p.fields.gold as string).endsWith(`<answer>${p.fields.answer}</answer>`))).toBe(true);
     const held = new Set(test.map((p) => p.messages[1].content));
     expect(train.some((p) => held.has(p.messages[1].content))).toBe(false);
     const again = await run({ seed: 4, levels: [1, 2], count: 300, test_size: 40 });
