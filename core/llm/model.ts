@@ -205,6 +205,7 @@ export class CausalLM {
     });
     const n = slots.length;
     const span = Math.max(...positions) + 1; // cache columns any of these slots attends to
+    const allSlotsInOrder = slots.length === cache.slots && slots.every((s, i) => s === i);
     const { numKvHeads, headDim } = this.config;
     const newKeys: tf.Tensor4D[] = [];
     const newValues: tf.Tensor4D[] = [];
@@ -226,7 +227,12 @@ export class CausalLM {
           tf.keep(tf.tensorScatterUpdate(store, scatterIndex, x.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
         newKeys[layer] = write(cache.keys[layer], k);
         newValues[layer] = write(cache.values[layer], v);
-        const read = (store: tf.Tensor4D) => tf.gather(store, slotTensor).slice([0, 0, 0, 0], [n, numKvHeads, span, headDim]) as tf.Tensor4D;
+        // Only the first `span` columns matter; gather whole rows of a 2-D view (a rank-4 gather is slow on wasm).
+        const read = (store: tf.Tensor4D) => {
+          const window = tf.slice(store, [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
+          if (allSlotsInOrder) return window;
+          return tf.gather(window.reshape([cache.slots, numKvHeads * span * headDim]), slotTensor).reshape([n, numKvHeads, span, headDim]) as tf.Tensor4D;
+        };
         return [read(newKeys[layer]), read(newValues[layer])];
       };
       const ctx: PassContext = {
