@@ -233,6 +233,14 @@ describe('generate with llama-tiny', async () => {
     await expectReference(reference.chats);
   });
 
+  it('does not leak tensors (KV cache included) across 50 generate calls', async () => {
+    const requests = [{ promptIds: reference.chats[1].ids.slice(0, 12), maxNewTokens: 3 }, { promptIds: [1000, 5, 6], maxNewTokens: 2 }];
+    await generate(model, requests, { maxBatch: 2 });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 50; i++) await generate(model, requests, { maxBatch: 2, seed: i, topK: 20 });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('and with the PEFT adapter, then with it merged into the weights', async () => {
     await loadPeftAdapter(model, 'test/fixtures/llama-tiny/adapter');
     await expectReference(reference.adapter);
