@@ -50,23 +50,20 @@ describe('dataset.load', () => {
   });
 
   it('stops without error when outputReady rejects because the run was aborted', async () => {
-    const { ctx, abort } = fakeContext(datasetLoad.config.parse({ path: 'test/fixtures/gsm8k/train.jsonl' }), {
-      baseDir: root,
-      outputReady: () => (ctx.signal.aborted ? Promise.reject(new Error('aborted')) : Promise.resolve()),
-    });
-    const out = await datasetLoad.run(ctx, {});
+    const abort = new AbortController();
+    let calls = 0;
+    // The first item has room; the second waits for room, and the run is aborted while it waits.
+    const outputReady = (): Promise<void> =>
+      calls++ === 0 ? Promise.resolve() : new Promise((_, reject) => abort.signal.addEventListener('abort', () => reject(new Error('aborted'))));
+    const { ctx } = fakeContext(datasetLoad.config.parse({ path: 'test/fixtures/gsm8k/train.jsonl' }), { baseDir: root, outputReady });
+    const out = await datasetLoad.run({ ...ctx, signal: abort.signal }, {});
     const seen: DatasetRow[] = [];
-    await new Promise<void>((resolve, reject) =>
-      out.rows!.subscribe({
-        next: (r) => {
-          seen.push(r);
-          abort.abort();
-        },
-        error: reject,
-        complete: resolve,
-      }),
-    );
+    await new Promise<void>((resolve, reject) => {
+      out.rows!.subscribe({ next: (r) => seen.push(r), error: reject, complete: resolve });
+      setTimeout(() => abort.abort(), 20);
+    });
     expect(seen).toHaveLength(1);
+    expect(calls).toBe(2);
   });
 
   it('rejects bad config and missing files clearly', async () => {

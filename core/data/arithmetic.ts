@@ -112,11 +112,14 @@ export function formatGoldCompletion(problem: Pick<ArithmeticProblem, 'steps' | 
   return `<reasoning>${problem.steps.join(', ')}</reasoning><answer>${problem.answer}</answer>`;
 }
 
-/** A problem as a prompt record; `fields.answer` is the answer as a string, like mapped GSM8K rows. */
+/**
+ * A problem as a prompt record. `fields.answer` is the answer as a string, like mapped GSM8K rows;
+ * `fields.gold` is the gold completion (for SFT warm-up); `fields.level` and `fields.steps` as drawn.
+ */
 export function arithmeticPromptRecord(problem: ArithmeticProblem, id: string, system: string | null = ARITHMETIC_SYSTEM_PROMPT): PromptRecord {
   const messages = system === null ? [] : [{ role: 'system', content: system }];
   messages.push({ role: 'user', content: problem.question });
-  return { id, messages, fields: { answer: String(problem.answer), level: problem.level, steps: problem.steps } };
+  return { id, messages, fields: { answer: String(problem.answer), gold: formatGoldCompletion(problem), level: problem.level, steps: problem.steps } };
 }
 
 function between(rng: Rng, lo: number, hi: number): number {

@@ -26,7 +26,11 @@ export function emitLazily<T>(ctx: EmitContext, source: () => AsyncIterable<T> |
         subscriber.next(step.value);
       }
       subscriber.complete();
-    })().catch((err) => subscriber.error(err));
+    })().catch((err) => {
+      // outputReady rejects when the run is aborted: that is a stop, not a failure of this node.
+      if (ctx.signal.aborted) subscriber.complete();
+      else subscriber.error(err);
+    });
     return () => {
       stopped = true;
       // Close files held by generator-based sources.
