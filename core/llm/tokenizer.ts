@@ -47,6 +47,13 @@ function idList(value: unknown): number[] {
   return [];
 }
 
+/** The parsed files a Tokenizer is built from: `new Tokenizer(s.tokenizerJson, s.tokenizerConfig, s.generationConfig)`. */
+export interface TokenizerSource {
+  tokenizerJson: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+  generationConfig: Record<string, unknown>;
+}
+
 export class Tokenizer {
   readonly vocabSize: number;
   readonly bosToken?: string;
@@ -65,12 +72,15 @@ export class Tokenizer {
   private readonly inner: HfTokenizer;
   private readonly specialIds: Set<number>;
   private readonly addBosToken?: boolean;
+  /** What it was built from (plain JSON): enough to build the same tokenizer in a worker thread. */
+  readonly source: TokenizerSource;
 
   constructor(
     tokenizerJson: Record<string, unknown>,
     tokenizerConfig: Record<string, unknown> = {},
     generationConfig: Record<string, unknown> = {},
   ) {
+    this.source = { tokenizerJson, tokenizerConfig, generationConfig };
     this.inner = new HfTokenizer(tokenizerJson, tokenizerConfig);
     const vocab = this.inner.get_vocab(true);
     let maxId = -1;

@@ -1,0 +1,92 @@
+// The messages between the main thread and a generator worker (worker-main.ts). Every request carries
+// an id and is answered by exactly one reply with that id: a value, or an error with the worker's stack.
+import type { GenerationRequest, GenerationResult } from '../llm/generate.js';
+import type { LoraConfig, LoraSnapshot } from '../llm/lora.js';
+import type { SamplingParams } from '../llm/sampling.js';
+import type { TokenizerSource } from '../llm/tokenizer.js';
+
+/** A policy's trainable weights at one optimiser step, as shipped to the worker. */
+export interface PolicyWeights {
+  version: number;
+  weights: LoraSnapshot;
+}
+
+export interface InitRequest {
+  type: 'init';
+  id: number;
+  /** TensorFlow.js backend for the worker's own tfjs instance. */
+  backend: string;
+  /** The model folder the worker loads (`loadModel`), the same the main thread loaded. */
+  modelDir: string;
+  /** The LoRA adapter to attach (same r/alpha/targets as the trainer's); absent: the base model. */
+  lora?: LoraConfig;
+  /** The adapter weights to start from. */
+  policy?: PolicyWeights;
+  tokenizer: TokenizerSource;
+  /** One Int32: the id of the generate request to cancel. Read between tokens, so a busy worker sees it at once. */
+  cancelFlag: SharedArrayBuffer;
+}
+
+export interface PolicyRequest extends PolicyWeights {
+  type: 'policy';
+  id: number;
+}
+
+/** generate()'s options that cross the thread boundary (the tokenizer lives in the worker already). */
+export interface WorkerGenerateOptions extends SamplingParams {
+  maxBatch?: number;
+  seed?: number;
+  eosTokenIds?: number[];
+  stop?: string[];
+}
+
+export interface GenerateRequest {
+  type: 'generate';
+  id: number;
+  requests: GenerationRequest[];
+  options: WorkerGenerateOptions;
+}
+
+export interface CancelRequest {
+  type: 'cancel';
+  id: number;
+  /** The generate request to cancel (queued or running). */
+  target: number;
+}
+
+export type WorkerRequest = InitRequest | PolicyRequest | GenerateRequest | CancelRequest;
+
+export interface InitReply {
+  backend: string;
+  policyVersion: number;
+}
+export interface GenerateReply {
+  results: GenerationResult[];
+  /** The policy version whose weights sampled every result. */
+  policyVersion: number;
+  /** Milliseconds the worker spent generating. */
+  busyMs: number;
+}
+
+/** What each request type is answered with. */
+export interface ReplyValues {
+  init: InitReply;
+  policy: { policyVersion: number };
+  generate: GenerateReply;
+  cancel: { cancelled: boolean };
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+export type WorkerReply =
+  | { type: 'reply'; id: number; ok: true; value: ReplyValues[keyof ReplyValues] }
+  | { type: 'reply'; id: number; ok: false; error: SerializedError };
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
+  return { name: 'Error', message: String(error) };
+}

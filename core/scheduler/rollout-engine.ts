@@ -1,0 +1,71 @@
+// Where a rollout batch is sampled: on the main thread from the shared model (under its lock), or in a
+// generator worker thread that runs in parallel with the trainer. Both return [request][member]
+// completions and the policy version that sampled them, so the rollout node does not care which.
+import { generate, repeatForGroups, type GenerationRequest, type GenerationResult } from '../llm/generate.js';
+import type { CausalLM } from '../llm/model.js';
+import { modelLock } from '../llm/model-lock.js';
+import type { Tokenizer } from '../llm/tokenizer.js';
+import type { PolicySnapshot } from '../ports.js';
+import { GeneratorWorker } from './generator-worker.js';
+import type { WorkerGenerateOptions } from './protocol.js';
+
+export interface EngineSample {
+  /** `[request][member]` */
+  results: GenerationResult[][];
+  policyVersion: number;
+  /** Seconds spent generating (not waiting for the lock or the thread). */
+  seconds: number;
+}
+
+export interface RolloutEngine {
+  readonly kind: 'main' | 'worker';
+  /**
+   * Samples `groupSize` completions per request. `policy` is the newest snapshot the scheduler allows
+   * (absent: the initial weights); the result says which version was actually used.
+   */
+  sample(
+    requests: GenerationRequest[],
+    groupSize: number,
+    options: WorkerGenerateOptions,
+    policy: () => PolicySnapshot | undefined,
+    signal?: AbortSignal,
+  ): Promise<EngineSample>;
+  close(): Promise<void>;
+}
+
+function regroup<T>(flat: T[], requests: number, groupSize: number): T[][] {
+  return Array.from({ length: requests }, (_, i) => flat.slice(i * groupSize, (i + 1) * groupSize));
+}
+
+/**
+ * Samples from the shared model under its lock. The trainer updates the same weights in place, so the
+ * version is whatever the newest snapshot says when the lock is taken.
+ */
+export function mainThreadEngine(model: CausalLM, tokenizer: Tokenizer): RolloutEngine {
+  return {
+    kind: 'main',
+    sample: (requests, groupSize, options, policy, signal) =>
+      modelLock(model).run(async () => {
+        const policyVersion = policy()?.version ?? 0;
+        const started = performance.now();
+        const flat = await generate(model, repeatForGroups(requests, groupSize), { ...options, tokenizer, signal });
+        return { results: regroup(flat, requests.length, groupSize), policyVersion, seconds: (performance.now() - started) / 1000 };
+      }),
+    close: async () => {},
+  };
+}
+
+/** Samples in a worker thread; ships the newest snapshot first whenever its version changed. */
+export async function workerEngine(model: CausalLM, tokenizer: Tokenizer, options: { backend?: string } = {}): Promise<RolloutEngine> {
+  const worker = await GeneratorWorker.start({ model, tokenizer, backend: options.backend });
+  return {
+    kind: 'worker',
+    async sample(requests, groupSize, generateOptions, policy, signal) {
+      const latest = policy();
+      if (latest && latest.version !== worker.policyVersion) await worker.setPolicy(latest);
+      const { results, policyVersion, busyMs } = await worker.generate(repeatForGroups(requests, groupSize), generateOptions, signal);
+      return { results: regroup(results, requests.length, groupSize), policyVersion, seconds: busyMs / 1000 };
+    },
+    close: () => worker.close(),
+  };
+}
