@@ -1,0 +1,139 @@
+import { BehaviorSubject, from, lastValueFrom, toArray } from 'rxjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../core/llm/backend.js';
+import { ChatTemplate } from '../core/llm/chat-template.js';
+import { loadPeftAdapter, detachLora } from '../core/llm/lora.js';
+import { loadModel } from '../core/llm/model.js';
+import { modelLock } from '../core/llm/model-lock.js';
+import { Tokenizer } from '../core/llm/tokenizer.js';
+import type { PolicySnapshot, PromptRecord, RolloutBatch } from '../core/ports.js';
+import { recordingContext } from '../test/nodes/node-context.js';
+import { rolloutGenerate } from './rollout-generate.js';
+
+const FIXTURE = 'test/fixtures/llama-tiny';
+interface ReferenceChat {
+  messages: { role: string; content: string }[];
+  rendered: string;
+  ids: number[];
+  greedy: number[];
+  sequence_logprobs: number[];
+}
+const reference = (await import('../test/fixtures/llama-tiny/reference.json', { with: { type: 'json' } })).default as {
+  chats: ReferenceChat[];
+  adapter: ReferenceChat[];
+};
+await initBackend('wasm');
+const model = await loadModel(FIXTURE);
+const tokenizer = await Tokenizer.fromDir(FIXTURE);
+const template = (await ChatTemplate.fromDir(FIXTURE)).withVariables({ date_string: '26 Jul 2024' });
+afterAll(() => model.dispose());
+
+const records: PromptRecord[] = reference.chats.map((c, i) => ({ id: `chat-${i}`, messages: c.messages, fields: { answer: String(i) } }));
+
+async function rollouts(config: Record<string, unknown>, prompts: PromptRecord[] = records, policy?: BehaviorSubject<PolicySnapshot>) {
+  const recorded = recordingContext(rolloutGenerate.config.parse(config), { id: 'gen', services: { seed: 11 } });
+  const out = await rolloutGenerate.run(recorded.ctx, { model, tokenizer, template, prompts: from(prompts), policy });
+  const batches = await lastValueFrom(out.rollouts!.pipe(toArray()));
+  await recorded.runTeardown();
+  return { batches, events: recorded.events, metrics: recorded.metrics };
+}
+
+/** The reference log-probs of the greedy tokens: sequence_logprobs[i] scores token i + 1 of ids + greedy. */
+const greedyLogprobs = (chat: ReferenceChat) => chat.greedy.map((_, j) => chat.sequence_logprobs[chat.ids.length - 1 + j]);
+const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+
+describe('rollout.generate', () => {
+  it('renders, tokenizes and samples as transformers does: greedy completions equal the reference', async () => {
+    const { batches } = await rollouts({ num_generations: 2, prompts_per_batch: 2, max_new_tokens: 12, temperature: 0 });
+    expect(batches.map((b) => [b.index, b.policyVersion, b.groups.length])).toEqual([[0, 0, 2], [1, 0, 1]]);
+    batches.flatMap((b) => b.groups).forEach((group, i) => {
+      const chat = reference.chats[i];
+      expect(group.prompt.id).toBe(`chat-${i}`);
+      expect(group.promptText).toBe(chat.rendered);
+      expect(group.promptIds).toEqual(chat.ids);
+      expect(group.completions).toHaveLength(2);
+      for (const c of group.completions) {
+        expect(c.ids).toEqual(chat.greedy);
+        expect(c.finishReason).toBe('length');
+        expect(c.text).toBe(tokenizer.decode(chat.greedy, { skipSpecialTokens: true }));
+        expect(maxDiff(c.logprobs, greedyLogprobs(chat))).toBeLessThan(1e-4);
+      }
+    });
+  });
+
+  it("samples from the LoRA-adapted model when an adapter is attached (peft's greedy tokens)", async () => {
+    loadPeftAdapter(model, `${FIXTURE}/adapter`);
+    try {
+      const { batches } = await rollouts({ num_generations: 1, prompts_per_batch: 3, max_new_tokens: 12, temperature: 0 });
+      batches[0].groups.forEach((g, i) => expect(g.completions[0].ids).toEqual(reference.adapter[i].greedy));
+    } finally {
+      detachLora(model);
+    }
+  });
+
+  it('samples G seeded completions per prompt, stamps the policy version, publishes metrics and a sampled completion', async () => {
+    const policy = new BehaviorSubject<PolicySnapshot>({ version: 4, weights: {} });
+    const config = { num_generations: 3, prompts_per_batch: 2, max_new_tokens: 6, top_k: 50 };
+    const first = await rollouts(config, records.slice(0, 2), policy);
+    const [batch] = first.batches;
+    expect(batch.policyVersion).toBe(4);
+    const completions = batch.groups.flatMap((g) => g.completions);
+    expect(completions).toHaveLength(6);
+    for (const c of completions) {
+      expect(c.ids.length).toBeGreaterThan(0);
+      expect(c.ids.length).toBeLessThanOrEqual(6);
+      expect(c.logprobs).toHaveLength(c.ids.length);
+      expect(c.logprobs.every((l) => l <= 0 && Number.isFinite(l))).toBe(true);
+      expect(c.finishReason).toBe(c.ids.length === 6 && ![1001, 1004].includes(c.ids[5]) ? 'length' : 'eos');
+    }
+    expect(new Set(completions.map((c) => c.ids.join())).size).toBeGreaterThan(1);
+    // The same seed gives the same samples; another seed other ones.
+    expect((await rollouts(config, records.slice(0, 2), policy)).batches).toEqual(first.batches);
+    expect((await rollouts({ ...config, seed: 99 }, records.slice(0, 2))).batches[0].groups[0].completions).not.toEqual(batch.groups[0].completions);
+
+    const tokens = completions.reduce((s, c) => s + c.ids.length, 0);
+    expect(first.metrics).toHaveLength(1);
+    expect(first.metrics[0]).toMatchObject({ step: 0, values: { 'rollout/tokens': tokens } });
+    expect(first.metrics[0].values['rollout/tokens_per_s']).toBeGreaterThan(0);
+    expect(first.metrics[0].values['rollout/batch_time']).toBeGreaterThan(0);
+    const sample = first.events.find((e) => e.data?.completion !== undefined)!;
+    expect(sample.data).toEqual({ step: 0, prompt: records[0].messages[1].content, completion: batch.groups[0].completions[0].text });
+  });
+
+  it('cuts a completion at a stop string', async () => {
+    const text = tokenizer.decode(reference.chats[1].greedy, { skipSpecialTokens: true });
+    const stop = text.slice(6, 9);
+    const { batches } = await rollouts({ num_generations: 1, max_new_tokens: 12, temperature: 0, stop: [stop] }, records.slice(1, 2));
+    const c = batches[0].groups[0].completions[0];
+    expect(c.finishReason).toBe('stop');
+    expect(c.text).toBe(text.slice(0, text.indexOf(stop)));
+    expect(c.ids).toEqual(reference.chats[1].greedy.slice(0, c.ids.length));
+    expect(c.ids.length).toBeLessThan(12);
+  });
+
+  it('left-truncates long prompts as TRL does, or skips them, with a warning', async () => {
+    const truncated = await rollouts({ num_generations: 1, prompts_per_batch: 3, max_new_tokens: 1, max_prompt_length: 100 });
+    const groups = truncated.batches[0].groups;
+    expect(groups.map((g) => g.promptIds)).toEqual([reference.chats[0].ids.slice(-100), reference.chats[1].ids, reference.chats[2].ids.slice(-100)]);
+    expect(groups[0].promptText).toBe(tokenizer.decode(reference.chats[0].ids.slice(-100)));
+    expect(truncated.events.filter((e) => e.level === 'warn').map((e) => e.message)).toEqual([
+      `prompt "chat-0" has ${reference.chats[0].ids.length} tokens, over max_prompt_length 100: kept its last 100`,
+      `prompt "chat-2" has ${reference.chats[2].ids.length} tokens, over max_prompt_length 100: kept its last 100`,
+    ]);
+    const skipped = await rollouts({ num_generations: 1, prompts_per_batch: 1, max_new_tokens: 1, max_prompt_length: 100, long_prompts: 'skip' });
+    expect(skipped.batches.map((b: RolloutBatch) => [b.index, b.groups[0].prompt.id])).toEqual([[0, 'chat-1']]);
+    expect(skipped.events.filter((e) => e.level === 'warn')).toHaveLength(2);
+  });
+
+  it("waits for the model's lock: no sampling while another holder works on the weights", async () => {
+    let release!: () => void;
+    const held = modelLock(model).run(() => new Promise<void>((r) => (release = r)));
+    let done = false;
+    const pending = rollouts({ num_generations: 1, max_new_tokens: 2 }, records.slice(1, 2)).then((r) => ((done = true), r));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(done).toBe(false);
+    release();
+    await held;
+    expect((await pending).batches).toHaveLength(1);
+  });
+});
