@@ -34,6 +34,8 @@ export interface ModelConfig {
   outputBias: boolean;
   mlpBias: boolean;
   qkNorm: boolean;
+  /** Attention looks back at most this many tokens (Mistral's `sliding_window`); undefined = unlimited. */
+  slidingWindow?: number;
   /** The checkpoint's stored dtype (`dtype` in v5, `torch_dtype` in v4); weights are computed in float32. */
   dtype: string;
   raw: Record<string, unknown>;
@@ -70,6 +72,7 @@ export function parseModelConfig(
   const eosSource = generationConfig?.eos_token_id ?? raw.eos_token_id;
   const eosTokenIds = eosSource == null ? [] : (Array.isArray(eosSource) ? eosSource : [eosSource]).map(Number);
   const bos = generationConfig?.bos_token_id ?? raw.bos_token_id;
+  const slidingWindow = parseSlidingWindow(raw, where);
 
   return {
     architecture: name,
@@ -91,9 +94,27 @@ export function parseModelConfig(
     outputBias: traits.outputBias(raw),
     mlpBias: traits.mlpBias(raw),
     qkNorm: traits.qkNorm,
+    slidingWindow,
     dtype: String(raw.dtype ?? raw.torch_dtype ?? 'float32'),
     raw,
   };
+}
+
+/**
+ * Mistral applies `sliding_window` to every layer. Qwen2/Qwen3 carry one too but use it only with
+ * `use_sliding_window` (and then only in some layers), which is not supported.
+ */
+function parseSlidingWindow(raw: Record<string, unknown>, where: string): number | undefined {
+  const window = raw.sliding_window;
+  if (window == null) return undefined;
+  if ('use_sliding_window' in raw) {
+    if (raw.use_sliding_window !== true) return undefined;
+    throw new Error(`${where}: use_sliding_window=true (per-layer sliding-window attention) is not supported`);
+  }
+  if (typeof window !== 'number' || !Number.isInteger(window) || window <= 0) {
+    throw new Error(`${where}: "sliding_window" must be a positive integer or null, got ${JSON.stringify(window)}`);
+  }
+  return window;
 }
 
 function parseRopeScaling(s: Record<string, unknown> | null, where: string): RopeScaling | undefined {

@@ -214,7 +214,9 @@ export class CausalLM {
       const pos = tf.tensor2d(positions, [n, 1], 'float32');
       const { cos, sin } = ropeTables(pos, this.inverseFrequencies);
       const column = tf.range(0, span, 1, 'float32').reshape([1, span]);
-      const allowed = tf.lessEqual(column, pos).toFloat().reshape([n, 1, 1, 1, span]);
+      const window = this.config.slidingWindow;
+      const visible = window ? tf.logicalAnd(tf.lessEqual(column, pos), tf.greater(column, tf.sub(pos, window))) : tf.lessEqual(column, pos);
+      const allowed = visible.toFloat().reshape([n, 1, 1, 1, span]);
       const slotTensor = tf.tensor1d(slots, 'int32');
       // (slot, head, position) of each new key row
       const scatterIndex = tf.tensor2d(
@@ -329,7 +331,9 @@ export class CausalLM {
     const pos = positions ? positions.toFloat() : tf.maximum(tf.sub(tf.cumsum(maskF, 1), 1), 0);
     const { cos, sin } = ropeTables(pos as tf.Tensor2D, this.inverseFrequencies);
     // allowed(b, i, j) = j ≤ i and token j is not padding
-    const causal = tf.linalg.bandPart(tf.ones([t, t]), -1, 0).reshape([1, 1, 1, t, t]);
+    // … and, with a sliding window w, j > i − w
+    const window = this.config.slidingWindow;
+    const causal = tf.linalg.bandPart(tf.ones([t, t]), window ? Math.min(window - 1, t) : -1, 0).reshape([1, 1, 1, t, t]);
     const allowed = tf.mul(causal, maskF.reshape([b, 1, 1, 1, t]));
     return {
       batch: b, length: t, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED),

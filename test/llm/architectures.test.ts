@@ -23,7 +23,7 @@ const FAMILIES: Record<string, Record<string, unknown>> = {
   qwen2: { ...common, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', tie_word_embeddings: true },
   qwen3: { ...common, architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', head_dim: 24, tie_word_embeddings: true },
   'llama-tied-headdim': { ...common, architectures: ['LlamaForCausalLM'], model_type: 'llama', head_dim: 12, tie_word_embeddings: true, attention_bias: true },
-  mistral: { ...common, architectures: ['MistralForCausalLM'], model_type: 'mistral', num_key_value_heads: 1, tie_word_embeddings: false },
+  mistral: { ...common, architectures: ['MistralForCausalLM'], model_type: 'mistral', num_key_value_heads: 1, tie_word_embeddings: false, sliding_window: 3 },
 };
 
 /** Random biases and norm weights (createModel starts them at 0 and 1, which would hide bugs). */
@@ -75,6 +75,13 @@ function exportWeights(model: CausalLM): Record<string, HostTensor> {
 
 const PROMPTS = [[5, 17, 33, 8, 61, 2, 44], [9, 90, 12]];
 
+it('Qwen sliding-window settings apply only with use_sliding_window', () => {
+  const qwen = FAMILIES.qwen2;
+  expect(parseModelConfig({ ...qwen, sliding_window: 4096, use_sliding_window: false }).slidingWindow).toBeUndefined();
+  expect(() => parseModelConfig({ ...qwen, sliding_window: 4096, use_sliding_window: true })).toThrow(/use_sliding_window=true .* not supported/);
+  expect(parseModelConfig({ ...FAMILIES.mistral, sliding_window: null }).slidingWindow).toBeUndefined();
+});
+
 let work: string;
 beforeAll(async () => {
   await initBackend('wasm');
@@ -123,6 +130,17 @@ for (const [family, raw] of Object.entries(FAMILIES)) {
         step.dispose();
       }
       model.disposeCache(cache);
+    });
+
+    it.runIf(family === 'mistral')('sliding window: a token beyond the window of every layer does not reach the last position', () => {
+      expect(model.config.slidingWindow).toBe(3);
+      // 2 layers × a window of 3 → the last of 8 positions sees positions 3..7 at most
+      const a = [5, 17, 33, 8, 61, 2, 44, 9];
+      const b = [90, 17, 33, 8, 61, 2, 44, 9];
+      const c = [5, 17, 33, 80, 61, 2, 44, 9];
+      const last = (ids: number[]) => tf.tidy(() => model.forward(ids2d([ids])).slice([0, 7, 0], [1, 1, -1]).dataSync());
+      expect(maxAbsDiff(last(a), last(b))).toBe(0);
+      expect(maxAbsDiff(last(a), last(c))).toBeGreaterThan(1e-4);
     });
 
     it('written as a checkpoint, loads back to the same logits', async () => {
