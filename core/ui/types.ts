@@ -8,7 +8,8 @@
 // - sparklines: the values `reward` (or `reward_mean`), `loss` and `kl`, from any node.
 // - utilisation: a value `busy` (fraction 0..1 of wall time spent working) from a node, e.g. the
 //   generator and the trainer.
-// - staleness: a value `staleness` (trainer step − policy version that sampled the batch), per batch.
+// - staleness: a value `staleness` or `policy/staleness` (trainer step − policy version that sampled
+//   the batch), per batch.
 // - the latest sampled completion: an event whose data holds `completion` (text), and optionally
 //   `rewards` ({name: value}) and `prompt` (text).
 // - evaluation: an event whose data holds `eval`: {label ('before', 'after', 'step 50'), accuracy,

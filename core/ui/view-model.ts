@@ -66,6 +66,7 @@ export interface RunViewModel {
 }
 
 const SERIES_KEYS = { reward: ['reward', 'reward_mean'], loss: ['loss'], kl: ['kl'] } as const;
+const STALENESS_KEYS = ['staleness', 'policy/staleness'];
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 const RATE_WINDOW_MS = 5000;
 
@@ -100,7 +101,8 @@ export function createRunViewModel(options: RunViewModelOptions): RunViewModel {
         if (key !== undefined) pushBounded(series[name as keyof typeof series], v[key]);
       }
       if ('busy' in v) utilisation.set(record.node, v.busy);
-      if ('staleness' in v) pushBounded(staleness, v.staleness);
+      const stalenessKey = STALENESS_KEYS.find((k) => k in v);
+      if (stalenessKey !== undefined) pushBounded(staleness, v[stalenessKey]);
       version++;
     },
 

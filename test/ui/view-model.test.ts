@@ -85,6 +85,7 @@ describe('run view model', () => {
     vm.pushEvent({ level: 'warn', node: 'trainer', message: 'grad norm clipped' });
     vm.pushMetric({ step: 1, node: 'gen', values: { busy: 0.9 } });
     vm.pushMetric({ step: 1, node: 'trainer', values: { busy: 0.5, staleness: 1 } });
+    vm.pushMetric({ step: 2, node: 'trainer', values: { 'policy/staleness': 2 } });
     const s = vm.snapshot();
     expect(s.completion).toEqual({ node: 'gen', step: 3, prompt: undefined, text: '<answer>8</answer>', rewards: { format: 3, correct: 0 } });
     expect(s.evals).toEqual([{ label: 'before', values: { accuracy: 0.2 } }]);
@@ -93,6 +94,6 @@ describe('run view model', () => {
       { node: 'gen', busy: 0.9 },
       { node: 'trainer', busy: 0.5 },
     ]);
-    expect(s.staleness).toEqual([1]);
+    expect(s.staleness).toEqual([1, 2]);
   });
 });
