@@ -1,8 +1,9 @@
 // A dataset laid out as on the Hugging Face Hub, on local disk. Splits are found from file names, the way
 // the `datasets` library does for repos without a loading script:
 //   data/train-00000-of-00001.parquet     main/train-00000-of-00002.parquet     train.jsonl
-//   data/test.csv                          <config>/test-*.parquet               ...
-// A file belongs to the split whose name starts its base name (followed by `-`, `_`, `.`).
+//   data/test.csv                          <config>/test-*.parquet               data/train/0000.parquet
+// A file belongs to the split whose name starts its base name (up to `-` or `.`), or, under data/,
+// to the split folder it sits in.
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 import type { DatasetRow } from '../ports.js';
@@ -28,7 +29,8 @@ export function resolveHfSplits(dir: string, options: HfFolderOptions = {}): Rec
   const config = pickConfig(dir, byConfig, options.config);
   const splits: Record<string, string[]> = {};
   for (const file of byConfig.get(config) ?? []) {
-    const split = splitOfFile(file);
+    const parts = relative(dir, file).split(sep);
+    const split = parts.length === 3 && parts[0] === 'data' ? parts[1] : splitOfFile(file);
     if (split === undefined) continue;
     (splits[split] ??= []).push(file);
   }
@@ -45,7 +47,7 @@ export function readHfFolder(dir: string, split: string, options: HfFolderOption
   return readDatasetFiles(files);
 }
 
-const SPLIT_NAME = /^([A-Za-z][A-Za-z0-9]*?)(?:[-_.].*)?\.[^.]+$/;
+const SPLIT_NAME = /^([A-Za-z][A-Za-z0-9_]*?)(?:[-.].*)?\.[^.]+$/;
 
 function splitOfFile(file: string): string | undefined {
   const match = SPLIT_NAME.exec(basename(file));

@@ -121,6 +121,16 @@ describe('Hugging Face dataset folders', () => {
     expect(() => readHfFolder(dir, 'validation')).toThrow('no split "validation" (found: test, train)');
   });
 
+  it('finds split folders under data/ and split names with underscores', async () => {
+    const dir = join(tmp, 'hf-split-dirs');
+    writeParquet(join(dir, 'data', 'train', '0000.parquet'), ['a'], [1n]);
+    writeParquet(join(dir, 'data', 'validation_matched-00000-of-00001.parquet'), ['v'], [2n]);
+    expect(resolveHfSplits(dir)).toEqual({
+      train: [join(dir, 'data', 'train', '0000.parquet')],
+      validation_matched: [join(dir, 'data', 'validation_matched-00000-of-00001.parquet')],
+    });
+  });
+
   it('finds splits from top-level JSONL files', async () => {
     const rows = await collect(readHfFolder(gsm8k, 'test'));
     expect(rows).toHaveLength(10);
