@@ -2,6 +2,9 @@
 // third-party plugin; only the core plugin's node types are un-namespaced. Add new nodes to the list.
 import { definePlugin, PLUGIN_API_VERSION } from '../core/plugin.js';
 import { debugLog } from './debug/log.js';
+import { datasetLoad } from './dataset-load.js';
+import { datasetMap } from './dataset-map.js';
+import { datasetSynthetic } from './dataset-synthetic.js';
 import { modelLoad } from './model-load.js';
 import { chatTemplate } from './chat-template.js';
 import { loraApply } from './lora-apply.js';
@@ -16,5 +19,5 @@ import { advantageGroup } from './advantage-group.js';
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
-  nodes: [debugLog, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup],
+  nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup],
 });

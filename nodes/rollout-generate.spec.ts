@@ -96,6 +96,8 @@ describe('rollout.generate', () => {
     expect(first.metrics[0]).toMatchObject({ step: 0, values: { 'rollout/tokens': tokens } });
     expect(first.metrics[0].values['rollout/tokens_per_s']).toBeGreaterThan(0);
     expect(first.metrics[0].values['rollout/batch_time']).toBeGreaterThan(0);
+    expect(first.metrics[0].values.busy).toBeGreaterThan(0);
+    expect(first.metrics[0].values.busy).toBeLessThanOrEqual(1);
     const sample = first.events.find((e) => e.data?.completion !== undefined)!;
     expect(sample.data).toEqual({ step: 0, prompt: records[0].messages[1].content, completion: batch.groups[0].completions[0].text });
   });

@@ -6,14 +6,13 @@
 import { bufferCount, filter, from, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
-import { sampleGroups } from '../core/llm/generate.js';
 import type { CausalLM } from '../core/llm/model.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { defineNode } from '../core/plugin.js';
-import { ports, type PromptRecord, type RolloutBatch, type RolloutGroup } from '../core/ports.js';
+import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch, type RolloutGroup } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
+import { mainThreadEngine } from '../core/scheduler/rollout-engine.js';
 import { sampledCompletionEvent } from './sampled-completion.js';
 
 export const rolloutGenerateConfig = z.strictObject({
@@ -104,13 +103,21 @@ export const rolloutGenerate = defineNode({
     const eosTokenIds = stopTokenIds(model, tokenizer, template);
     const batchSeeds = new Rng(c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0));
 
-    let policyVersion = 0;
+    // The model object is shared with the trainer, so the engine samples from it under its lock; the
+    // snapshot only names the version that the weights are at.
+    const engine = mainThreadEngine(model, tokenizer);
+    // Utilisation: seconds spent generating (not waiting for the lock) over wall time since the first batch.
+    let generatingSeconds = 0;
+    let firstStart: number | undefined;
+    let latestPolicy: PolicySnapshot | undefined;
     let policySub: Subscription | undefined;
-    if (inputs.policy) policySub = inputs.policy.subscribe((p) => (policyVersion = p.version));
-    ctx.onTeardown(() => policySub?.unsubscribe());
+    if (inputs.policy) policySub = inputs.policy.subscribe((p) => (latestPolicy = p));
+    ctx.onTeardown(async () => {
+      policySub?.unsubscribe();
+      await engine.close();
+    });
 
     let nextIndex = 0;
-    let idleSince: number | undefined;
 
     const generateBatch = async (records: PromptRecord[]): Promise<RolloutBatch | undefined> => {
       const prepared = records.map((r) => preparePrompt(r, template, tokenizer, c));
@@ -123,30 +130,22 @@ export const rolloutGenerate = defineNode({
         }
       }
       if (kept.length === 0) return undefined;
-      const seed = batchSeeds.nextUint32();
-      const { results, version, seconds } = await modelLock(model).run(async () => {
-        const version = policyVersion;
-        const started = performance.now();
-        const results = await sampleGroups(
-          model,
-          kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
-          G,
-          {
-            temperature: c.temperature,
-            topK: c.top_k,
-            topP: c.top_p,
-            minP: c.min_p,
-            repetitionPenalty: c.repetition_penalty,
-            maxBatch,
-            seed,
-            eosTokenIds,
-            tokenizer,
-            stop: c.stop,
-            signal: ctx.signal,
-          },
-        );
-        return { results, version, seconds: (performance.now() - started) / 1000 };
-      });
+      const options = {
+        temperature: c.temperature,
+        topK: c.top_k,
+        topP: c.top_p,
+        minP: c.min_p,
+        repetitionPenalty: c.repetition_penalty,
+        maxBatch,
+        seed: batchSeeds.nextUint32(),
+        eosTokenIds,
+        stop: c.stop,
+      };
+      const requests = kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens }));
+      firstStart ??= performance.now();
+      const { results, policyVersion: version, seconds } = await engine.sample(requests, G, options, () => latestPolicy, ctx.signal);
+      generatingSeconds += seconds;
+      const wall = (performance.now() - firstStart) / 1000;
       const groups: RolloutGroup[] = kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,
@@ -156,15 +155,11 @@ export const rolloutGenerate = defineNode({
       const batch: RolloutBatch = { index: nextIndex++, policyVersion: version, groups };
 
       const tokens = results.flat().reduce((sum, r) => sum + r.ids.length, 0);
-      const now = performance.now();
-      // Busy: the share of wall time since the previous batch was handed on that went into generating.
-      const wall = idleSince === undefined ? seconds : (now - idleSince) / 1000;
-      idleSince = now;
       ctx.metrics.publish(batch.index, {
         'rollout/tokens_per_s': seconds > 0 ? tokens / seconds : 0,
         'rollout/batch_time': seconds,
         'rollout/tokens': tokens,
-        busy: wall > 0 ? Math.min(1, seconds / wall) : 1,
+        busy: wall > 0 ? Math.min(1, generatingSeconds / wall) : 1,
       });
       const sample = sampledCompletionEvent(batch);
       if (sample) ctx.metrics.event('info', `sampled completion (batch ${batch.index}, policy ${version})`, sample);
