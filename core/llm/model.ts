@@ -83,7 +83,8 @@ export class CausalLM {
   lora?: LoraState;
   private adaptersDisabled = false;
   private readonly inverseFrequencies: tf.Tensor1D;
-  private readonly dropoutRng: Rng;
+  /** Seeds LoRA dropout in training passes; save and restore its state with a checkpoint when dropout > 0. */
+  readonly dropoutRng: Rng;
 
   constructor(config: ModelConfig, weights: ModelWeights, options: { dir?: string; seed?: number } = {}) {
     this.config = config;
