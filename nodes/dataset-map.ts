@@ -46,7 +46,9 @@ export const datasetMap = defineNode({
 
     // Shuffling and splitting need every row; both outputs share one pass over the input.
     let prepared: Promise<{ train: PromptRecord[]; test: PromptRecord[]; rng: Rng }> | undefined;
-    const prepare = () => (prepared ??= lastValueFrom(mapped.pipe(toArray())).then((all) => prepareSplits(all, c)));
+    // Without shuffling, rows past the limit are never needed: stop reading there.
+    const needed = !c.shuffle && c.limit !== undefined ? mapped.pipe(take(c.limit)) : mapped;
+    const prepare = () => (prepared ??= lastValueFrom(needed.pipe(toArray()), { defaultValue: [] }).then((all) => prepareSplits(all, c)));
     const test: Observable<PromptRecord> = defer(() => from(prepare())).pipe(mergeMap((p) => p.test));
     const prompts = emitLazily(ctx, async function* () {
       const { train, rng } = await prepare();

@@ -4,6 +4,8 @@
 //   system: "You are given a problem. ..."
 //   user: "${question}"
 //   fields: { answer: { from: answer, regex: "####\\s*(.*)$" } }
+// In a graph file, `${params.x}` and `${env.X}` are the engine's own interpolation; a row field named
+// `params` or `env` must be written `$${params.x}` there.
 import { z } from 'zod';
 import type { ChatMessage, DatasetRow, PromptRecord } from '../ports.js';
 import { DatasetError } from './errors.js';
