@@ -51,6 +51,13 @@ describe('dataset.map', () => {
     expect((await c.all(c.prompts)).map((r) => r.id)).not.toEqual(train.map((r) => r.id));
   });
 
+  it('without shuffling, limits to the first rows before splitting', async () => {
+    const a = await run({ mapping: gsm8kMapping, limit: 6, test_size: 2 }, await gsm8kRows());
+    const [train, test] = [await a.all(a.prompts), await a.all(a.test)];
+    expect(train).toHaveLength(4);
+    expect([...train, ...test].map((r) => Number(r.id)).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
   it('repeats epochs, reshuffling each, or forever', async () => {
     const rows = await gsm8kRows();
     const { prompts, all } = await run({ mapping: gsm8kMapping, shuffle: true, epochs: 2, limit: 5 }, rows);
