@@ -67,6 +67,8 @@ export interface ScoredBatch extends RolloutBatch {
 export interface TrainingBatch extends ScoredBatch {
   /** Group-relative advantages, `[group][completion]`. */
   advantages: number[][];
+  /** How the advantages were scaled (the trainer's `reward_std` metric follows it); 'group' when absent. */
+  scaleRewards?: 'group' | 'batch' | 'none';
 }
 
 /** A reward function: one number per completion. */
@@ -86,6 +88,11 @@ export interface RewardFunction {
 export interface PolicySnapshot {
   version: number;
   weights: Record<string, { shape: number[]; data: Float32Array }>;
+  /**
+   * Optimiser steps the trainer takes per rollout batch (its num_iterations; default 1). The generator's
+   * staleness bound counts optimiser steps, so it needs this to know which version batch k will meet.
+   */
+  stepsPerBatch?: number;
 }
 
 /** A named set of metric values at one step, as carried on the metrics stream. */
