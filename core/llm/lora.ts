@@ -139,6 +139,17 @@ export function loraSnapshot(model: CausalLM): LoraSnapshot {
   return out;
 }
 
+/** loraSnapshot with asynchronous read-back (backends such as WebGPU have no synchronous one in Node). */
+export async function loraSnapshotAsync(model: CausalLM): Promise<LoraSnapshot> {
+  const lora = requireLora(model, 'loraSnapshotAsync');
+  const out: LoraSnapshot = {};
+  for (const [path, a] of lora.adapters) {
+    out[`${PEFT_PREFIX}${path}.lora_A.weight`] = { shape: a.A.shape, data: (await a.A.data()) as Float32Array };
+    out[`${PEFT_PREFIX}${path}.lora_B.weight`] = { shape: a.B.shape, data: (await a.B.data()) as Float32Array };
+  }
+  return out;
+}
+
 /** Assign adapter weights from a snapshot (every adapter must be present with its shape). */
 export function loadLoraSnapshot(model: CausalLM, snapshot: LoraSnapshot, where = 'LoRA snapshot'): void {
   const lora = requireLora(model, 'loadLoraSnapshot');

@@ -9,7 +9,7 @@ import { tf } from '../../core/llm/tf.js';
 import { initBackend } from '../../core/llm/backend.js';
 import { loadModel, type CausalLM } from '../../core/llm/model.js';
 import {
-  attachLora, loadLoraSnapshot, loadPeftAdapter, loraScale, loraSnapshot, mergeLora, savePeftAdapter, unmergeLora,
+  attachLora, loadLoraSnapshot, loadPeftAdapter, loraScale, loraSnapshot, loraSnapshotAsync, mergeLora, savePeftAdapter, unmergeLora,
 } from '../../core/llm/lora.js';
 import { readSafetensorsHeader } from '../../core/llm/safetensors.js';
 import { LLAMA_TINY, ids2d, maxAbsDiff, readReference } from './fixture.js';
@@ -106,10 +106,11 @@ describe('LoRA on llama-tiny', () => {
     own.dispose();
   });
 
-  it('a snapshot loads into fresh adapters and reproduces the outputs', () => {
+  it('a snapshot loads into fresh adapters and reproduces the outputs', async () => {
     loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
     const adapted = logits(model);
     const snap = loraSnapshot(model);
+    expect(await loraSnapshotAsync(model)).toEqual(snap);
     expect(Object.keys(snap)).toContain('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight');
     attachLora(model, { r: 8, alpha: 16, dropout: 0, targetModules: ALL_MODULES, useRslora: false, seed: 3 });
     loadLoraSnapshot(model, snap);
