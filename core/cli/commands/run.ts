@@ -62,8 +62,12 @@ export const run: Command = {
     const writers = [writeMetricsJsonl(bus.metrics$, path.join(outDir, 'metrics.jsonl')), writeEventsLog(bus.events$, path.join(outDir, 'events.log'))];
 
     const backend = await selectBackend(values.backend ?? graph.backend);
+    // Load the UI before the run starts, so it sees every event from the first one.
+    const ui = !values['no-tui'] && process.stdout.isTTY ? await importOptional<UiModule>('../../ui/index.js', import.meta.url) : undefined;
     const controller = new AbortController();
     const handle = runGraph(graph, { outDir, bus, signal: controller.signal, services: { backend, seed: graph.seed, params: graph.params } });
+    const view = ui ? ui.renderUi(handle, { graph, outDir }) : undefined;
+    const progress = view ? undefined : printProgress(handle, (line) => process.stdout.write(line + '\n'));
     bus.event('graph', 'info', `backend ${backend.name}`, { notes: backend.notes });
 
     let interrupted = false;
@@ -75,9 +79,6 @@ export const run: Command = {
     };
     process.on('SIGINT', onSigint);
 
-    const ui = !values['no-tui'] && process.stdout.isTTY ? await importOptional<UiModule>('../../ui/index.js', import.meta.url) : undefined;
-    const view = ui ? ui.renderUi(handle, { graph, outDir }) : undefined;
-    const progress = view ? undefined : printProgress(handle, (line) => process.stdout.write(line + '\n'));
 
     let code = 0;
     try {
