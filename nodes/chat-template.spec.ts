@@ -18,7 +18,7 @@ const model = { dir: FIXTURE } as CausalLM;
 
 async function template(config: Record<string, unknown>, inputs: { model?: CausalLM; tokenizer?: Tokenizer } = {}, baseDir?: string) {
   const { ctx } = recordingContext(chatTemplate.config.parse(config), { baseDir });
-  return firstValueFrom((await chatTemplate.run(ctx, inputs)).template!);
+  return firstValueFrom((await chatTemplate.run(ctx, { model: inputs.model, tokenizer: inputs.tokenizer })).template!);
 }
 
 describe('chat.template', () => {

@@ -6,13 +6,14 @@
 import { bufferCount, filter, from, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
+import { sampleGroups } from '../core/llm/generate.js';
 import type { CausalLM } from '../core/llm/model.js';
+import { modelLock } from '../core/llm/model-lock.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { defineNode } from '../core/plugin.js';
 import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch, type RolloutGroup } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
-import { mainThreadEngine } from '../core/scheduler/rollout-engine.js';
 import { sampledCompletionEvent } from './sampled-completion.js';
 
 export const rolloutGenerateConfig = z.strictObject({
@@ -103,19 +104,15 @@ export const rolloutGenerate = defineNode({
     const eosTokenIds = stopTokenIds(model, tokenizer, template);
     const batchSeeds = new Rng(c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0));
 
-    // The model object is shared with the trainer, so the engine samples from it under its lock; the
-    // snapshot only names the version that the weights are at.
-    const engine = mainThreadEngine(model, tokenizer);
+    // The model object is shared with the trainer: sampling holds its lock, and the policy snapshot only
+    // names the version the weights are at. (A worker-thread engine, core/scheduler, can take this over.)
     // Utilisation: seconds spent generating (not waiting for the lock) over wall time since the first batch.
     let generatingSeconds = 0;
     let firstStart: number | undefined;
     let latestPolicy: PolicySnapshot | undefined;
     let policySub: Subscription | undefined;
     if (inputs.policy) policySub = inputs.policy.subscribe((p) => (latestPolicy = p));
-    ctx.onTeardown(async () => {
-      policySub?.unsubscribe();
-      await engine.close();
-    });
+    ctx.onTeardown(() => policySub?.unsubscribe());
 
     let nextIndex = 0;
 
@@ -143,7 +140,12 @@ export const rolloutGenerate = defineNode({
       };
       const requests = kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens }));
       firstStart ??= performance.now();
-      const { results, policyVersion: version, seconds } = await engine.sample(requests, G, options, () => latestPolicy, ctx.signal);
+      const { results, version, seconds } = await modelLock(model).run(async () => {
+        const version = latestPolicy?.version ?? 0;
+        const started = performance.now();
+        const results = await sampleGroups(model, requests, G, { ...options, tokenizer, signal: ctx.signal });
+        return { results, version, seconds: (performance.now() - started) / 1000 };
+      });
       generatingSeconds += seconds;
       const wall = (performance.now() - firstStart) / 1000;
       const groups: RolloutGroup[] = kept.map((p, i) => ({
