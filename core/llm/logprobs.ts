@@ -8,10 +8,12 @@ export interface TokenLogprobOptions {
   chunkSize?: number;
   withEntropy?: boolean;
   temperature?: number;
+  /** Also differentiate with respect to the unembedding (full training); by default it is a constant. */
+  trainUnembedding?: boolean;
 }
 
 /**
- * hidden [N, H] (differentiable), unembedding [V, H] (a constant), targets [N] int32 →
+ * hidden [N, H] (differentiable), unembedding [V, H] (a constant unless `trainUnembedding`), targets [N] int32 →
  * log-probs [N] of the targets under softmax(hidden·Wᵀ / temperature), and, if asked, the entropy [N]
  * of that distribution (not differentiable).
  */
@@ -29,8 +31,8 @@ export function chunkedTokenLogprobs(
   // Default chunk: about 16M logits (64 MB) at a time.
   const chunk = Math.max(1, Math.min(n, options.chunkSize ?? Math.floor((1 << 24) / vocab)));
 
-  const chunkLogits = (rows: tf.Tensor2D) => {
-    const logits = unembed(rows, unembedding);
+  const chunkLogits = (rows: tf.Tensor2D, w: tf.Tensor2D) => {
+    const logits = unembed(rows, w);
     return temperature === 1 ? logits : tf.div(logits, temperature);
   };
 
@@ -40,11 +42,13 @@ export function chunkedTokenLogprobs(
     const size = Math.min(chunk, n - start);
     const rows = tf.slice(hidden, [start, 0], [size, h]);
     const chunkTargets = tf.slice(targets, [start], [size]);
-    const op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    // One customGrad body for both cases; the unembedding is a second differentiable input only when
+    // it is trained (a zero gradient for a frozen [V, H] matrix would cost a vocabulary-sized buffer).
+    const body = (x: tf.Tensor, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
       // Save the targets too: the caller disposes its own copy right after the forward pass.
-      save([x, chunkTargets]);
+      save([x, chunkTargets, w]);
       const value = tf.tidy(() => {
-        const logits = chunkLogits(x as tf.Tensor2D);
+        const logits = chunkLogits(x as tf.Tensor2D, w);
         const lse = tf.logSumExp(logits, 1);
         const picked = tf.sum(tf.mul(logits, oneHotFloat(chunkTargets, vocab)), 1);
         if (options.withEntropy) {
@@ -58,16 +62,25 @@ export function chunkedTokenLogprobs(
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
           tf.tidy(() => {
-            const logits = chunkLogits(saved[0] as tf.Tensor2D);
+            const [xs, ts, ws] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor2D];
+            const logits = chunkLogits(xs, ws);
             const probs = tf.softmax(logits, 1);
-            const oneHot = oneHotFloat(saved[1] as tf.Tensor1D, vocab);
-            let dLogits = tf.mul(tf.sub(oneHot, probs), dy.reshape([size, 1]));
+            const oneHot = oneHotFloat(ts, vocab);
+            let dLogits = tf.mul(tf.sub(oneHot, probs), dy.reshape([size, 1])) as tf.Tensor2D;
             if (temperature !== 1) dLogits = tf.div(dLogits, temperature);
-            return tf.matMul(dLogits, unembedding);
+            const dHidden = tf.matMul(dLogits, ws);
+            if (!options.trainUnembedding) return dHidden;
+            // logits = x·Wᵀ, so dW = dLogitsᵀ·x [V, H]; the explicit transpose keeps wasm on its fast path.
+            return [dHidden, tf.matMul(tf.transpose(dLogits), xs)];
           }),
       };
-    }) as unknown as Parameters<typeof tf.customGrad>[0]);
-    logprobParts.push(op(rows) as tf.Tensor1D);
+    };
+    type Body = Parameters<typeof tf.customGrad>[0];
+    const op = options.trainUnembedding
+      ? tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => body(x, w as tf.Tensor2D, save)) as unknown as Body)
+      : tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => body(x, unembedding, save)) as unknown as Body);
+    const part = options.trainUnembedding ? op(rows, unembedding) : op(rows);
+    logprobParts.push(part as tf.Tensor1D);
     chunkTargets.dispose();
   }
   const logprobs = logprobParts.length === 1 ? logprobParts[0] : (tf.concat(logprobParts) as tf.Tensor1D);
