@@ -30,6 +30,13 @@ export class BusyMeter {
     this.runningSince = undefined;
   }
 
+  /** Counts `ms` of work that just finished (measured elsewhere, e.g. in a worker thread). */
+  add(ms: number): void {
+    const t = this.now();
+    this.firstStart ??= t - ms;
+    this.busyTotal += ms;
+  }
+
   /** Milliseconds spent working (including a piece of work still running). */
   get busyMs(): number {
     return this.busyTotal + (this.runningSince === undefined ? 0 : this.now() - this.runningSince);

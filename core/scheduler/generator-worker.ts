@@ -57,6 +57,12 @@ function copyForTransfer(weights: LoraSnapshot): { weights: LoraSnapshot; transf
 }
 
 export class GeneratorWorker {
+  private static readonly running = new Set<GeneratorWorker>();
+  /** Worker threads started and not yet exited, in this process (to check that shutdown is clean). */
+  static get liveCount(): number {
+    return GeneratorWorker.running.size;
+  }
+
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | undefined;
@@ -69,7 +75,11 @@ export class GeneratorWorker {
   private constructor(private readonly worker: Worker) {
     worker.on('message', (reply: WorkerReply) => this.onReply(reply));
     worker.on('error', (error) => this.fail(new GeneratorWorkerError(error.message, error.stack)));
-    worker.on('exit', (code) => this.fail(new GeneratorWorkerError(`the worker thread exited (code ${code})`)));
+    worker.on('exit', (code) => {
+      GeneratorWorker.running.delete(this);
+      this.fail(new GeneratorWorkerError(`the worker thread exited (code ${code})`));
+    });
+    GeneratorWorker.running.add(this);
     worker.unref(); // an idle worker never keeps the process alive; it is ref'd while work is pending
   }
 

@@ -1,20 +1,26 @@
-// The generator's view of the trainer: the latest policy snapshot from the `policy` feedback stream,
-// and the staleness bound. Batch k may start once the latest version v satisfies k − v ≤ maxStaleness,
-// so generation never runs more than maxStaleness optimiser steps ahead of training (0: strictly
-// on-policy — batch k waits for the trainer's step k).
+// The generator's view of the trainer: the latest snapshot on the `policy` feedback stream, and the
+// staleness bound. A trainer announces its starting snapshot (version v₀: 0, or the step it resumed at)
+// before it trains, then sends one after every optimiser step. Batch k of this run will be trained at
+// step v₀ + k·μ (μ = stepsPerBatch, the trainer's num_iterations), so it may start once the latest
+// version v satisfies v₀ + k·μ − v ≤ maxStaleness: generation never runs more than maxStaleness
+// optimiser steps ahead of training. maxStaleness 0 is the strict on-policy schedule (batch k waits
+// for the trainer to finish batch k − 1).
 import type { Observable, Subscription } from 'rxjs';
 import type { PolicySnapshot } from '../ports.js';
 
 /** The oldest policy version batch `batchIndex` may be sampled with. */
-export function requiredPolicyVersion(batchIndex: number, maxStaleness: number): number {
+export function requiredPolicyVersion(batchIndex: number, maxStaleness: number, stepsPerBatch = 1): number {
   if (!(Number.isInteger(maxStaleness) && maxStaleness >= 0)) throw new Error(`max_staleness must be a whole number ≥ 0, got ${maxStaleness}`);
-  return Math.max(0, batchIndex - maxStaleness);
+  if (!(Number.isInteger(stepsPerBatch) && stepsPerBatch >= 1)) throw new Error(`policy: stepsPerBatch must be a whole number ≥ 1, got ${stepsPerBatch}`);
+  return Math.max(0, batchIndex * stepsPerBatch - maxStaleness);
 }
 
-export type PolicyWait = { status: 'ready'; version: number } | { status: 'ended'; version: number };
+export type Admission = { status: 'ready'; version: number } | { status: 'ended'; version: number };
 
 export class PolicyFollower {
   private snapshot: PolicySnapshot | undefined;
+  /** The version the trainer started this run at: its first snapshot's. */
+  private startVersionSeen: number | undefined;
   private ended = false;
   private failure: { error: unknown } | undefined;
   private readonly waiters = new Set<() => void>();
@@ -25,15 +31,19 @@ export class PolicyFollower {
   /** `policy$` absent: no trainer feeds back, so every batch may start at once (version 0). */
   constructor(policy$: Observable<PolicySnapshot> | undefined) {
     if (!policy$) return;
+    this.hasTrainer = true;
     this.subscription = policy$.subscribe({
       next: (snapshot) => {
         if (!Number.isInteger(snapshot?.version) || snapshot.version < 0) {
-          this.failure = { error: new Error(`policy: snapshot version must be a whole number ≥ 0, got ${snapshot?.version}`) };
-        } else if (!this.snapshot || snapshot.version >= this.snapshot.version) this.snapshot = snapshot;
+          this.failure ??= { error: new Error(`policy: snapshot version must be a whole number ≥ 0, got ${snapshot?.version}`) };
+        } else if (!this.snapshot || snapshot.version >= this.snapshot.version) {
+          this.startVersionSeen ??= snapshot.version;
+          this.snapshot = snapshot;
+        }
         this.wake();
       },
       error: (error) => {
-        this.failure = { error };
+        this.failure ??= { error };
         this.wake();
       },
       complete: () => {
@@ -41,12 +51,16 @@ export class PolicyFollower {
         this.wake();
       },
     });
-    this.hasTrainer = true;
   }
 
   /** The newest snapshot seen, if any. */
   get latest(): PolicySnapshot | undefined {
     return this.snapshot;
+  }
+
+  /** The version the trainer started this run at (0 until it announced itself). */
+  get startVersion(): number {
+    return this.startVersionSeen ?? 0;
   }
 
   /** The newest version seen (0 before the first snapshot: the initial weights). */
@@ -55,23 +69,37 @@ export class PolicyFollower {
   }
 
   /**
-   * Resolves once the latest version is at least `minVersion` (`ready`), or when the policy stream has
-   * ended without reaching it (`ended`: the trainer finished, no such version will come). Rejects when
-   * `signal` aborts or the policy stream fails.
+   * Resolves once batch `batchIndex` (counted from 0 in this run) may start: `ready` when the latest
+   * version is at least v₀ + requiredPolicyVersion (after batch 0, only once the trainer has announced
+   * itself), or `ended` when the policy stream completed first (the trainer finished: no such version
+   * will come). Rejects when `signal` aborts or the policy stream fails.
    */
-  waitFor(minVersion: number, signal?: AbortSignal): Promise<PolicyWait> {
-    return new Promise<PolicyWait>((resolve, reject) => {
+  admit(batchIndex: number, maxStaleness: number, signal?: AbortSignal): Promise<Admission> {
+    requiredPolicyVersion(batchIndex, maxStaleness); // validates the arguments now, not on some later wake-up
+    return new Promise<Admission>((resolve, reject) => {
       const check = (): boolean => {
         if (signal?.aborted) reject(signal.reason ?? new Error('aborted'));
         else if (this.failure) reject(this.failure.error);
-        else if (!this.hasTrainer || this.version >= minVersion) resolve({ status: 'ready', version: this.version });
+        else if (this.admits(batchIndex, maxStaleness)) resolve({ status: 'ready', version: this.version });
         else if (this.ended) resolve({ status: 'ended', version: this.version });
         else return false;
         return true;
       };
-      if (check()) return;
+      try {
+        if (check()) return;
+      } catch (error) {
+        reject(error);
+        return;
+      }
       const onChange = () => {
-        if (!check()) return;
+        let settled: boolean;
+        try {
+          settled = check();
+        } catch (error) {
+          reject(error);
+          settled = true;
+        }
+        if (!settled) return;
         this.waiters.delete(onChange);
         signal?.removeEventListener('abort', onChange);
       };
@@ -83,6 +111,12 @@ export class PolicyFollower {
   close(): void {
     this.subscription?.unsubscribe();
     this.wake();
+  }
+
+  private admits(batchIndex: number, maxStaleness: number): boolean {
+    if (!this.hasTrainer || batchIndex === 0) return true;
+    if (!this.snapshot) return false;
+    return this.snapshot.version >= this.startVersion + requiredPolicyVersion(batchIndex, maxStaleness, this.snapshot.stepsPerBatch ?? 1);
   }
 
   private wake(): void {

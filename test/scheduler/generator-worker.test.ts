@@ -105,12 +105,14 @@ describe('GeneratorWorker lifecycle', () => {
     expect(((await inFlight) as Error).message).toMatch(/generator worker: closed/);
     await expect(own.generate(requests)).rejects.toThrow(/generator worker: closed/);
     await own.close(); // idempotent
+    expect(GeneratorWorker.liveCount).toBe(1); // only the shared one of this file is left
   });
 
-  it('start() fails with the worker's error when the backend or the model cannot load', async () => {
+  it("start() fails with the worker's error when the backend or the model cannot load", async () => {
     const fake = Object.create(model, { dir: { value: '/nonexistent/model-folder' } }) as CausalLM;
     await expect(GeneratorWorker.start({ model: fake, tokenizer, backend: 'cpu' })).rejects.toThrow(/generator worker: .*nonexistent\/model-folder/);
     await expect(GeneratorWorker.start({ model: fake, tokenizer, backend: 'no-such-backend' })).rejects.toThrow(/unknown backend "no-such-backend"/);
+    expect(GeneratorWorker.liveCount).toBe(1);
   });
 
   it('refuses a model that has no folder to load from', async () => {

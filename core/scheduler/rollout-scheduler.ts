@@ -1,0 +1,142 @@
+// The rollout side of the schedule, for rollout.generate: which engine samples (the main thread or a
+// worker thread), when batch k may start (the staleness bound against the trainer's policy stream),
+// which weights it uses, and how busy the generator is. The trainer knows nothing of it: overlap comes
+// from the bounded stream edges plus the policy feedback stream.
+import type { Observable } from 'rxjs';
+import { z } from 'zod';
+import type { GenerationRequest } from '../llm/generate.js';
+import { loraSnapshot } from '../llm/lora.js';
+import type { CausalLM } from '../llm/model.js';
+import { modelLock } from '../llm/model-lock.js';
+import type { Tokenizer } from '../llm/tokenizer.js';
+import type { PolicySnapshot } from '../ports.js';
+import { BusyMeter } from './busy-meter.js';
+import { PolicyFollower } from './policy-follower.js';
+import type { WorkerGenerateOptions } from './protocol.js';
+import { mainThreadEngine, workerEngine, type EngineSample, type RolloutEngine } from './rollout-engine.js';
+
+/** The rollout node's scheduling options (spread into its config schema). */
+export const schedulerConfigShape = {
+  overlap: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Generate batch k+1 in a worker thread while the trainer works on batch k (needs a model loaded from a folder). false: the strict on-policy schedule — generate, wait for the trainer\'s step, generate …',
+    ),
+  max_staleness: z
+    .number()
+    .int()
+    .min(0)
+    .default(1)
+    .describe('With overlap: the most optimiser steps a batch\'s sampling policy may be behind the trainer when it trains on it.'),
+  engine: z
+    .enum(['auto', 'main', 'worker'])
+    .default('auto')
+    .describe('Where sampling runs: the main thread (sharing the model) or a worker thread with its own model copy. auto: worker when overlap is on.'),
+  worker_backend: z
+    .enum(['wasm', 'cpu', 'webgpu'])
+    .optional()
+    .describe("TensorFlow.js backend of the worker's own instance; default the run's backend when it is one of these, else wasm."),
+};
+
+export interface SchedulerOptions {
+  overlap: boolean;
+  maxStaleness: number;
+  engine: 'auto' | 'main' | 'worker';
+  workerBackend?: string;
+  /** The run's backend (`ctx.services.backend.name`), the worker's default. */
+  runBackend?: string;
+}
+
+const WORKER_BACKENDS = new Set(['wasm', 'cpu', 'webgpu']);
+
+export class RolloutScheduler {
+  readonly follower: PolicyFollower;
+  private readonly busy = new BusyMeter();
+  private waitedMs = 0;
+  private lastLag = 0;
+
+  private constructor(
+    private readonly engine: RolloutEngine,
+    private readonly model: CausalLM,
+    policy$: Observable<PolicySnapshot> | undefined,
+    /** Steps a batch may trail the trainer: max_staleness with overlap, 0 without (strictly on-policy). */
+    readonly maxStaleness: number,
+  ) {
+    this.follower = new PolicyFollower(policy$);
+  }
+
+  static async start(args: {
+    model: CausalLM;
+    tokenizer: Tokenizer;
+    policy?: Observable<PolicySnapshot>;
+    options: SchedulerOptions;
+  }): Promise<RolloutScheduler> {
+    const { model, tokenizer, options } = args;
+    const engineKind = options.engine === 'auto' ? (options.overlap ? 'worker' : 'main') : options.engine;
+    if (options.overlap && engineKind === 'main') {
+      throw new Error('overlap: true needs engine: worker (on the main thread, sampling and training take turns on one model)');
+    }
+    const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
+    const engine = engineKind === 'worker' ? await workerEngine(model, tokenizer, { backend }) : mainThreadEngine(model, tokenizer);
+    return new RolloutScheduler(engine, model, args.policy, options.overlap ? options.maxStaleness : 0);
+  }
+
+  get engineKind(): 'main' | 'worker' {
+    return this.engine.kind;
+  }
+
+  /**
+   * Waits until batch `index` may start under the staleness bound. false: the trainer has finished,
+   * so no more batches are wanted.
+   */
+  async admit(index: number, signal?: AbortSignal): Promise<boolean> {
+    const started = performance.now();
+    const admission = await this.follower.admit(index, this.maxStaleness, signal);
+    this.waitedMs += performance.now() - started;
+    return admission.status === 'ready';
+  }
+
+  /** Samples `groupSize` completions per request with the newest admitted policy. */
+  async sample(requests: GenerationRequest[], groupSize: number, options: WorkerGenerateOptions, index: number, signal?: AbortSignal): Promise<EngineSample> {
+    const policy = { latest: () => this.follower.latest, withWeights: () => this.policyWithWeights() };
+    const sample = await this.engine.sample(requests, groupSize, options, policy, signal);
+    this.busy.add(sample.seconds * 1000);
+    this.lastLag = this.follower.startVersion + index * (this.follower.latest?.stepsPerBatch ?? 1) - sample.policyVersion;
+    return sample;
+  }
+
+  /**
+   * Metrics after a batch: `busy` (the UI's utilisation line) = `scheduler/generator_busy`, seconds
+   * spent waiting for the trainer, and how many optimiser steps the batch's policy trails the step it
+   * is meant for (≤ the staleness bound).
+   */
+  metrics(): Record<string, number> {
+    const busy = this.busy.fraction();
+    return {
+      busy,
+      'scheduler/generator_busy': busy,
+      'scheduler/policy_wait_s': this.waitedMs / 1000,
+      'scheduler/policy_lag': Math.max(0, this.lastLag),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.follower.close();
+    await this.engine.close();
+  }
+
+  /**
+   * The snapshot the worker should sample with. Trainers that share this model object send the version
+   * only (no weights): then copy the adapter from the shared model under its lock, where the trainer's
+   * latest announced version and the weights agree (it announces inside the lock).
+   */
+  private async policyWithWeights(): Promise<PolicySnapshot | undefined> {
+    const latest = this.follower.latest;
+    if (!latest || Object.keys(latest.weights).length > 0 || !this.model.lora) return latest;
+    return modelLock(this.model).run(() => {
+      const current = this.follower.latest!;
+      return { ...current, weights: loraSnapshot(this.model) };
+    });
+  }
+}
