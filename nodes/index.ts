@@ -15,9 +15,11 @@ import { rewardLength } from './reward-length.js';
 import { rewardFile } from './reward-file.js';
 import { rewardScore } from './reward-score.js';
 import { advantageGroup } from './advantage-group.js';
+import { modelCreate } from './model-create.js';
+import { trainSft } from './train-sft.js';
 
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
-  nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup],
+  nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, modelCreate, trainSft],
 });

@@ -70,7 +70,7 @@ describe('CausalLM.trainBaseWeights', () => {
     const g = grads[table.name].dataSync();
     const original = Float32Array.from(table.dataSync() as Float32Array);
     const eps = 1e-2;
-    for (const index of [5 * 16 + 3, 17 * 16 + 0, 44 * 16 + 7]) { // ids in the input, and one only ever a target-less row
+    for (const index of [5 * 16 + 3, 17 * 16 + 0, 44 * 16 + 7]) { // ids 5 and 17 are inputs; 44 is used only by the unembedding
       const at = (delta: number) => {
         const data = Float32Array.from(original);
         data[index] += delta;

@@ -1,0 +1,75 @@
+// One SFT optimiser step: mean cross-entropy over the batch's completion tokens, computed from the
+// hidden states through the model's chunked token log-probs (no [B, T, V] logits), then global-norm
+// clipping and AdamW at the scheduled learning rate. Trains whatever model.trainableVariables() lists
+// (all base weights after model.trainBaseWeights(), or LoRA matrices).
+import { tf } from '../llm/tf.js';
+import type { CausalLM } from '../llm/model.js';
+import { AdamW, clipGradNorm } from '../grpo/optimizer.js';
+import type { SftBatch } from './batch.js';
+
+/** Mean −log p over completion tokens (a scalar tensor). */
+export function sftLoss(model: CausalLM, batch: SftBatch): tf.Scalar {
+  return tf.tidy(() => {
+    const hidden = model.hidden(batch.inputs, batch.attentionMask, undefined, { training: true });
+    const { logprobs } = model.tokenLogprobs(hidden, batch.targets);
+    const total = tf.sum(tf.mul(logprobs, batch.lossMask));
+    return tf.div(tf.neg(total), Math.max(1, batch.completionTokens)) as tf.Scalar;
+  });
+}
+
+export interface SftTrainerConfig {
+  /** Learning rate after `step` completed updates. */
+  learningRate: (step: number) => number;
+  weightDecay: number;
+  maxGradNorm: number;
+  betas?: [number, number];
+}
+
+export interface SftStepResult {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  learningRate: number;
+  completionTokens: number;
+}
+
+export class SftTrainer {
+  readonly optimizer: AdamW;
+  private readonly variables: tf.Variable[];
+
+  constructor(
+    readonly model: CausalLM,
+    readonly config: SftTrainerConfig,
+  ) {
+    this.variables = model.trainableVariables();
+    if (this.variables.length === 0) throw new Error('SFT: the model has no trainable weights (call model.trainBaseWeights() or attach LoRA)');
+    this.optimizer = new AdamW(this.variables, { betas: config.betas, weightDecay: config.weightDecay });
+  }
+
+  get stepCount(): number {
+    return this.optimizer.stepCount;
+  }
+
+  step(batch: SftBatch): SftStepResult {
+    const { value, grads } = tf.variableGrads(() => sftLoss(this.model, batch), this.variables);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    if (!Number.isFinite(loss)) {
+      Object.values(grads).forEach((g) => g.dispose());
+      throw new Error(`SFT step ${this.stepCount + 1}: loss is ${loss}; lower the learning rate`);
+    }
+    const list = this.variables.map((v) => grads[v.name]);
+    const present = list.filter((g): g is tf.Tensor => g !== undefined);
+    const { norm, grads: clipped } = clipGradNorm(present, this.config.maxGradNorm);
+    const learningRate = this.config.learningRate(this.optimizer.stepCount);
+    let next = 0;
+    this.optimizer.step(list.map((g) => (g === undefined ? undefined : clipped[next++])), learningRate);
+    if (clipped !== present) clipped.forEach((g) => g.dispose());
+    present.forEach((g) => g.dispose());
+    return { step: this.optimizer.stepCount, loss, gradNorm: norm, learningRate, completionTokens: batch.completionTokens };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
