@@ -1,7 +1,6 @@
 // A decoder-only transformer (Llama / Mistral / Qwen2 / Qwen3) in TensorFlow.js that computes what
-// Hugging Face transformers computes, in float32. Base weights are plain tensors (never variables) and
-// only attached LoRA matrices are trainable, unless `trainBaseWeights()` turns every base weight into a
-// variable for full training (the from-scratch SFT of the embedded model).
+// Hugging Face transformers computes, in float32. Base weights are plain tensors (never variables);
+// only attached LoRA matrices are trainable.
 import { tf } from './tf.js';
 import { Rng } from '../rng.js';
 import type { ModelConfig } from './config.js';
@@ -10,7 +9,6 @@ import type { LoraState, LoraAdapter } from './lora.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
-import { trainableEmbeddingLookup } from './embedding.js';
 import { frozenMatMul, matMul, swapLastAxes, unembed } from './matmul.js';
 
 export type { ModelConfig } from './config.js';
@@ -84,8 +82,6 @@ export class CausalLM {
   readonly weights: ModelWeights;
   lora?: LoraState;
   private adaptersDisabled = false;
-  /** Set by trainBaseWeights(): base weights are variables and gradients flow into them. */
-  private baseWeightsTrainable = false;
   private readonly inverseFrequencies: tf.Tensor1D;
   /** Seeds LoRA dropout in training passes; save and restore its state with a checkpoint when dropout > 0. */
   readonly dropoutRng: Rng;
@@ -124,10 +120,7 @@ export class CausalLM {
     }
     const flat = hidden.reshape([b * t, h]) as tf.Tensor2D;
     const flatTargets = targets.reshape([b * t]).toInt() as tf.Tensor1D;
-    const { logprobs, entropy } = chunkedTokenLogprobs(flat, this.weights.lmHead, flatTargets, {
-      ...options,
-      trainUnembedding: this.baseWeightsTrainable,
-    });
+    const { logprobs, entropy } = chunkedTokenLogprobs(flat, this.weights.lmHead, flatTargets, options);
     const out = {
       logprobs: logprobs.reshape([b, t]) as tf.Tensor2D,
       entropy: entropy ? (entropy.reshape([b, t]) as tf.Tensor2D) : undefined,
@@ -212,7 +205,10 @@ export class CausalLM {
       return len;
     });
     const n = slots.length;
-    const span = Math.max(...positions) + 1; // cache columns any of these slots attends to
+    // Cache columns to attend over: those any of these slots has filled, or — when that is most of the
+    // cache — all of them, masked, since copying out a column range costs about as much as attending to it.
+    const filled = Math.max(...positions) + 1;
+    const span = filled * 2 > cache.maxLength ? cache.maxLength : filled;
     const allSlotsInOrder = slots.length === cache.slots && slots.every((s, i) => s === i);
     const { numKvHeads, headDim } = this.config;
     const newKeys: tf.Tensor4D[] = [];
@@ -237,9 +233,9 @@ export class CausalLM {
           tf.keep(tf.tensorScatterUpdate(store, scatterIndex, x.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
         newKeys[layer] = write(cache.keys[layer], k);
         newValues[layer] = write(cache.values[layer], v);
-        // Only the first `span` columns matter; gather whole rows of a 2-D view (a rank-4 gather is slow on wasm).
+        // Gather whole rows of a 2-D view (a rank-4 gather is slow on wasm).
         const read = (store: tf.Tensor4D) => {
-          const window = tf.slice(store, [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
+          const window = span === cache.maxLength ? store : tf.slice(store, [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
           if (allSlotsInOrder) return window;
           return tf.gather(window.reshape([cache.slots, numKvHeads * span * headDim]), slotTensor).reshape([n, numKvHeads, span, headDim]) as tf.Tensor4D;
         };
@@ -272,54 +268,7 @@ export class CausalLM {
 
   // ---------------------------------------------------------------- LoRA
 
-  /**
-   * Full training: every base weight becomes a trainable variable (tied embeddings stay one variable)
-   * and the projections and unembedding pass gradients to their weights. trainableVariables() then
-   * lists the base weights (plus any LoRA matrices). For training from scratch; LoRA needs none of this.
-   */
-  trainBaseWeights(): void {
-    if (this.baseWeightsTrainable) return;
-    if (this.lora?.merged) throw new Error('trainBaseWeights: unmerge the LoRA adapter first');
-    const toVariable = <T extends tf.Tensor>(t: T): T => {
-      const v = tf.variable(t, true);
-      t.dispose();
-      return v as unknown as T;
-    };
-    const w = this.weights;
-    const tied = w.lmHead === w.embedTokens;
-    w.embedTokens = toVariable(w.embedTokens);
-    w.lmHead = tied ? w.embedTokens : toVariable(w.lmHead);
-    w.finalNorm = toVariable(w.finalNorm);
-    for (const layer of w.layers) {
-      layer.inputNorm = toVariable(layer.inputNorm);
-      layer.postAttentionNorm = toVariable(layer.postAttentionNorm);
-      if (layer.qNorm) layer.qNorm = toVariable(layer.qNorm);
-      if (layer.kNorm) layer.kNorm = toVariable(layer.kNorm);
-      for (const p of PROJECTIONS) {
-        const linear = layer.proj[p];
-        linear.weightT = toVariable(linear.weightT);
-        if (linear.bias) linear.bias = toVariable(linear.bias);
-      }
-    }
-    this.baseWeightsTrainable = true;
-  }
-
   trainableVariables(): tf.Variable[] {
-    if (this.baseWeightsTrainable) {
-      const w = this.weights;
-      const base = [w.embedTokens, ...(w.lmHead === w.embedTokens ? [] : [w.lmHead]), w.finalNorm];
-      for (const layer of w.layers) {
-        base.push(layer.inputNorm, layer.postAttentionNorm);
-        if (layer.qNorm) base.push(layer.qNorm);
-        if (layer.kNorm) base.push(layer.kNorm);
-        for (const p of PROJECTIONS) {
-          base.push(layer.proj[p].weightT);
-          if (layer.proj[p].bias) base.push(layer.proj[p].bias!);
-        }
-      }
-      const lora = this.lora ? [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]) : [];
-      return [...(base as unknown as tf.Variable[]), ...lora];
-    }
     if (!this.lora) return [];
     return [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]);
   }
@@ -399,11 +348,7 @@ export class CausalLM {
   private runLayers(ids: tf.Tensor2D, ctx: PassContext, checkpointLayers: boolean): tf.Tensor3D {
     const { hiddenSize, rmsNormEps } = this.config;
     const flatIds = ids.reshape([ctx.batch * ctx.length]);
-    let x = (
-      this.baseWeightsTrainable
-        ? trainableEmbeddingLookup(this.weights.embedTokens, flatIds.toInt() as tf.Tensor1D)
-        : tf.gather(this.weights.embedTokens, flatIds)
-    ) as tf.Tensor2D; // [B·T, H]
+    let x = tf.gather(this.weights.embedTokens, flatIds) as tf.Tensor2D; // [B·T, H]
     for (let i = 0; i < this.weights.layers.length; i++) {
       const adapters = this.activeAdapters(i);
       if (checkpointLayers) {
@@ -489,7 +434,7 @@ export class CausalLM {
     layer: number,
     name: ProjectionName,
   ): tf.Tensor2D {
-    let y: tf.Tensor = this.baseWeightsTrainable ? matMul(x, lin.weightT) : frozenMatMul(x, lin.weightT);
+    let y: tf.Tensor = frozenMatMul(x, lin.weightT);
     if (lin.bias) y = tf.add(y, lin.bias);
     if (!adapter || !this.lora) return y as tf.Tensor2D;
     const { dropout } = this.lora.config;
