@@ -1,6 +1,7 @@
 // A decoder-only transformer (Llama / Mistral / Qwen2 / Qwen3) in TensorFlow.js that computes what
-// Hugging Face transformers computes, in float32. Base weights are plain tensors (never variables);
-// only attached LoRA matrices are trainable.
+// Hugging Face transformers computes, in float32. Base weights are plain tensors (never variables) and
+// only attached LoRA matrices are trainable, unless `trainBaseWeights()` turns every base weight into a
+// variable for full training (the from-scratch SFT of the embedded model).
 import { tf } from './tf.js';
 import { Rng } from '../rng.js';
 import type { ModelConfig } from './config.js';
@@ -9,6 +10,7 @@ import type { LoraState, LoraAdapter } from './lora.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
+import { trainableEmbeddingLookup } from './embedding.js';
 import { frozenMatMul, matMul, swapLastAxes, unembed } from './matmul.js';
 
 export type { ModelConfig } from './config.js';
@@ -82,6 +84,8 @@ export class CausalLM {
   readonly weights: ModelWeights;
   lora?: LoraState;
   private adaptersDisabled = false;
+  /** Set by trainBaseWeights(): base weights are variables and gradients flow into them. */
+  private baseWeightsTrainable = false;
   private readonly inverseFrequencies: tf.Tensor1D;
   /** Seeds LoRA dropout in training passes; save and restore its state with a checkpoint when dropout > 0. */
   readonly dropoutRng: Rng;
@@ -120,7 +124,10 @@ export class CausalLM {
     }
     const flat = hidden.reshape([b * t, h]) as tf.Tensor2D;
     const flatTargets = targets.reshape([b * t]).toInt() as tf.Tensor1D;
-    const { logprobs, entropy } = chunkedTokenLogprobs(flat, this.weights.lmHead, flatTargets, options);
+    const { logprobs, entropy } = chunkedTokenLogprobs(flat, this.weights.lmHead, flatTargets, {
+      ...options,
+      trainUnembedding: this.baseWeightsTrainable,
+    });
     const out = {
       logprobs: logprobs.reshape([b, t]) as tf.Tensor2D,
       entropy: entropy ? (entropy.reshape([b, t]) as tf.Tensor2D) : undefined,
@@ -268,7 +275,54 @@ export class CausalLM {
 
   // ---------------------------------------------------------------- LoRA
 
+  /**
+   * Full training: every base weight becomes a trainable variable (tied embeddings stay one variable)
+   * and the projections and unembedding pass gradients to their weights. trainableVariables() then
+   * lists the base weights (plus any LoRA matrices). For training from scratch; LoRA needs none of this.
+   */
+  trainBaseWeights(): void {
+    if (this.baseWeightsTrainable) return;
+    if (this.lora?.merged) throw new Error('trainBaseWeights: unmerge the LoRA adapter first');
+    const toVariable = <T extends tf.Tensor>(t: T): T => {
+      const v = tf.variable(t, true);
+      t.dispose();
+      return v as unknown as T;
+    };
+    const w = this.weights;
+    const tied = w.lmHead === w.embedTokens;
+    w.embedTokens = toVariable(w.embedTokens);
+    w.lmHead = tied ? w.embedTokens : toVariable(w.lmHead);
+    w.finalNorm = toVariable(w.finalNorm);
+    for (const layer of w.layers) {
+      layer.inputNorm = toVariable(layer.inputNorm);
+      layer.postAttentionNorm = toVariable(layer.postAttentionNorm);
+      if (layer.qNorm) layer.qNorm = toVariable(layer.qNorm);
+      if (layer.kNorm) layer.kNorm = toVariable(layer.kNorm);
+      for (const p of PROJECTIONS) {
+        const linear = layer.proj[p];
+        linear.weightT = toVariable(linear.weightT);
+        if (linear.bias) linear.bias = toVariable(linear.bias);
+      }
+    }
+    this.baseWeightsTrainable = true;
+  }
+
   trainableVariables(): tf.Variable[] {
+    if (this.baseWeightsTrainable) {
+      const w = this.weights;
+      const base = [w.embedTokens, ...(w.lmHead === w.embedTokens ? [] : [w.lmHead]), w.finalNorm];
+      for (const layer of w.layers) {
+        base.push(layer.inputNorm, layer.postAttentionNorm);
+        if (layer.qNorm) base.push(layer.qNorm);
+        if (layer.kNorm) base.push(layer.kNorm);
+        for (const p of PROJECTIONS) {
+          base.push(layer.proj[p].weightT);
+          if (layer.proj[p].bias) base.push(layer.proj[p].bias!);
+        }
+      }
+      const lora = this.lora ? [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]) : [];
+      return [...(base as unknown as tf.Variable[]), ...lora];
+    }
     if (!this.lora) return [];
     return [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]);
   }
@@ -348,7 +402,11 @@ export class CausalLM {
   private runLayers(ids: tf.Tensor2D, ctx: PassContext, checkpointLayers: boolean): tf.Tensor3D {
     const { hiddenSize, rmsNormEps } = this.config;
     const flatIds = ids.reshape([ctx.batch * ctx.length]);
-    let x = tf.gather(this.weights.embedTokens, flatIds) as tf.Tensor2D; // [B·T, H]
+    let x = (
+      this.baseWeightsTrainable
+        ? trainableEmbeddingLookup(this.weights.embedTokens, flatIds.toInt() as tf.Tensor1D)
+        : tf.gather(this.weights.embedTokens, flatIds)
+    ) as tf.Tensor2D; // [B·T, H]
     for (let i = 0; i < this.weights.layers.length; i++) {
       const adapters = this.activeAdapters(i);
       if (checkpointLayers) {
@@ -434,7 +492,7 @@ export class CausalLM {
     layer: number,
     name: ProjectionName,
   ): tf.Tensor2D {
-    let y: tf.Tensor = frozenMatMul(x, lin.weightT);
+    let y: tf.Tensor = this.baseWeightsTrainable ? matMul(x, lin.weightT) : frozenMatMul(x, lin.weightT);
     if (lin.bias) y = tf.add(y, lin.bias);
     if (!adapter || !this.lora) return y as tf.Tensor2D;
     const { dropout } = this.lora.config;
