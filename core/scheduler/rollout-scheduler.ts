@@ -46,6 +46,8 @@ export interface SchedulerOptions {
   workerBackend?: string;
   /** The run's backend (`ctx.services.backend.name`), the worker's default. */
   runBackend?: string;
+  /** The policy version before the trainer's first snapshot (the step a resumed run starts at). Default 0. */
+  initialVersion?: number;
 }
 
 const WORKER_BACKENDS = new Set(['wasm', 'cpu', 'webgpu']);
@@ -62,6 +64,9 @@ export class RolloutScheduler {
     policy$: Observable<PolicySnapshot> | undefined,
     /** Steps a batch may trail the trainer: max_staleness with overlap, 0 without (strictly on-policy). */
     readonly maxStaleness: number,
+    private readonly initialVersion: number,
+    /** The worker's backend ('' on the main thread). */
+    readonly workerBackend: string,
   ) {
     this.follower = new PolicyFollower(policy$);
   }
@@ -79,7 +84,8 @@ export class RolloutScheduler {
     }
     const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
     const engine = engineKind === 'worker' ? await workerEngine(model, tokenizer, { backend }) : mainThreadEngine(model, tokenizer);
-    return new RolloutScheduler(engine, model, args.policy, options.overlap ? options.maxStaleness : 0);
+    const maxStaleness = options.overlap ? options.maxStaleness : 0;
+    return new RolloutScheduler(engine, model, args.policy, maxStaleness, options.initialVersion ?? 0, engineKind === 'worker' ? backend : '');
   }
 
   get engineKind(): 'main' | 'worker' {
@@ -99,10 +105,10 @@ export class RolloutScheduler {
 
   /** Samples `groupSize` completions per request with the newest admitted policy. */
   async sample(requests: GenerationRequest[], groupSize: number, options: WorkerGenerateOptions, index: number, signal?: AbortSignal): Promise<EngineSample> {
-    const policy = { latest: () => this.follower.latest, withWeights: () => this.policyWithWeights() };
+    const policy = { latest: () => this.latestPolicy(), withWeights: () => this.policyWithWeights() };
     const sample = await this.engine.sample(requests, groupSize, options, policy, signal);
     this.busy.add(sample.seconds * 1000);
-    this.lastLag = this.follower.startVersion + index * (this.follower.latest?.stepsPerBatch ?? 1) - sample.policyVersion;
+    this.lastLag = (this.follower.latest ? this.follower.startVersion : this.initialVersion) + index * (this.follower.latest?.stepsPerBatch ?? 1) - sample.policyVersion;
     return sample;
   }
 
@@ -131,11 +137,16 @@ export class RolloutScheduler {
    * only (no weights): then copy the adapter from the shared model under its lock, where the trainer's
    * latest announced version and the weights agree (it announces inside the lock).
    */
+  /** The trainer's newest snapshot; before its first, the initial version (a resumed run's step). */
+  private latestPolicy(): PolicySnapshot | undefined {
+    return this.follower.latest ?? (this.initialVersion > 0 ? { version: this.initialVersion, weights: {} } : undefined);
+  }
+
   private async policyWithWeights(): Promise<PolicySnapshot | undefined> {
-    const latest = this.follower.latest;
+    const latest = this.latestPolicy();
     if (!latest || Object.keys(latest.weights).length > 0 || !this.model.lora) return latest;
     return modelLock(this.model).run(() => {
-      const current = this.follower.latest!;
+      const current = this.latestPolicy()!;
       return { ...current, weights: loraSnapshot(this.model) };
     });
   }

@@ -1,0 +1,101 @@
+// Nodes for the scheduling tests: a prompt source, and a trainer stand-in that takes rollout batches
+// straight from rollout.generate, "trains" under the model lock for a set time (nudging the LoRA
+// weights so every version differs), and feeds the policy back — announcing its start first, as
+// train.grpo does. It records the step each batch met, so the tests can check the staleness bound.
+import { concat, defer, EMPTY, from, ignoreElements, Subject } from 'rxjs';
+import { z } from 'zod';
+import { tf } from '../../core/llm/tf.js';
+import { loraSnapshot } from '../../core/llm/lora.js';
+import { modelLock } from '../../core/llm/model-lock.js';
+import { defineNode, definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
+import { ports, type PolicySnapshot, type PromptRecord } from '../../core/ports.js';
+import { fromIterableWithBackpressure } from '../../core/runtime/operators/from-iterable.js';
+import { mapAsync } from '../../core/runtime/operators/map-async.js';
+
+export interface TrainedBatch {
+  index: number;
+  policyVersion: number;
+  /** The trainer's optimiser step when it took the batch. */
+  step: number;
+}
+export interface SchedulerProbe {
+  trained: TrainedBatch[];
+}
+const probeOf = (services: Record<string, unknown>) => services.probe as SchedulerProbe;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const fakePrompts = defineNode({
+  type: 'prompts',
+  version: 1,
+  inputs: {},
+  outputs: { prompts: { type: ports.prompts } },
+  config: z.strictObject({ n: z.number().int().min(1), broken_at: z.number().int().optional() }),
+  run(ctx) {
+    const records: PromptRecord[] = Array.from({ length: ctx.config.n }, (_, i) => ({
+      id: `p${i}`,
+      // A record the chat template cannot render makes the generator fail there.
+      messages: i === ctx.config.broken_at ? (null as unknown as PromptRecord['messages']) : [{ role: 'user', content: `What is ${i} + ${i}?` }],
+      fields: { answer: String(2 * i) },
+    }));
+    return { prompts: fromIterableWithBackpressure(records, () => ctx.outputReady()) };
+  },
+});
+
+export const fakeTrainer = defineNode({
+  type: 'trainer',
+  version: 1,
+  inputs: { model: { type: ports.model }, rollouts: { type: ports.rollouts } },
+  outputs: { policy: { type: ports.policy } },
+  config: z.strictObject({
+    step_ms: z.number().min(0).default(0),
+    steps_per_batch: z.number().int().min(1).default(1),
+    fail_at_batch: z.number().int().optional(),
+    max_batches: z.number().int().optional(),
+    copy_weights: z.boolean().default(false),
+  }),
+  run(ctx, inputs) {
+    const c = ctx.config;
+    const { model } = inputs;
+    const probe = probeOf(ctx.services);
+    const policy$ = new Subject<PolicySnapshot>();
+    let step = 0;
+    let batches = 0;
+    const announce = () => policy$.next({ version: step, weights: c.copy_weights ? loraSnapshot(model) : {}, stepsPerBatch: c.steps_per_batch });
+    const nudge = () =>
+      tf.tidy(() => {
+        for (const a of model.lora!.adapters.values()) a.B.assign(tf.add(a.B, 0.01));
+      });
+    const train$ = inputs.rollouts.pipe(
+      mapAsync((batch) =>
+        defer(async () => {
+          if (c.max_batches !== undefined && batches >= c.max_batches) return;
+          probe.trained.push({ index: batch.index, policyVersion: batch.policyVersion, step });
+          if (batch.index === c.fail_at_batch) throw new Error(`trainer exploded on batch ${batch.index}`);
+          for (let i = 0; i < c.steps_per_batch; i++) {
+            await modelLock(model).run(async () => {
+              await sleep(c.step_ms);
+              nudge();
+              step++;
+              announce();
+            });
+          }
+          batches++;
+          if (c.max_batches !== undefined && batches >= c.max_batches) policy$.complete();
+        }),
+      ),
+      ignoreElements(),
+    );
+    const done = concat(
+      defer(() => {
+        announce();
+        return EMPTY;
+      }),
+      train$,
+      defer(() => from([policy$.complete()]).pipe(ignoreElements())),
+    );
+    return { policy: policy$, done };
+  },
+});
+
+export const schedulerTestPlugin = definePlugin({ name: 'sched', apiVersion: PLUGIN_API_VERSION, nodes: [fakePrompts, fakeTrainer] });
