@@ -2,7 +2,7 @@
 // both transformers 4.x/5.x and our loader read), model.safetensors with HF tensor names,
 // generation_config.json and the tokenizer files. The folder is written next to its destination and
 // renamed into place, so a reader never sees half a checkpoint.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { tf } from './tf.js';
 import { ARCHITECTURES } from './architectures.js';
@@ -46,6 +46,7 @@ export function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions):
       if (name !== basename(name)) throw new Error(`saveModel: tokenizer file name "${name}" must be a plain file name`);
       writeFileSync(join(staging, name), typeof content === 'string' ? content : JSON.stringify(content, null, 2));
     }
+    chmodSync(staging, 0o755); // mkdtemp makes it owner-only; a checkpoint folder is an ordinary one
     // Swap in: move an old folder aside first so the destination is never missing or mixed.
     const old = existsSync(target) ? `${staging}.old` : undefined;
     if (old) renameSync(target, old);
