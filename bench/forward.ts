@@ -1,6 +1,6 @@
 // Training-forward throughput: forward + backward (LoRA-trainable, r 16 on all projections) through
 // the chunked log-prob path, in tokens/s, for llama-tiny and a random-init SmolLM2-135M-shaped model
-// on wasm, next to the backend's own matmul GFLOP/s measured in the same run.
+// on wasm, next to the backend's own matmul GFLOP/s measured around each timing in the same run.
 // Run: `npm run bench -- forward`. One JSON line per model; the last is the larger model.
 import { pathToFileURL } from 'node:url';
 import { tf } from '../core/llm/tf.js';
@@ -25,7 +25,7 @@ export function trainingFlopsPerToken(c: ModelConfig, t: number): number {
   return 2 * forward;
 }
 
-async function measure(name: string, model: CausalLM, batch: number, length: number, steps: number, gflops: number) {
+async function measure(name: string, model: CausalLM, batch: number, length: number, steps: number) {
   attachLora(model, { r: 16, alpha: 32, dropout: 0, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], useRslora: false, seed: 0 });
   const rng = new Rng(1);
   const tokens = Array.from({ length: batch }, () => Array.from({ length: length + 1 }, () => rng.int(model.config.vocabSize)));
@@ -42,9 +42,12 @@ async function measure(name: string, model: CausalLM, batch: number, length: num
     tf.dispose([value, grads]);
   };
   await step(); // warm-up
+  // The machine may be shared: take the matmul limit just before and just after, and use their mean.
+  const before = await measureMatmulGflops();
   const start = performance.now();
   for (let i = 0; i < steps; i++) await step();
   const seconds = (performance.now() - start) / 1000;
+  const gflops = (before + (await measureMatmulGflops())) / 2;
   tf.dispose([ids, targets]);
   const tokensPerS = (batch * length * steps) / seconds;
   const achieved = (tokensPerS * trainingFlopsPerToken(model.config, length)) / 1e9;
@@ -64,16 +67,14 @@ async function measure(name: string, model: CausalLM, batch: number, length: num
 
 export async function run(log: (line: string) => void = (line) => console.log(line)): Promise<Record<string, unknown>> {
   await initBackend('wasm', log);
-  const gflops = await measureMatmulGflops();
-  log(`matmul ${gflops.toFixed(2)} GFLOP/s (512³, wasm)`);
 
   const tiny = await loadModel('test/fixtures/llama-tiny');
-  const tinyResult = await measure('llama-tiny', tiny, 8, 128, 5, gflops);
+  const tinyResult = await measure('llama-tiny', tiny, 8, 128, 5);
   tiny.dispose();
   log(JSON.stringify(tinyResult));
 
   const smol = createModel(parseModelConfig(smolLM2ShapedConfig, undefined, 'SmolLM2-135M-shaped config'), { seed: 0 });
-  const smolResult = await measure('smollm2-135m-shape', smol, 2, 64, 2, gflops);
+  const smolResult = await measure('smollm2-135m-shape', smol, 2, 64, 2);
   smol.dispose();
   log(JSON.stringify(smolResult));
   return smolResult;
