@@ -10,7 +10,7 @@ import { createModel, loadModel, type CausalLM } from '../core/llm/model.js';
 import { attachLora } from '../core/llm/lora.js';
 import { Rng } from '../core/rng.js';
 import { measureMatmulGflops } from './matmul.js';
-import { smolLM2ShapedConfig } from './shapes.js';
+import { smolLM2ShapedConfig, benchBackend } from './shapes.js';
 
 /**
  * Matmul flops of one forward + backward per token at sequence length t: the forward's 2·(weights +
@@ -66,7 +66,7 @@ async function measure(name: string, model: CausalLM, batch: number, length: num
 }
 
 export async function run(log: (line: string) => void = (line) => console.log(line)): Promise<Record<string, unknown>> {
-  await initBackend('wasm', log);
+  await initBackend(benchBackend(), log);
 
   const tiny = await loadModel('test/fixtures/llama-tiny');
   const tinyResult = await measure('llama-tiny', tiny, 8, 128, 5);

@@ -10,7 +10,7 @@ import type { ModelConfig } from '../core/llm/config.js';
 import { Rng } from '../core/rng.js';
 import { tf } from '../core/llm/tf.js';
 import { measureMatmulGflops } from './matmul.js';
-import { smolLM2ShapedConfig } from './shapes.js';
+import { smolLM2ShapedConfig, benchBackend } from './shapes.js';
 
 interface Run {
   model: string;
@@ -83,7 +83,7 @@ async function measure(
 }
 
 export async function run(log: (line: string) => void = (line) => console.log(line)): Promise<Record<string, unknown>> {
-  const backend = await initBackend('wasm');
+  const backend = await initBackend(benchBackend());
   const gflops = await measureMatmulGflops();
   log(`backend ${backend.name}; matmul ${gflops.toFixed(2)} GFLOP/s`);
   const runs: Run[] = [];

@@ -1,4 +1,10 @@
-// Model shapes the benches share.
+// What the benches share: model shapes and the backend they run on.
+import type { BackendName } from '../core/llm/backend.js';
+
+/** wasm by default (the CPU path every user has); `BENCH_BACKEND=webgpu npm run bench -- NAME` on a GPU machine. */
+export function benchBackend(): BackendName {
+  return (process.env.BENCH_BACKEND as BackendName | undefined) ?? 'wasm';
+}
 
 /** A config.json shaped like SmolLM2-135M (random weights; the benches time it, nothing reads its outputs). */
 export const smolLM2ShapedConfig = {
