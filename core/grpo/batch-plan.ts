@@ -7,8 +7,13 @@ export interface BatchPlanInput {
   gradientAccumulationSteps?: number;
   /** When given, must match the generation batch (after any rounding). */
   promptsPerStep?: number;
-  /** 'round-up' raises perDeviceBatchSize to the next size that fits, as Unsloth does; 'fail' refuses. */
-  onMismatch?: 'round-up' | 'fail';
+  /**
+   * When the generation batch does not hold whole groups: 'round-up' raises perDeviceBatchSize to the next
+   * size that fits; 'unsloth' applies Unsloth's rule (a perDeviceBatchSize that is not a multiple of
+   * num_generations becomes num_generations, so 1 × 4 accumulation with G 8 trains 4 prompts × 8 per
+   * step); 'fail' refuses, saying what to change.
+   */
+  onMismatch?: 'round-up' | 'unsloth' | 'fail';
 }
 
 export interface BatchPlan {
@@ -43,6 +48,13 @@ export function planBatches(input: BatchPlanInput): BatchPlan {
   if (input.promptsPerStep !== undefined) positiveInteger('prompts_per_step', input.promptsPerStep);
   const messages: string[] = [];
 
+  if ((input.onMismatch ?? 'round-up') === 'unsloth' && batch % G !== 0) {
+    messages.push(
+      `per_device_train_batch_size = ${batch} is not a multiple of num_generations = ${G}; set to ${G} as Unsloth does ` +
+        `(generation batch ${G} × ${accumulation} = ${G * accumulation} completions = ${accumulation} prompts × ${G})`,
+    );
+    batch = G;
+  }
   if ((batch * accumulation) % G !== 0) {
     // Smallest batch ≥ the requested one with batch × accumulation a multiple of G.
     let fitted = batch;

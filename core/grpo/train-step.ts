@@ -255,17 +255,25 @@ export class GrpoTrainer {
 
   /** Trains on one generation batch: numIterations optimiser steps; returns each step's metrics. */
   trainOnBatch(batch: TrainingBatch): Record<string, number>[] {
-    const iterations = this.config.numIterations ?? 1;
+    return [...this.stepsOnBatch(batch)];
+  }
+
+  /**
+   * The numIterations optimiser steps on one generation batch, one per `next()` (so a caller can run
+   * each under a lock, publish between steps, or stop early); yields each step's metrics. `overrides`
+   * adjust the step config for this batch (e.g. its reward scaling, for the metrics).
+   */
+  *stepsOnBatch(batch: TrainingBatch, overrides: Partial<TrainStepConfig> = {}): Generator<Record<string, number>, void, void> {
+    const config = { ...this.config, ...overrides };
+    const iterations = config.numIterations ?? 1;
     if (!(Number.isInteger(iterations) && iterations >= 1)) throw new Error(`numIterations must be a positive integer (got ${iterations})`);
-    const oldLogprobs = iterations > 1 ? computeRowLogprobs(this.model, batch, this.config) : undefined;
-    const results: Record<string, number>[] = [];
+    const oldLogprobs = iterations > 1 ? computeRowLogprobs(this.model, batch, config) : undefined;
     for (let i = 0; i < iterations; i++) {
-      const { metrics } = grpoTrainStep(this.model, batch, this.optimizer, this.config, { oldLogprobs });
+      const { metrics } = grpoTrainStep(this.model, batch, this.optimizer, config, { oldLogprobs });
       // Counted once per generation batch, however many times it is reused (TRL counts at generation).
       if (i === 0) this.numTokensSeen += metrics.num_tokens;
-      results.push({ ...metrics, num_tokens: this.numTokensSeen });
+      yield { ...metrics, num_tokens: this.numTokensSeen };
     }
-    return results;
   }
 
   /** What a checkpoint must hold to resume this trainer (the adapter weights are saved separately). */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { tf } from './tf.js';
 import { Rng } from '../rng.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
-import { PROJECTIONS, projectionPath, type CausalLM, type ProjectionName } from './model.js';
+import { PROJECTIONS, projectionPath, type CausalLM, type Linear, type ProjectionName } from './model.js';
 
 export interface LoraConfig {
   r: number;
@@ -125,6 +125,36 @@ function foldInto(model: CausalLM, lora: LoraState, sign: 1 | -1): void {
       linear.weightT = tf.tidy(() => tf.add(old, tf.mul(tf.matMul(adapter.A, adapter.B, true, true), sign * lora.scale))) as tf.Tensor2D;
       old.dispose();
     }
+  }
+}
+
+/**
+ * Runs `fn` while the model computes with scale·B·A folded into copies of the base weights (for export),
+ * then puts the original tensors back. Unlike merge-then-unmerge this leaves the base weights bit-exact,
+ * so a model still in use is not disturbed; it holds a second copy of the adapted projections meanwhile.
+ */
+export function withLoraMerged<T>(model: CausalLM, fn: () => T): T {
+  const lora = requireLora(model, 'withLoraMerged');
+  if (lora.merged) return fn();
+  const originals: { linear: Linear; weightT: tf.Tensor2D }[] = [];
+  try {
+    for (const layer of model.weights.layers) {
+      for (const p of PROJECTIONS) {
+        const linear = layer.proj[p];
+        const adapter = lora.adapters.get(linear.path);
+        if (!adapter) continue;
+        originals.push({ linear, weightT: linear.weightT });
+        linear.weightT = tf.tidy(() => tf.add(linear.weightT, tf.mul(tf.matMul(adapter.A, adapter.B, true, true), lora.scale))) as tf.Tensor2D;
+      }
+    }
+    lora.merged = true;
+    return fn();
+  } finally {
+    for (const { linear, weightT } of originals) {
+      linear.weightT.dispose();
+      linear.weightT = weightT;
+    }
+    lora.merged = false;
   }
 }
 

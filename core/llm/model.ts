@@ -3,7 +3,7 @@
 // only attached LoRA matrices are trainable, unless `trainBaseWeights()` turns every base weight into a
 // variable for full training (the from-scratch SFT of the embedded model).
 import { tf } from './tf.js';
-import { Rng } from '../rng.js';
+import { Rng, type RngState } from '../rng.js';
 import type { ModelConfig } from './config.js';
 import type { KVCache } from './kv-cache.js';
 import type { LoraState, LoraAdapter } from './lora.js';
@@ -96,6 +96,15 @@ export class CausalLM {
     this.dir = options.dir;
     this.inverseFrequencies = tf.tensor1d(ropeInverseFrequencies(config));
     this.dropoutRng = new Rng(options.seed ?? 0);
+  }
+
+  /** The LoRA-dropout generator's state, saved in checkpoints so a resumed run draws the same masks. */
+  dropoutRngState(): RngState {
+    return this.dropoutRng.state();
+  }
+
+  setDropoutRngState(state: RngState): void {
+    this.dropoutRng.setState(state);
   }
 
   // ---------------------------------------------------------------- full-sequence passes

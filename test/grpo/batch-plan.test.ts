@@ -25,3 +25,12 @@ describe('planBatches', () => {
     expect(() => planBatches({ numGenerations: 0, perDeviceBatchSize: 8 })).toThrow(/num_generations must be a positive integer/);
   });
 });
+
+describe("planBatches onMismatch 'unsloth'", () => {
+  it('sets a per-device batch that is not a multiple of G to G, as Unsloth does', () => {
+    const plan = planBatches({ numGenerations: 8, perDeviceBatchSize: 1, gradientAccumulationSteps: 4, onMismatch: 'unsloth' });
+    expect(plan).toMatchObject({ perDeviceBatchSize: 8, generationBatchSize: 32, promptsPerStep: 4 });
+    expect(plan.messages[0]).toMatch(/per_device_train_batch_size = 1 is not a multiple of num_generations = 8; set to 8 as Unsloth does/);
+    expect(planBatches({ numGenerations: 4, perDeviceBatchSize: 8, gradientAccumulationSteps: 2, onMismatch: 'unsloth' }).messages).toEqual([]);
+  });
+});
