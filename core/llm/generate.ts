@@ -175,6 +175,9 @@ export async function generate<Cache>(
 
   try {
     while (waiting.length > 0 || active.size > 0) {
+      // Backend reads can resolve as microtasks only; without a macrotask turn per step a long
+      // generation would starve timers, file I/O and signals (Ctrl-C) for its whole duration.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       checkAbort();
       // Fill free slots with waiting prompts; a prompt that finishes at once frees its slot again.
       while (waiting.length > 0 && freeSlots.length > 0) {

@@ -70,16 +70,34 @@ describe('BoundedChannel', () => {
     expect((failed as Error).message).toBe('x');
   });
 
-  it('an unsubscribed consumer no longer holds the producer back', () => {
+  it('an unsubscribed consumer no longer holds the producer back while another consumer remains', () => {
     const gate = new OutputGate();
     const channel = new BoundedChannel<number>(1);
+    const other = new BoundedChannel<number>(1);
     channel.attachProducerGate(gate);
+    other.attachProducerGate(gate);
+    other.observable().subscribe();
     const sub = channel.observable().subscribe(() => holdDelivery());
     channel.push(1);
     channel.push(2);
     expect(gate.isOpen()).toBe(false);
     sub.unsubscribe();
     expect(gate.isOpen()).toBe(true);
+  });
+
+  it('once every consumer has left, the producer waits instead of producing for no one', async () => {
+    const gate = new OutputGate();
+    const channel = new BoundedChannel<number>(2);
+    channel.attachProducerGate(gate);
+    const sub = channel.observable().subscribe();
+    expect(gate.isOpen()).toBe(true);
+    sub.unsubscribe();
+    expect(channel.isAbandoned()).toBe(true);
+    expect(gate.isOpen()).toBe(false);
+    const abort = new AbortController();
+    const waiting = gate.whenOpen(abort.signal);
+    abort.abort(new Error('run over'));
+    await expect(waiting).rejects.toThrow('run over');
   });
 
   it('rejects a capacity below 1', () => {

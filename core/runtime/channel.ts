@@ -45,6 +45,13 @@ export class BoundedChannel<T> {
     return !this.closed && this.queue.length >= this.capacity;
   }
 
+  /** The consumer subscribed and then left: nothing pushed here will be read. */
+  isAbandoned(): boolean {
+    return this.abandoned;
+  }
+
+  private abandoned = false;
+
   get depth(): number {
     return this.queue.length;
   }
@@ -105,6 +112,7 @@ export class BoundedChannel<T> {
         stopListening();
         this.subscriber = undefined;
         this.closed = true;
+        this.abandoned = true;
         this.queue.length = 0;
         this.producerGate?.notifySpace();
       };

@@ -3,14 +3,20 @@
 // waits, so a node never runs more than its edges' buffers ahead of its consumers.
 
 export class OutputGate {
-  private readonly channels: { isFull(): boolean }[] = [];
+  private readonly channels: { isFull(): boolean; isAbandoned?(): boolean }[] = [];
   private readonly openListeners = new Set<() => void>();
 
-  addChannel(channel: { isFull(): boolean }): void {
+  addChannel(channel: { isFull(): boolean; isAbandoned?(): boolean }): void {
     this.channels.push(channel);
   }
 
+  /**
+   * Open while every channel has room. Once every channel's consumer has left (a trainer that reached
+   * max_steps, an evaluation that took its `limit`), there is no one to produce for: the gate stays
+   * closed, so an endless source waits instead of spinning (dropped items, and a starved event loop).
+   */
   isOpen(): boolean {
+    if (this.channels.length > 0 && this.channels.every((c) => c.isAbandoned?.() ?? false)) return false;
     return this.channels.every((c) => !c.isFull());
   }
 
@@ -29,6 +35,7 @@ export class OutputGate {
   /** Resolves when the gate is open (at once if it is). */
   whenOpen(signal?: AbortSignal): Promise<void> {
     if (this.isOpen()) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
     return new Promise((resolve, reject) => {
       const stop = this.onOpen(() => {
         if (!this.isOpen()) return;
