@@ -11,8 +11,9 @@ import { ports } from '../core/ports.js';
 
 export const datasetLoadConfig = z
   .strictObject({
-    path: z.string().optional().describe('A dataset file (.jsonl, .json, .csv, .parquet) or a Hugging Face dataset folder, relative to the graph file.'),
-    hub: z.string().optional().describe('A Hub dataset id (owner/name), read from the HF cache or downloaded.'),
+    // null counts as absent, so a graph can switch between the two with params (`--set data_hub=null`).
+    path: z.string().nullish().describe('A dataset file (.jsonl, .json, .csv, .parquet) or a Hugging Face dataset folder, relative to the graph file.'),
+    hub: z.string().nullish().describe('A Hub dataset id (owner/name), read from the HF cache or downloaded.'),
     format: z.enum(['auto', ...FILE_FORMATS]).default('auto').describe('File format; auto = by extension.'),
     split: z.string().default('train').describe('The split to read from a dataset folder or Hub dataset.'),
     config: z.string().optional().describe('The dataset configuration (sub-folder), e.g. "main" for GSM8K.'),
@@ -20,7 +21,7 @@ export const datasetLoadConfig = z
     field: z.string().optional().describe('For a JSON object file: the key holding the rows array.'),
     delimiter: z.string().optional().describe('CSV delimiter (default ",").'),
   })
-  .refine((c) => (c.path === undefined) !== (c.hub === undefined), { message: 'give exactly one of "path" or "hub"' });
+  .refine((c) => (c.path == null) !== (c.hub == null), { message: 'give exactly one of "path" or "hub"' });
 
 export const datasetLoad = defineNode({
   type: 'dataset.load',
@@ -32,7 +33,7 @@ export const datasetLoad = defineNode({
   run(ctx) {
     const c = ctx.config;
     const rows = () => {
-      if (c.hub !== undefined) return readHubDataset(c.hub, { split: c.split, config: c.config, revision: c.revision });
+      if (c.hub != null) return readHubDataset(c.hub, { split: c.split, config: c.config, revision: c.revision });
       const path = resolve(ctx.baseDir, c.path!);
       let isDir: boolean;
       try {

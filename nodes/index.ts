@@ -15,11 +15,15 @@ import { rewardLength } from './reward-length.js';
 import { rewardFile } from './reward-file.js';
 import { rewardScore } from './reward-score.js';
 import { advantageGroup } from './advantage-group.js';
+import { trainGrpo } from './train-grpo.js';
+import { evalAccuracy } from './eval-accuracy.js';
+import { exportAdapter } from './export-adapter.js';
+import { exportMerged } from './export-merged.js';
 import { modelCreate } from './model-create.js';
 import { trainSft } from './train-sft.js';
 
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
-  nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, modelCreate, trainSft],
+  nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, trainGrpo, evalAccuracy, exportAdapter, exportMerged, modelCreate, trainSft],
 });

@@ -1,0 +1,217 @@
+// eval.accuracy: accuracy and pass@k of the model on held-out prompts, scored by the reward functions.
+// A sample is correct when the `correct_reward` function gives it at least `correct_score` (with the
+// reference correctness reward: 3.0, an exact match of the answer). It evaluates "before" training (its
+// generation is queued on the model lock first thing, ahead of any optimiser step), every `every`
+// optimiser steps (at the policy version the trainer announces, before the next step), and "after"
+// (when the trainer's policy stream ends). Results go to the metrics bus (`eval/accuracy`,
+// `eval/pass@k`, `eval/rewards/NAME/mean`), to the UI (an event whose data holds `eval`), and to
+// OUT/summary.json under `eval.before`, `eval.after` and `eval.periodic.STEP`.
+import { lastValueFrom, take, toArray, type Subscription } from 'rxjs';
+import { z } from 'zod';
+import { scoreBatch } from '../core/grpo/rewards/score.js';
+import { sampleGroups } from '../core/llm/generate.js';
+import { modelLock } from '../core/llm/model-lock.js';
+import { defineNode } from '../core/plugin.js';
+import { ports, type PromptRecord, type RewardFunction, type RolloutGroup } from '../core/ports.js';
+import { mergeSummary } from '../core/report/summary.js';
+import { preparePrompt, stopTokenIds } from './rollout-generate.js';
+
+export const evalAccuracyConfig = z
+  .strictObject({
+    n: z.number().int().positive().default(1).describe('Samples per prompt (pass@k needs n ≥ k).'),
+    k: z.array(z.number().int().positive()).min(1).default([1]).describe('The k of each pass@k reported.'),
+    temperature: z.number().min(0).default(0).describe('Sampling temperature; 0 is greedy.'),
+    top_p: z.number().gt(0).max(1).default(1).describe('Nucleus sampling mass; 1 is off.'),
+    max_new_tokens: z.number().int().positive().default(256).describe('Most tokens per completion.'),
+    max_prompt_length: z.number().int().positive().optional().describe('Prompts longer than this keep their last tokens (as the generator does).'),
+    limit: z.number().int().positive().optional().describe('Evaluate the first N held-out prompts only.'),
+    correct_reward: z.string().min(1).default('correctness').describe('Name of the reward whose score says whether a sample is correct.'),
+    correct_score: z
+      .number()
+      .default(3)
+      .describe("A sample is correct when correct_reward scores it at least this (3.0: the correctness reward's exact match)."),
+    before: z.boolean().default(true).describe('Evaluate before the first optimiser step.'),
+    after: z.boolean().default(true).describe('Evaluate when training has ended (needs the policy input).'),
+    every: z.number().int().min(0).default(0).describe('Also evaluate every N optimiser steps (0: never).'),
+    max_batch: z.number().int().positive().default(16).describe('Sequences decoded together.'),
+    seed: z.number().int().optional().describe("Sampling seed; default the graph's seed."),
+  })
+  .refine((c) => c.k.every((k) => k <= c.n), { message: 'every k must be ≤ n (samples per prompt)', path: ['k'] });
+
+export type EvalAccuracyConfig = z.output<typeof evalAccuracyConfig>;
+
+export interface EvalResult {
+  label: string;
+  /** The policy version (optimiser step) evaluated. */
+  step: number;
+  /** Problems evaluated. */
+  n: number;
+  /** Fraction of all samples that are correct. */
+  accuracy: number;
+  /** `pass@k` (unbiased estimator), `rewards/NAME/mean` ... */
+  values: Record<string, number>;
+}
+
+/** The unbiased pass@k estimate for one problem with `correct` of `n` samples correct (Chen et al. 2021). */
+export function passAtK(n: number, correct: number, k: number): number {
+  if (k > n) throw new Error(`pass@${k} needs at least ${k} samples (got ${n})`);
+  if (n - correct < k) return 1;
+  let missAll = 1;
+  for (let i = n - correct + 1; i <= n; i++) missAll *= 1 - k / i;
+  return 1 - missAll;
+}
+
+export const evalAccuracy = defineNode({
+  type: 'eval.accuracy',
+  version: 1,
+  description: 'Accuracy and pass@k on held-out prompts, scored by the reward functions, before, during and after training; writes summary.json.',
+  inputs: {
+    model: { type: ports.model },
+    tokenizer: { type: ports.tokenizer },
+    template: { type: ports.chatTemplate },
+    prompts: { type: ports.prompts, description: 'Held-out prompts (collected before the first evaluation).' },
+    rewards: { type: ports.reward, multiple: true, description: 'Reward functions; correct_reward names the one that decides correctness.' },
+    policy: {
+      type: ports.policy,
+      optional: true,
+      description: "The trainer's policy stream: its versions time the periodic evaluations, its end the 'after' one.",
+    },
+  },
+  outputs: {},
+  config: evalAccuracyConfig,
+  run(ctx, inputs) {
+    const c = ctx.config;
+    const { model, tokenizer, template, rewards } = inputs;
+    const where = `eval.accuracy ${ctx.id}`;
+    if (!rewards.some((r) => r.name === c.correct_reward)) {
+      throw new Error(`${where}: correct_reward "${c.correct_reward}" is not among the rewards connected (${rewards.map((r) => r.name).join(', ')})`);
+    }
+    if (c.after && !inputs.policy) {
+      throw new Error(`${where}: after: true needs the policy input (connect it to the trainer's policy output), or set after: false`);
+    }
+    const lock = modelLock(model);
+    const eosTokenIds = stopTokenIds(model, tokenizer, template);
+    const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0);
+
+    let collected: Promise<PromptRecord[]> | undefined;
+    const heldOut = () =>
+      (collected ??= lastValueFrom(inputs.prompts.pipe(c.limit !== undefined ? take(c.limit) : (s) => s, toArray())).then((prompts) => {
+        if (prompts.length === 0) throw new Error(`${where}: no held-out prompts arrived`);
+        return prompts;
+      }));
+
+    const results = new Map<number, EvalResult>();
+    const evaluate = async (label: string, step: number): Promise<EvalResult> => {
+      const groups = await lock.run(async () => {
+        const prompts = await heldOut();
+        return generateGroups(prompts, step);
+      });
+      const result = await score(label, step, groups);
+      results.set(step, result);
+      await report(result);
+      return result;
+    };
+
+    const generateGroups = async (prompts: PromptRecord[], step: number): Promise<RolloutGroup[]> => {
+      const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
+      const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
+      const samples = await sampleGroups(
+        model,
+        kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
+        c.n,
+        { temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, tokenizer, signal: ctx.signal },
+      );
+      return kept.map((p, i) => ({
+        prompt: p.record,
+        promptText: p.promptText,
+        promptIds: p.promptIds,
+        completions: samples[i].map((r) => ({ text: r.text ?? '', ids: r.ids, logprobs: r.logprobs, finishReason: r.finishReason })),
+      }));
+    };
+
+    const score = async (label: string, step: number, groups: RolloutGroup[]): Promise<EvalResult> => {
+      const scored = await scoreBatch({ index: step, policyVersion: step, groups }, rewards as RewardFunction[], {
+        onWarning: (message) => ctx.metrics.event('warn', `${where}: ${message}`),
+      });
+      const decisive = scored.rewards.find((r) => r.name === c.correct_reward)!;
+      const correctPerProblem = decisive.values.map((values) => values.filter((v) => v >= c.correct_score).length);
+      const samples = groups.length * c.n;
+      const values: Record<string, number> = {};
+      for (const k of c.k) values[`pass@${k}`] = mean(correctPerProblem.map((correct) => passAtK(c.n, correct, k)));
+      for (const reward of scored.rewards) values[`rewards/${reward.name}/mean`] = mean(reward.values.flat());
+      const accuracy = correctPerProblem.reduce((a, b) => a + b, 0) / samples;
+      return { label, step, n: groups.length, accuracy, values };
+    };
+
+    const report = async (result: EvalResult) => {
+      const { label, step, n, accuracy, values } = result;
+      const metrics: Record<string, number> = { 'eval/accuracy': accuracy, 'eval/n': n };
+      for (const [name, value] of Object.entries(values)) metrics[`eval/${name}`] = value;
+      ctx.metrics.publish(step, metrics);
+      const passes = Object.fromEntries(Object.entries(values).filter(([name]) => name.startsWith('pass@')));
+      ctx.metrics.event('info', `eval ${label} (step ${step}): accuracy ${accuracy.toFixed(3)} on ${n} problems`, {
+        eval: { label, accuracy, ...passes, n },
+      });
+      const entry = { step, n, accuracy, ...values };
+      const key = label === 'before' || label === 'after' ? { [label]: entry } : { periodic: { [String(step)]: entry } };
+      await mergeSummary(ctx.outDir, { eval: key });
+    };
+
+    // Queued now, before the trainer's first optimiser step can ask for the model.
+    const before = c.before ? evaluate('before', 0) : undefined;
+    before?.catch(() => undefined); // awaited below; a rejection fails the node there
+
+    const periodic: Promise<EvalResult>[] = [];
+    let lastVersion = 0;
+    let policySub: Subscription | undefined;
+    const policyEnded = new Promise<void>((resolve, reject) => {
+      if (!inputs.policy) return resolve();
+      policySub = inputs.policy.subscribe({
+        next: (policy) => {
+          lastVersion = policy.version;
+          // Queued from inside the trainer's step, so it runs before the next step changes the weights.
+          if (c.every > 0 && policy.version > 0 && policy.version % c.every === 0 && !results.has(policy.version)) {
+            const pending = evaluate(`step ${policy.version}`, policy.version);
+            pending.catch(() => undefined);
+            periodic.push(pending);
+          }
+        },
+        error: reject,
+        complete: resolve,
+      });
+    });
+    ctx.onTeardown(() => policySub?.unsubscribe());
+
+    const done = (async () => {
+      const beforeResult = await before;
+      await policyEnded;
+      await Promise.all(periodic);
+      let afterResult: EvalResult | undefined;
+      if (c.after) {
+        const same = results.get(lastVersion);
+        if (same && same.label !== 'before') {
+          afterResult = { ...same, label: 'after' };
+          await report(afterResult);
+        } else {
+          afterResult = await evaluate('after', lastVersion);
+        }
+      }
+      const rows = [beforeResult, afterResult].filter((r): r is EvalResult => r !== undefined);
+      if (rows.length > 0) ctx.metrics.event('info', `${where}: evaluation\n${evalTable(rows)}`, { evalTable: rows });
+    })();
+    return { done };
+  },
+});
+
+function mean(values: number[]): number {
+  return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** A plain-text table, one row per evaluation. */
+export function evalTable(rows: EvalResult[]): string {
+  const columns = ['accuracy', ...new Set(rows.flatMap((r) => Object.keys(r.values)))];
+  const cell = (r: EvalResult, column: string) => (column === 'accuracy' ? r.accuracy : r.values[column]);
+  const lines = [['eval', 'step', ...columns].join('\t')];
+  for (const r of rows) lines.push([r.label, String(r.step), ...columns.map((col) => (cell(r, col) === undefined ? '-' : cell(r, col)!.toFixed(3)))].join('\t'));
+  return lines.join('\n');
+}

@@ -1,0 +1,294 @@
+// train.grpo: the GRPO trainer. Consumes training batches (G scored completions per prompt with
+// advantages), runs TRL's GRPO optimiser steps on the model's LoRA weights (each step under the model's
+// lock), publishes TRL-named metrics, feeds the policy version back to the generator, writes atomic
+// checkpoints every `save_steps`, at the end and on Ctrl-C, and resumes from one (`--resume`). When
+// training ends it emits the trained model on `trained`, which export nodes wait for.
+import { isAbsolute, join } from 'node:path';
+import { concat, concatMap, defer, EMPTY, from, ignoreElements, Subject, takeWhile } from 'rxjs';
+import { z } from 'zod';
+import { planBatches, type BatchPlan } from '../core/grpo/batch-plan.js';
+import { saveCheckpoint } from '../core/grpo/checkpoint.js';
+import { LOSS_TYPES, type LossType } from '../core/grpo/loss.js';
+import { resumeCheckpoint, resumePosition, type TrainingPosition } from '../core/grpo/resume.js';
+import { learningRateSchedule, SCHEDULE_TYPES, type ScheduleType } from '../core/grpo/schedule.js';
+import { GrpoTrainer } from '../core/grpo/train-step.js';
+import { loadLoraSnapshot, loraSnapshot, savePeftAdapter } from '../core/llm/lora.js';
+import type { CausalLM } from '../core/llm/model.js';
+import { modelLock } from '../core/llm/model-lock.js';
+import { readSafetensors } from '../core/llm/safetensors.js';
+import { defineNode } from '../core/plugin.js';
+import { ports, type MetricRecord, type PolicySnapshot, type TrainingBatch } from '../core/ports.js';
+import { Rng } from '../core/rng.js';
+import { mergeSummary } from '../core/report/summary.js';
+import { mapAsync } from '../core/runtime/operators/map-async.js';
+
+const positiveInt = () => z.number().int().positive();
+
+export const trainGrpoConfig = z
+  .strictObject({
+    learning_rate: z.number().min(0).default(1e-6).describe('Peak learning rate (TRL GRPOConfig default 1e-6).'),
+    weight_decay: z.number().min(0).default(0).describe('AdamW decoupled weight decay.'),
+    adam_beta1: z.number().min(0).lt(1).default(0.9),
+    adam_beta2: z.number().min(0).lt(1).default(0.999),
+    adam_epsilon: z.number().positive().default(1e-8),
+    lr_scheduler_type: z.enum(SCHEDULE_TYPES as [string, ...string[]]).default('linear').describe('constant | linear | cosine, after warmup (as Hugging Face).'),
+    warmup_ratio: z.number().min(0).max(1).default(0).describe('Fraction of max_steps spent warming the learning rate up from 0.'),
+    max_grad_norm: z.number().min(0).default(1).describe('Global gradient-norm clip; 0 disables clipping.'),
+    per_device_train_batch_size: positiveInt().default(8).describe('Completions per forward/backward pass (micro-batch).'),
+    gradient_accumulation_steps: positiveInt().default(1).describe('Micro-batches accumulated into one optimiser step.'),
+    batch_mismatch: z
+      .enum(['unsloth', 'round-up', 'fail'])
+      .default('unsloth')
+      .describe(
+        "When per_device_train_batch_size × gradient_accumulation_steps does not hold whole groups of num_generations: 'unsloth' sets " +
+          "per_device_train_batch_size to num_generations (Unsloth's rule), 'round-up' raises it to the next size that fits, 'fail' refuses.",
+      ),
+    num_generations: positiveInt().default(8).describe("G, completions per prompt: must equal the generator's num_generations."),
+    max_steps: positiveInt().describe('Optimiser steps to train; the trainer then ends its outputs.'),
+    beta: z.number().min(0).default(0).describe('KL coefficient against the base model (adapters disabled); 0 skips the reference pass.'),
+    epsilon: z.number().min(0).default(0.2).describe('Lower clip range of the probability ratio.'),
+    epsilon_high: z.number().min(0).optional().describe('Upper clip range (DAPO clip-higher); default epsilon.'),
+    loss_type: z.enum(LOSS_TYPES as [string, ...string[]]).default('dapo').describe("grpo | bnpo | dr_grpo | dapo, with TRL's normalisations (TRL's default dapo)."),
+    num_iterations: positiveInt().default(1).describe('Optimiser steps per generation batch (μ); old log-probs come from before the first.'),
+    mask_truncated_completions: z.boolean().default(false).describe('Leave completions cut at max length out of the loss.'),
+    importance_sampling_correction: z
+      .boolean()
+      .default(false)
+      .describe("Weight each token by min(π_train / π_sampler, cap), for completions sampled by a stale policy or another engine."),
+    importance_sampling_cap: z.number().positive().default(2).describe('Cap of the importance-sampling weight.'),
+    temperature: z.number().positive().default(1).describe("The generator's sampling temperature: log-probs are of logits / temperature, as TRL."),
+    max_completion_length: positiveInt().default(256).describe("The generator's max_new_tokens; dr_grpo's constant normaliser."),
+    gradient_checkpointing: z.boolean().default(false).describe('Recompute each decoder layer in the backward pass (less memory, more time).'),
+    save_steps: z.number().int().min(0).default(500).describe('Write a checkpoint every N optimiser steps (0: only at the end and on Ctrl-C).'),
+    save_total_limit: positiveInt().optional().describe('Keep only the newest N checkpoints.'),
+    output_dir: z.string().min(1).default('trainer_output').describe("Checkpoint folder, relative to the run's --out folder unless absolute."),
+    seed: z.number().int().optional().describe("Seeds the LoRA-dropout draws; default the graph's seed."),
+    logging_steps: positiveInt().default(1).describe('Publish metrics every N optimiser steps (and at the last).'),
+    policy_weights: z
+      .enum(['shared', 'copy'])
+      .default('shared')
+      .describe(
+        "'shared': policy messages carry the version only (the generator shares this model object); 'copy': they also carry a copy of the adapter weights, for a generator holding its own model.",
+      ),
+  })
+  .superRefine((c, issues) => {
+    const problem = batchPlanProblem(c);
+    if (problem) issues.addIssue({ code: 'custom', path: ['per_device_train_batch_size'], message: problem });
+    if (c.loss_type === 'dr_grpo' && !(c.max_completion_length > 0)) {
+      issues.addIssue({ code: 'custom', path: ['max_completion_length'], message: 'dr_grpo needs max_completion_length' });
+    }
+  });
+
+export type TrainGrpoConfig = z.output<typeof trainGrpoConfig>;
+
+function batchPlanFor(c: Pick<TrainGrpoConfig, 'num_generations' | 'per_device_train_batch_size' | 'gradient_accumulation_steps' | 'batch_mismatch'>): BatchPlan {
+  return planBatches({
+    numGenerations: c.num_generations,
+    perDeviceBatchSize: c.per_device_train_batch_size,
+    gradientAccumulationSteps: c.gradient_accumulation_steps,
+    onMismatch: c.batch_mismatch as 'unsloth' | 'round-up' | 'fail',
+  });
+}
+
+/** The batch-plan error (shown when the graph is validated), or undefined when the batch fits. */
+function batchPlanProblem(c: Parameters<typeof batchPlanFor>[0]): string | undefined {
+  try {
+    batchPlanFor(c);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** Checks a batch against the plan; the message says which setting to change. */
+export function checkBatch(batch: TrainingBatch, plan: BatchPlan, where: string): void {
+  const G = plan.numGenerations;
+  batch.groups.forEach((group, g) => {
+    if (group.completions.length !== G) {
+      throw new Error(
+        `${where}: rollout batch ${batch.index}, group ${g} ("${group.prompt.id}") has ${group.completions.length} completions but num_generations is ${G}: ` +
+          `give the generator and the trainer the same num_generations`,
+      );
+    }
+  });
+  if (batch.groups.length !== plan.promptsPerStep) {
+    throw new Error(
+      `${where}: rollout batch ${batch.index} holds ${batch.groups.length} prompts × ${G} = ${batch.groups.length * G} completions, but one optimiser step ` +
+        `takes per_device_train_batch_size × gradient_accumulation_steps = ${plan.perDeviceBatchSize} × ${plan.gradientAccumulationSteps} = ` +
+        `${plan.generationBatchSize} = ${plan.promptsPerStep} prompts × ${G}: set the generator's prompts_per_batch to ${plan.promptsPerStep}`,
+    );
+  }
+}
+
+export const trainGrpo = defineNode({
+  type: 'train.grpo',
+  version: 1,
+  description:
+    "GRPO on the model's LoRA weights (TRL's GRPOTrainer): clipped surrogate, optional KL, loss types, AdamW with schedules, gradient accumulation; checkpoints and resume.",
+  inputs: {
+    model: { type: ports.model, description: 'The policy, with a LoRA adapter attached (lora.apply).' },
+    batches: { type: ports.batches, description: 'Scored generation batches with advantages (advantage.group).' },
+  },
+  outputs: {
+    policy: { type: ports.policy, description: 'The policy version after every optimiser step (feed it back to rollout.generate.policy).' },
+    metrics: { type: ports.metrics, description: 'The metrics of each logged step, as a stream (they also go to the metrics bus).' },
+    trained: { type: ports.model, description: 'The trained model, emitted once when training has ended and the last checkpoint is written.' },
+  },
+  config: trainGrpoConfig,
+  run(ctx, inputs) {
+    const c = ctx.config;
+    const model: CausalLM = inputs.model;
+    const where = `train.grpo ${ctx.id}`;
+    if (!model.lora) throw new Error(`${where}: the model has no LoRA adapter; connect its model input through lora.apply`);
+    const plan = batchPlanFor(c);
+    for (const message of plan.messages) ctx.metrics.event('warn', message);
+    const outputDir = isAbsolute(c.output_dir) ? c.output_dir : join(ctx.outDir, c.output_dir);
+    const lock = modelLock(model);
+    const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : undefined);
+
+    const trainer = new GrpoTrainer(model, {
+      learningRate: learningRateSchedule({
+        type: c.lr_scheduler_type as ScheduleType,
+        learningRate: c.learning_rate,
+        totalSteps: c.max_steps,
+        warmupRatio: c.warmup_ratio,
+      }),
+      betas: [c.adam_beta1, c.adam_beta2],
+      adamEps: c.adam_epsilon,
+      weightDecay: c.weight_decay,
+      maxGradNorm: c.max_grad_norm,
+      microBatchSize: plan.perDeviceBatchSize,
+      numIterations: c.num_iterations,
+      beta: c.beta,
+      epsilon: c.epsilon,
+      epsilonHigh: c.epsilon_high,
+      lossType: c.loss_type as LossType,
+      maxCompletionLength: c.max_completion_length,
+      maskTruncatedCompletions: c.mask_truncated_completions,
+      importanceSamplingCorrection: c.importance_sampling_correction,
+      importanceSamplingCap: c.importance_sampling_cap,
+      temperature: c.temperature,
+      gradientCheckpointing: c.gradient_checkpointing,
+    });
+
+    const policy$ = new Subject<PolicySnapshot>();
+    const metrics$ = new Subject<MetricRecord>();
+    const trained$ = new Subject<CausalLM>();
+    let position: TrainingPosition = { prompts: 0, batches: 0 };
+    let lastSaved = -1;
+    let finished = false;
+    let lastStepEnd: number | undefined;
+
+    const emitPolicy = () =>
+      policy$.next({ version: trainer.step, weights: c.policy_weights === 'copy' ? loraSnapshot(model) : {} });
+
+    // Call with the model lock held.
+    const writeCheckpoint = async () => {
+      const step = trainer.step;
+      const dir = await saveCheckpoint(
+        outputDir,
+        {
+          step,
+          optimizer: trainer.optimizer.exportState(),
+          rngStates: { dropout: model.dropoutRngState() },
+          datasetPosition: { ...position },
+          extra: { numTokensSeen: trainer.numTokensSeen, maxSteps: c.max_steps, node: ctx.id },
+        },
+        { writeAdapter: async (temp) => savePeftAdapter(model, temp), totalLimit: c.save_total_limit },
+      );
+      lastSaved = step;
+      ctx.metrics.event('info', `checkpoint ${dir} (step ${step})`, { checkpoint: dir, step });
+      return dir;
+    };
+
+    const restore = () => {
+      if (seed !== undefined) model.setDropoutRngState(new Rng(seed).state());
+      const checkpoint = resumeCheckpoint(ctx.services);
+      if (!checkpoint) return;
+      const weightsPath = join(checkpoint.dir, 'adapter_model.safetensors');
+      loadLoraSnapshot(model, Object.fromEntries(readSafetensors(weightsPath)), weightsPath);
+      if (!checkpoint.optimizer) throw new Error(`${where}: checkpoint ${checkpoint.dir} has no optimiser state`);
+      const tokens = checkpoint.extra?.numTokensSeen;
+      trainer.importState({ optimizer: checkpoint.optimizer, numTokensSeen: typeof tokens === 'number' ? tokens : 0 });
+      const dropout = checkpoint.rngStates?.dropout;
+      if (dropout) model.setDropoutRngState(dropout);
+      position = resumePosition(ctx.services)!;
+      lastSaved = trainer.step;
+      ctx.metrics.event('info', `resumed from ${checkpoint.dir} at step ${trainer.step} (${position.prompts} prompts, ${position.batches} batches trained on)`);
+    };
+
+    /** Trains on one generation batch; resolves true once max_steps is reached. */
+    const trainBatch = async (batch: TrainingBatch): Promise<boolean> => {
+      checkBatch(batch, plan, where);
+      const staleness = trainer.step - batch.policyVersion;
+      const steps = trainer.stepsOnBatch(batch, batch.scaleRewards ? { scaleRewards: batch.scaleRewards } : {});
+      let iterations = 0;
+      try {
+        while (trainer.step < c.max_steps) {
+          const more = await lock.run(async () => {
+            if (ctx.signal.aborted) return false;
+            const started = performance.now();
+            const next = steps.next();
+            if (next.done) return false;
+            iterations++;
+            const step = trainer.step;
+            if (iterations === c.num_iterations || step >= c.max_steps) position = { prompts: position.prompts + batch.groups.length, batches: position.batches + 1 };
+            const now = performance.now();
+            const wall = lastStepEnd === undefined ? now - started : now - lastStepEnd;
+            lastStepEnd = now;
+            const values = { ...next.value, 'policy/staleness': staleness, busy: wall > 0 ? Math.min(1, (now - started) / wall) : 1 };
+            if (step % c.logging_steps === 0 || step === c.max_steps) {
+              ctx.metrics.publish(step, values);
+              metrics$.next({ step, node: ctx.id, values });
+            }
+            emitPolicy();
+            if (c.save_steps > 0 && step % c.save_steps === 0) await writeCheckpoint();
+            return iterations < c.num_iterations;
+          });
+          if (!more) break;
+        }
+      } finally {
+        steps.return();
+      }
+      return trainer.step >= c.max_steps;
+    };
+
+    const finish = async () => {
+      if (trainer.step < c.max_steps) {
+        ctx.metrics.event('warn', `the training batches ended after ${trainer.step} of max_steps ${c.max_steps} steps`);
+      }
+      await lock.run(async () => {
+        if (trainer.step > lastSaved) await writeCheckpoint();
+      });
+      finished = true;
+      await mergeSummary(ctx.outDir, { steps: trainer.step });
+      ctx.metrics.event('info', `training done after ${trainer.step} steps`, { step: trainer.step });
+      trained$.next(model);
+      for (const subject of [trained$, policy$, metrics$] as Subject<unknown>[]) subject.complete();
+    };
+
+    ctx.onTeardown(async () => {
+      // Interrupted (Ctrl-C, or another node failed): keep what was learnt since the last checkpoint.
+      if (!finished && trainer.step > lastSaved && trainer.step > 0) {
+        await lock.run(async () => {
+          await writeCheckpoint();
+        });
+      }
+      trainer.dispose();
+    });
+
+    const training$ = defer(() => from(lock.run(restore))).pipe(
+      concatMap(() => {
+        emitPolicy();
+        if (trainer.step >= c.max_steps) return EMPTY;
+        return inputs.batches.pipe(
+          mapAsync((batch) => from(trainBatch(batch))),
+          takeWhile((reachedEnd) => !reachedEnd),
+        );
+      }),
+      ignoreElements(),
+    );
+    const done = concat(training$, defer(() => from(finish())));
+    return { policy: policy$, metrics: metrics$, trained: trained$, done };
+  },
+});
