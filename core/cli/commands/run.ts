@@ -6,6 +6,8 @@ import type { ResolvedGraph } from '../../graph/resolved.js';
 import { MetricsBus } from '../../runtime/metrics-bus.js';
 import { NodeRunError, runGraph, type RunHandle } from '../../runtime/run-graph.js';
 import { writeEventsLog, writeMetricsJsonl } from '../../runtime/writers.js';
+import { loadResumeCheckpoint, type ResumeService } from '../../grpo/resume.js';
+import { mergeSummary } from '../../report/summary.js';
 import { selectBackend } from '../backend.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_INTERRUPTED, EXIT_USAGE, type Command } from '../command.js';
@@ -26,15 +28,18 @@ function defaultOutDir(graph: ResolvedGraph): string {
 export const run: Command = {
   name: 'run',
   summary: 'Run a graph file',
-  usage: `grpoflow run GRAPH [--set key=value]... [--out DIR] [--backend NAME] [--no-tui]
+  usage: `grpoflow run GRAPH [--set key=value]... [--out DIR] [--backend NAME] [--no-tui] [--resume DIR]
 
   --set key=value   override a param (a.b=1 sets params.a.b) or a node config
                     (nodes.ID.with.key=value); values are YAML scalars
   --out DIR         output folder (default runs/NAME-TIMESTAMP): metrics.jsonl, events.log, ...
   --backend NAME    ${BACKENDS.join('|')} (overrides the graph's \`backend\`)
   --no-tui          plain progress lines instead of the terminal UI (also when not a TTY)
+  --resume DIR      continue from a checkpoint folder (or the newest checkpoint-STEP in DIR):
+                    adapter, optimiser state, step, RNG and training position
   Exit codes: 0 done, 1 invalid graph or a node failed, 2 bad usage, 130 interrupted (Ctrl-C).`,
   async run(argv) {
+    const started = Date.now();
     const parsed = parseCommandArgs(
       this,
       argv,
@@ -43,6 +48,7 @@ export const run: Command = {
         out: { type: 'string' },
         backend: { type: 'string' },
         'no-tui': { type: 'boolean' },
+        resume: { type: 'string' },
       },
       1,
     );
@@ -65,7 +71,23 @@ export const run: Command = {
     // Load the UI before the run starts, so it sees every event from the first one.
     const ui = !values['no-tui'] && process.stdout.isTTY ? await importOptional<UiModule>('../../ui/index.js', import.meta.url) : undefined;
     const controller = new AbortController();
-    const handle = runGraph(graph, { outDir, bus, signal: controller.signal, services: { backend, seed: graph.seed, params: graph.params } });
+    let resume: ResumeService | undefined;
+    if (values.resume !== undefined) {
+      try {
+        resume = { checkpoint: await loadResumeCheckpoint(path.resolve(values.resume)) };
+      } catch (error) {
+        process.stderr.write(`${(error as Error).message}\n`);
+        await Promise.all(writers.map((w) => w.close()));
+        return 1;
+      }
+    }
+    const handle = runGraph(graph, {
+      outDir,
+      bus,
+      signal: controller.signal,
+      services: { backend, seed: graph.seed, params: graph.params, ...(resume ? { resume } : {}) },
+    });
+    if (resume) bus.event('graph', 'info', `resuming from ${resume.checkpoint.dir} (step ${resume.checkpoint.step})`);
     const view = ui ? ui.renderUi(handle, { graph, outDir }) : undefined;
     const progress = view ? undefined : printProgress(handle, (line) => process.stdout.write(line + '\n'));
     bus.event('graph', 'info', `backend ${backend.name}`, { notes: backend.notes });
@@ -95,6 +117,10 @@ export const run: Command = {
       view?.unmount?.();
       await Promise.all(writers.map((w) => w.close()));
     }
+    // The run's wall time, beside what the nodes wrote (evaluation, steps).
+    await mergeSummary(outDir, { wall_s: Math.round((Date.now() - started) / 100) / 10 }).catch((error) =>
+      process.stderr.write(`could not write ${path.join(outDir, 'summary.json')}: ${(error as Error).message}\n`),
+    );
     return code;
   },
 };
