@@ -21,6 +21,7 @@ import { ports, type MetricRecord, type PolicySnapshot, type TrainingBatch } fro
 import { Rng } from '../core/rng.js';
 import { mergeSummary } from '../core/report/summary.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
+import { BusyMeter } from '../core/scheduler/busy-meter.js';
 
 const positiveInt = () => z.number().int().positive();
 
@@ -179,8 +180,11 @@ export const trainGrpo = defineNode({
     let finished = false;
     let lastStepEnd: number | undefined;
 
+    // stepsPerBatch lets the generator count its staleness bound in optimiser steps (core/scheduler).
     const emitPolicy = () =>
-      policy$.next({ version: trainer.step, weights: c.policy_weights === 'copy' ? loraSnapshot(model) : {} });
+      policy$.next({ version: trainer.step, weights: c.policy_weights === 'copy' ? loraSnapshot(model) : {}, stepsPerBatch: c.num_iterations });
+    /** Utilisation over the whole run (`busy` is per step), next to the generator's scheduler/generator_busy. */
+    const trainerBusy = new BusyMeter();
 
     // Call with the model lock held.
     const writeCheckpoint = async () => {
@@ -236,7 +240,13 @@ export const trainGrpo = defineNode({
             const now = performance.now();
             const wall = lastStepEnd === undefined ? now - started : now - lastStepEnd;
             lastStepEnd = now;
-            const values = { ...next.value, 'policy/staleness': staleness, busy: wall > 0 ? Math.min(1, (now - started) / wall) : 1 };
+            trainerBusy.add(now - started);
+            const values = {
+              ...next.value,
+              'policy/staleness': staleness,
+              busy: wall > 0 ? Math.min(1, (now - started) / wall) : 1,
+              'scheduler/trainer_busy': trainerBusy.fraction(),
+            };
             if (step % c.logging_steps === 0 || step === c.max_steps) {
               ctx.metrics.publish(step, values);
               metrics$.next({ step, node: ctx.id, values });
