@@ -28,8 +28,12 @@ export class PolicyFollower {
   /** Whether a policy stream is connected (else nothing is ever waited for). */
   readonly hasTrainer: boolean = false;
 
-  /** `policy$` absent: no trainer feeds back, so every batch may start at once (version 0). */
-  constructor(policy$: Observable<PolicySnapshot> | undefined) {
+  /**
+   * `policy$` absent: no trainer feeds back, so every batch may start at once (version 0). `onArrival`
+   * may complete a snapshot the moment it arrives (synchronously, while the trainer still holds the
+   * weights at that version).
+   */
+  constructor(policy$: Observable<PolicySnapshot> | undefined, onArrival: (snapshot: PolicySnapshot) => PolicySnapshot = (s) => s) {
     if (!policy$) return;
     this.hasTrainer = true;
     this.subscription = policy$.subscribe({
@@ -37,8 +41,12 @@ export class PolicyFollower {
         if (!Number.isInteger(snapshot?.version) || snapshot.version < 0) {
           this.failure ??= { error: new Error(`policy: snapshot version must be a whole number ≥ 0, got ${snapshot?.version}`) };
         } else if (!this.snapshot || snapshot.version >= this.snapshot.version) {
-          this.startVersionSeen ??= snapshot.version;
-          this.snapshot = snapshot;
+          try {
+            this.snapshot = onArrival(snapshot);
+            this.startVersionSeen ??= snapshot.version;
+          } catch (error) {
+            this.failure ??= { error };
+          }
         }
         this.wake();
       },

@@ -17,22 +17,17 @@ export interface EngineSample {
   seconds: number;
 }
 
-/** The trainer's newest policy, as the engines need it. */
-export interface PolicySource {
-  /** The newest snapshot (absent: the initial weights, version 0). Its weights may be empty. */
-  latest(): PolicySnapshot | undefined;
-  /** The newest snapshot with its adapter weights filled in (to ship to another thread). */
-  withWeights(): Promise<PolicySnapshot | undefined>;
-}
-
 export interface RolloutEngine {
   readonly kind: 'main' | 'worker';
-  /** Samples `groupSize` completions per request with the newest policy; the result says which version that was. */
+  /**
+   * Samples `groupSize` completions per request with the newest policy, `policy()` (absent: the initial
+   * weights, version 0; a worker needs its weights filled in). The result says which version sampled.
+   */
   sample(
     requests: GenerationRequest[],
     groupSize: number,
     options: WorkerGenerateOptions,
-    policy: PolicySource,
+    policy: () => PolicySnapshot | undefined,
     signal?: AbortSignal,
   ): Promise<EngineSample>;
   close(): Promise<void>;
@@ -51,7 +46,7 @@ export function mainThreadEngine(model: CausalLM, tokenizer: Tokenizer): Rollout
     kind: 'main',
     sample: (requests, groupSize, options, policy, signal) =>
       modelLock(model).run(async () => {
-        const policyVersion = policy.latest()?.version ?? 0;
+        const policyVersion = policy()?.version ?? 0;
         const started = performance.now();
         const flat = await generate(model, repeatForGroups(requests, groupSize), { ...options, tokenizer, signal });
         return { results: regroup(flat, requests.length, groupSize), policyVersion, seconds: (performance.now() - started) / 1000 };
@@ -66,10 +61,8 @@ export async function workerEngine(model: CausalLM, tokenizer: Tokenizer, option
   return {
     kind: 'worker',
     async sample(requests, groupSize, generateOptions, policy, signal) {
-      if ((policy.latest()?.version ?? worker.policyVersion) !== worker.policyVersion) {
-        const latest = await policy.withWeights();
-        if (latest) await worker.setPolicy(latest);
-      }
+      const latest = policy();
+      if (latest && latest.version !== worker.policyVersion) await worker.setPolicy(latest);
       const { results, policyVersion, busyMs } = await worker.generate(repeatForGroups(requests, groupSize), generateOptions, signal);
       return { results: regroup(results, requests.length, groupSize), policyVersion, seconds: busyMs / 1000 };
     },

@@ -7,7 +7,6 @@ import { z } from 'zod';
 import type { GenerationRequest } from '../llm/generate.js';
 import { loraSnapshot } from '../llm/lora.js';
 import type { CausalLM } from '../llm/model.js';
-import { modelLock } from '../llm/model-lock.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
 import { BusyMeter } from './busy-meter.js';
@@ -68,7 +67,13 @@ export class RolloutScheduler {
     /** The worker's backend ('' on the main thread). */
     readonly workerBackend: string,
   ) {
-    this.follower = new PolicyFollower(policy$);
+    // A worker needs the adapter weights of every version. A trainer that shares this model object sends
+    // the version only; it announces inside its step, so the model holds exactly that version's weights
+    // while the announcement is delivered: copy them then (no lock wait, no half-updated weights).
+    const needsWeights = engine.kind === 'worker' && model.lora !== undefined;
+    this.follower = new PolicyFollower(policy$, (snapshot) =>
+      needsWeights && Object.keys(snapshot.weights).length === 0 ? { ...snapshot, weights: loraSnapshot(model) } : snapshot,
+    );
   }
 
   static async start(args: {
@@ -105,8 +110,7 @@ export class RolloutScheduler {
 
   /** Samples `groupSize` completions per request with the newest admitted policy. */
   async sample(requests: GenerationRequest[], groupSize: number, options: WorkerGenerateOptions, index: number, signal?: AbortSignal): Promise<EngineSample> {
-    const policy = { latest: () => this.latestPolicy(), withWeights: () => this.policyWithWeights() };
-    const sample = await this.engine.sample(requests, groupSize, options, policy, signal);
+    const sample = await this.engine.sample(requests, groupSize, options, () => this.latestPolicy(), signal);
     this.busy.add(sample.seconds * 1000);
     this.lastLag = (this.follower.latest ? this.follower.startVersion : this.initialVersion) + index * (this.follower.latest?.stepsPerBatch ?? 1) - sample.policyVersion;
     return sample;
@@ -133,21 +137,13 @@ export class RolloutScheduler {
   }
 
   /**
-   * The snapshot the worker should sample with. Trainers that share this model object send the version
-   * only (no weights): then copy the adapter from the shared model under its lock, where the trainer's
-   * latest announced version and the weights agree (it announces inside the lock).
+   * The trainer's newest snapshot. Before its first: on a resumed run, the restored weights at the
+   * resumed step (the trainer restored them into the shared model before anything was generated).
    */
-  /** The trainer's newest snapshot; before its first, the initial version (a resumed run's step). */
   private latestPolicy(): PolicySnapshot | undefined {
-    return this.follower.latest ?? (this.initialVersion > 0 ? { version: this.initialVersion, weights: {} } : undefined);
+    if (this.follower.latest || this.initialVersion === 0) return this.follower.latest;
+    return { version: this.initialVersion, weights: this.engine.kind === 'worker' && this.model.lora ? loraSnapshot(this.model) : {} };
   }
 
-  private async policyWithWeights(): Promise<PolicySnapshot | undefined> {
-    const latest = this.latestPolicy();
-    if (!latest || Object.keys(latest.weights).length > 0 || !this.model.lora) return latest;
-    return modelLock(this.model).run(() => {
-      const current = this.latestPolicy()!;
-      return { ...current, weights: loraSnapshot(this.model) };
-    });
-  }
+
 }
