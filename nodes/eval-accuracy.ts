@@ -12,7 +12,7 @@ import { scoreBatch } from '../core/grpo/rewards/score.js';
 import { sampleGroups } from '../core/llm/generate.js';
 import { modelLock } from '../core/llm/model-lock.js';
 import { defineNode } from '../core/plugin.js';
-import { ports, type PromptRecord, type RewardFunction, type RolloutGroup } from '../core/ports.js';
+import { ports, type PromptRecord, type RolloutGroup } from '../core/ports.js';
 import { mergeSummary } from '../core/report/summary.js';
 import { preparePrompt, stopTokenIds } from './rollout-generate.js';
 
@@ -130,7 +130,7 @@ export const evalAccuracy = defineNode({
     };
 
     const score = async (label: string, step: number, groups: RolloutGroup[]): Promise<EvalResult> => {
-      const scored = await scoreBatch({ index: step, policyVersion: step, groups }, rewards as RewardFunction[], {
+      const scored = await scoreBatch({ index: step, policyVersion: step, groups }, rewards, {
         onWarning: (message) => ctx.metrics.event('warn', `${where}: ${message}`),
       });
       const decisive = scored.rewards.find((r) => r.name === c.correct_reward)!;

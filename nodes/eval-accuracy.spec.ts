@@ -1,0 +1,84 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { from, lastValueFrom, Subject, type Observable } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChatTemplate } from '../core/llm/chat-template.js';
+import { modelLock } from '../core/llm/model-lock.js';
+import { loadModel, type CausalLM } from '../core/llm/model.js';
+import { tf } from '../core/llm/tf.js';
+import { Tokenizer } from '../core/llm/tokenizer.js';
+import type { PolicySnapshot, PromptRecord, RewardFunction } from '../core/ports.js';
+import { recordingContext } from '../test/nodes/node-context.js';
+import { evalAccuracy, passAtK } from './eval-accuracy.js';
+
+const LLAMA_TINY = 'test/fixtures/llama-tiny';
+const out = mkdtempSync(path.join(os.tmpdir(), 'eval-accuracy-'));
+let model: CausalLM;
+let tokenizer: Tokenizer;
+let template: ChatTemplate;
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  model = await loadModel(LLAMA_TINY);
+  tokenizer = await Tokenizer.fromDir(LLAMA_TINY);
+  template = await ChatTemplate.fromDir(LLAMA_TINY);
+});
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const prompts: PromptRecord[] = [0, 1, 2, 3].map((i) => ({ id: `q${i}`, messages: [{ role: 'user', content: `What is ${i} + 1?` }], fields: { answer: String(i + 1), even: i % 2 === 0 } }));
+// "Correct" on the even prompts whatever the model says, so the expected accuracy is known: 1/2.
+const correctness: RewardFunction = { name: 'correctness', weight: 1, onError: 'fail', score: ({ fields }) => fields.map((f) => (f.even ? 3 : -1.5)) };
+const format: RewardFunction = { name: 'format', weight: 1, onError: 'fail', score: ({ completions }) => completions.map(() => 0) };
+
+function start(config: Record<string, unknown>, policy?: Observable<PolicySnapshot>, dir = out) {
+  const recorded = recordingContext(evalAccuracy.config.parse(config), { id: 'eval', services: { seed: 1 } });
+  const run = () => evalAccuracy.run({ ...recorded.ctx, outDir: dir }, { model, tokenizer, template, prompts: from(prompts), rewards: [format, correctness], policy });
+  return { ...recorded, run };
+}
+
+describe('eval.accuracy', () => {
+  it('pass@k is the unbiased estimator', () => {
+    expect(passAtK(5, 2, 1)).toBeCloseTo(0.4, 12);
+    expect(passAtK(5, 2, 2)).toBeCloseTo(1 - 3 / 10, 12); // 1 − C(3,2)/C(5,2)
+    expect(passAtK(5, 0, 3)).toBe(0);
+    expect(passAtK(5, 4, 2)).toBe(1);
+    expect(() => evalAccuracy.config.parse({ n: 2, k: [1, 4] })).toThrow(/every k must be ≤ n/);
+  });
+
+  it('evaluates before, every N steps and after; writes summary.json and the UI events', async () => {
+    const policy = new Subject<PolicySnapshot>();
+    const dir = mkdtempSync(path.join(out, 'run-'));
+    const { run, metrics, events } = start({ n: 2, k: [1, 2], temperature: 1, max_new_tokens: 3, every: 2 }, policy, dir);
+    const result = await run();
+    // The trainer announces versions from inside its step, holding the model lock.
+    for (const version of [0, 1, 2]) await modelLock(model).run(() => policy.next({ version, weights: {} }));
+    policy.complete();
+    await result.done;
+
+    const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+    expect(summary.eval.before).toMatchObject({ step: 0, n: 4, accuracy: 0.5, 'pass@1': 0.5, 'pass@2': 0.5, 'rewards/correctness/mean': 0.75 });
+    expect(summary.eval.periodic['2']).toMatchObject({ step: 2, accuracy: 0.5 });
+    expect(summary.eval.after).toMatchObject({ step: 2, accuracy: 0.5 }); // the step-2 result, not evaluated twice
+    expect(metrics.map((m) => m.step)).toEqual([0, 2, 2]);
+    expect(metrics[0].values).toMatchObject({ 'eval/accuracy': 0.5, 'eval/pass@2': 0.5, 'eval/n': 4 });
+    const labels = events.filter((e) => e.data?.eval).map((e) => (e.data!.eval as { label: string }).label);
+    expect(labels).toEqual(['before', 'step 2', 'after']);
+    expect(events.at(-1)!.message).toMatch(/before\t0\t0\.500/);
+  });
+
+  it('says what is wrong with its wiring', async () => {
+    await expect(async () => start({ correct_reward: 'accuracy', after: false }).run()).rejects.toThrow(
+      /correct_reward "accuracy" is not among the rewards connected \(format, correctness\)/,
+    );
+    await expect(async () => start({}).run()).rejects.toThrow(/after: true needs the policy input/);
+  });
+
+  it('without a trainer, evaluates once (before) and finishes', async () => {
+    const dir = mkdtempSync(path.join(out, 'once-'));
+    const { run } = start({ after: false, max_new_tokens: 2, limit: 2 }, undefined, dir);
+    await lastValueFrom(from((await run()).done as Promise<void>), { defaultValue: undefined });
+    const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+    expect(summary.eval.before).toMatchObject({ n: 2, accuracy: 0.5 });
+    expect(summary.eval.after).toBeUndefined();
+  });
+});
