@@ -6,6 +6,7 @@ import { loadPeftAdapter, detachLora } from '../core/llm/lora.js';
 import { loadModel } from '../core/llm/model.js';
 import { modelLock } from '../core/llm/model-lock.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
+import type { Services } from '../core/plugin.js';
 import type { PolicySnapshot, PromptRecord, RolloutBatch } from '../core/ports.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { rolloutGenerate } from './rollout-generate.js';
@@ -30,8 +31,8 @@ afterAll(() => model.dispose());
 
 const records: PromptRecord[] = reference.chats.map((c, i) => ({ id: `chat-${i}`, messages: c.messages, fields: { answer: String(i) } }));
 
-async function rollouts(config: Record<string, unknown>, prompts: PromptRecord[] = records, policy?: BehaviorSubject<PolicySnapshot>) {
-  const recorded = recordingContext(rolloutGenerate.config.parse(config), { id: 'gen', services: { seed: 11 } });
+async function rollouts(config: Record<string, unknown>, prompts: PromptRecord[] = records, policy?: BehaviorSubject<PolicySnapshot>, services: Services = {}) {
+  const recorded = recordingContext(rolloutGenerate.config.parse(config), { id: 'gen', services: { seed: 11, ...services } });
   const out = await rolloutGenerate.run(recorded.ctx, { model, tokenizer, template, prompts: from(prompts), policy });
   const batches = await lastValueFrom(out.rollouts!.pipe(toArray()));
   await recorded.runTeardown();
@@ -44,7 +45,7 @@ const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.a
 
 describe('rollout.generate', () => {
   it('renders, tokenizes and samples as transformers does: greedy completions equal the reference', async () => {
-    const { batches } = await rollouts({ num_generations: 2, prompts_per_batch: 2, max_new_tokens: 12, temperature: 0 });
+    const { batches } = await rollouts({ num_generations: 2, prompts_per_batch: 2, max_new_tokens: 12, temperature: 0, drop_last: false });
     expect(batches.map((b) => [b.index, b.policyVersion, b.groups.length])).toEqual([[0, 0, 2], [1, 0, 1]]);
     batches.flatMap((b) => b.groups).forEach((group, i) => {
       const chat = reference.chats[i];
@@ -102,6 +103,21 @@ describe('rollout.generate', () => {
     expect(sample.data).toEqual({ step: 0, prompt: records[0].messages[1].content, completion: batch.groups[0].completions[0].text });
   });
 
+  it('drops an incomplete last batch, as TRL does, unless told to keep it', async () => {
+    const { batches, events } = await rollouts({ num_generations: 1, prompts_per_batch: 2, max_new_tokens: 1 });
+    expect(batches.map((b) => b.groups.map((g) => g.prompt.id))).toEqual([['chat-0', 'chat-1']]);
+    expect(events.map((e) => e.message)).toContain('dropped the last 1 prompt(s): fewer than prompts_per_batch 2');
+  });
+
+  it('resumes where the trainer stood: skips the prompts trained on, continues the batch numbers and seeds', async () => {
+    const config = { num_generations: 2, prompts_per_batch: 1, max_new_tokens: 4 };
+    const uninterrupted = await rollouts(config);
+    expect(uninterrupted.batches.map((b) => b.index)).toEqual([0, 1, 2]);
+    const resume = { checkpoint: { dir: '/tmp/checkpoint-5', step: 5, datasetPosition: { prompts: 2, batches: 2 } } };
+    const resumed = await rollouts(config, records, undefined, { resume });
+    expect(resumed.batches).toEqual([{ ...uninterrupted.batches[2], policyVersion: 5 }]);
+  });
+
   it('cuts a completion at a stop string', async () => {
     const text = tokenizer.decode(reference.chats[1].greedy, { skipSpecialTokens: true });
     const stop = text.slice(6, 9);
@@ -122,8 +138,9 @@ describe('rollout.generate', () => {
       `prompt "chat-0" has ${reference.chats[0].ids.length} tokens, over max_prompt_length 100: kept its last 100`,
       `prompt "chat-2" has ${reference.chats[2].ids.length} tokens, over max_prompt_length 100: kept its last 100`,
     ]);
+    // Skipped prompts leave before batching, so batches stay whole.
     const skipped = await rollouts({ num_generations: 1, prompts_per_batch: 1, max_new_tokens: 1, max_prompt_length: 100, long_prompts: 'skip' });
-    expect(skipped.batches.map((b: RolloutBatch) => [b.index, b.groups[0].prompt.id])).toEqual([[0, 'chat-1']]);
+    expect(skipped.batches.map((b: RolloutBatch) => [b.index, b.groups.map((g) => g.prompt.id)])).toEqual([[0, ['chat-1']]]);
     expect(skipped.events.filter((e) => e.level === 'warn')).toHaveLength(2);
   });
 

@@ -1,19 +1,23 @@
 // rollout.generate: the generator. Collects `prompts_per_batch` prompts, renders each through the chat
 // template (with the generation prompt), tokenizes it (no extra specials: the template writes bos), samples
-// G completions per prompt with continuous batching, and emits one RolloutBatch. Generation holds the
-// model's lock, so it never samples from weights half-way through an optimiser step; the bounded edge
-// downstream keeps it at most `buffer` batches ahead of training.
-import { bufferCount, filter, from, type Subscription } from 'rxjs';
+// G completions per prompt with continuous batching, and emits one RolloutBatch. Where and when it samples
+// is the scheduler's (core/scheduler): on the main thread under the model's lock (never from weights
+// half-way through an optimiser step), or with `overlap` in a worker thread that samples batch k+1 while
+// the trainer works on batch k; batch k starts only within `max_staleness` optimiser steps of the
+// trainer's policy (0 without overlap: strictly on-policy). The bounded edge downstream also keeps it at
+// most `buffer` batches ahead of training. Prompts over max_prompt_length are
+// truncated or skipped before batching, so every batch is whole; an incomplete last batch is dropped.
+import { bufferCount, filter, map, skip, takeWhile } from 'rxjs';
 import { z } from 'zod';
+import { resumeCheckpoint, resumePosition } from '../core/grpo/resume.js';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
-import { sampleGroups } from '../core/llm/generate.js';
 import type { CausalLM } from '../core/llm/model.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { defineNode } from '../core/plugin.js';
-import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch, type RolloutGroup } from '../core/ports.js';
+import { ports, type PromptRecord, type RolloutBatch, type RolloutGroup } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
+import { RolloutScheduler, schedulerConfigShape } from '../core/scheduler/rollout-scheduler.js';
 import { sampledCompletionEvent } from './sampled-completion.js';
 
 export const rolloutGenerateConfig = z.strictObject({
@@ -39,13 +43,22 @@ export const rolloutGenerateConfig = z.strictObject({
   stop: z.array(z.string().min(1)).default([]).describe('Stop strings; the completion text is cut before them.'),
   template_variables: z.record(z.string(), z.unknown()).default({}).describe('Extra chat-template variables for rendering prompts (e.g. date_string).'),
   seed: z.number().int().optional().describe("Sampling seed; default the graph's seed."),
+  ...schedulerConfigShape,
+  drop_last: z.boolean().default(true).describe('Drop an incomplete last batch when the prompts run out (as TRL does; the trainer needs whole batches).'),
 });
 
 export type RolloutGenerateConfig = z.output<typeof rolloutGenerateConfig>;
 
-export type PreparedPrompt =
-  | { record: PromptRecord; promptText: string; promptIds: number[]; truncatedFrom?: number }
-  | { record: PromptRecord; skippedLength: number };
+/** A prompt ready to sample from: rendered, tokenized and within max_prompt_length. */
+export interface ReadyPrompt {
+  record: PromptRecord;
+  promptText: string;
+  promptIds: number[];
+  /** The token count before left truncation, when it was truncated. */
+  truncatedFrom?: number;
+}
+
+export type PreparedPrompt = ReadyPrompt | { record: PromptRecord; skippedLength: number };
 
 /** Render with the generation prompt, tokenize without extra specials, and apply max_prompt_length. */
 export function preparePrompt(
@@ -91,12 +104,13 @@ export const rolloutGenerate = defineNode({
       type: ports.policy,
       optional: true,
       feedback: true,
-      description: "The trainer's latest policy; here it only supplies the version stamped on each batch (the model object is shared).",
+      description:
+        "The trainer's latest policy: its version gates each batch (max_staleness) and is stamped on it; a worker-thread generator also loads its adapter weights.",
     },
   },
   outputs: { rollouts: { type: ports.rollouts } },
   config: rolloutGenerateConfig,
-  run(ctx, inputs) {
+  async run(ctx, inputs) {
     const c = ctx.config;
     const { model, tokenizer, template } = inputs;
     const G = c.num_generations;
@@ -104,29 +118,47 @@ export const rolloutGenerate = defineNode({
     const eosTokenIds = stopTokenIds(model, tokenizer, template);
     const batchSeeds = new Rng(c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0));
 
-    // The model object is shared with the trainer: sampling holds its lock, and the policy snapshot only
-    // names the version the weights are at. (A worker-thread engine, core/scheduler, can take this over.)
-    // Utilisation: seconds spent generating (not waiting for the lock) over wall time since the first batch.
-    let generatingSeconds = 0;
-    let firstStart: number | undefined;
-    let latestPolicy: PolicySnapshot | undefined;
-    let policySub: Subscription | undefined;
-    if (inputs.policy) policySub = inputs.policy.subscribe((p) => (latestPolicy = p));
-    ctx.onTeardown(() => policySub?.unsubscribe());
+    // Resuming (`--resume`): skip the prompts the trainer already consumed, continue the batch numbering,
+    // and re-derive the batch seeds, so the batches after a resume are the ones an uninterrupted run makes.
+    const position = resumePosition(ctx.services);
+    const resumedStep = resumeCheckpoint(ctx.services)?.step ?? 0;
+    let nextIndex = position?.batches ?? 0;
+    const firstIndex = nextIndex;
+    for (let i = 0; i < nextIndex; i++) batchSeeds.nextUint32();
 
-    let nextIndex = 0;
+    const backend = ctx.services.backend as { name?: string } | undefined;
+    const scheduler = await RolloutScheduler.start({
+      model,
+      tokenizer,
+      policy: inputs.policy,
+      options: {
+        overlap: c.overlap,
+        maxStaleness: c.max_staleness,
+        engine: c.engine,
+        workerBackend: c.worker_backend,
+        runBackend: backend?.name,
+        initialVersion: resumedStep,
+      },
+    });
+    ctx.onTeardown(() => scheduler.close());
+    if (ctx.signal.aborted) await scheduler.close();
+    if (scheduler.engineKind === 'worker') ctx.metrics.event('info', `sampling in a worker thread (${scheduler.workerBackend}); max_staleness ${scheduler.maxStaleness}`);
 
-    const generateBatch = async (records: PromptRecord[]): Promise<RolloutBatch | undefined> => {
-      const prepared = records.map((r) => preparePrompt(r, template, tokenizer, c));
-      const kept = prepared.filter((p) => 'promptIds' in p);
-      for (const p of prepared) {
-        if ('skippedLength' in p) {
-          ctx.metrics.event('warn', `prompt "${p.record.id}" has ${p.skippedLength} tokens, over max_prompt_length ${c.max_prompt_length}: skipped`);
-        } else if (p.truncatedFrom !== undefined) {
-          ctx.metrics.event('warn', `prompt "${p.record.id}" has ${p.truncatedFrom} tokens, over max_prompt_length ${c.max_prompt_length}: kept its last ${p.promptIds.length}`);
-        }
+    const prepare = (record: PromptRecord): ReadyPrompt | undefined => {
+      const p = preparePrompt(record, template, tokenizer, c);
+      if ('skippedLength' in p) {
+        ctx.metrics.event('warn', `prompt "${record.id}" has ${p.skippedLength} tokens, over max_prompt_length ${c.max_prompt_length}: skipped`);
+        return undefined;
       }
-      if (kept.length === 0) return undefined;
+      if (p.truncatedFrom !== undefined) {
+        ctx.metrics.event('warn', `prompt "${record.id}" has ${p.truncatedFrom} tokens, over max_prompt_length ${c.max_prompt_length}: kept its last ${p.promptIds.length}`);
+      }
+      return p;
+    };
+
+    /** undefined: the trainer has finished, so no more batches are wanted. */
+    const generateBatch = async (kept: ReadyPrompt[]): Promise<RolloutBatch | undefined> => {
+      if (!(await scheduler.admit(nextIndex - firstIndex, ctx.signal))) return undefined;
       const options = {
         temperature: c.temperature,
         topK: c.top_k,
@@ -139,15 +171,7 @@ export const rolloutGenerate = defineNode({
         stop: c.stop,
       };
       const requests = kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens }));
-      firstStart ??= performance.now();
-      const { results, version, seconds } = await modelLock(model).run(async () => {
-        const version = latestPolicy?.version ?? 0;
-        const started = performance.now();
-        const results = await sampleGroups(model, requests, G, { ...options, tokenizer, signal: ctx.signal });
-        return { results, version, seconds: (performance.now() - started) / 1000 };
-      });
-      generatingSeconds += seconds;
-      const wall = (performance.now() - firstStart) / 1000;
+      const { results, policyVersion: version, seconds } = await scheduler.sample(requests, G, options, nextIndex - firstIndex, ctx.signal);
       const groups: RolloutGroup[] = kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,
@@ -161,17 +185,28 @@ export const rolloutGenerate = defineNode({
         'rollout/tokens_per_s': seconds > 0 ? tokens / seconds : 0,
         'rollout/batch_time': seconds,
         'rollout/tokens': tokens,
-        busy: wall > 0 ? Math.min(1, generatingSeconds / wall) : 1,
+        ...scheduler.metrics(), // busy (generator utilisation), scheduler/policy_lag, ...
       });
       const sample = sampledCompletionEvent(batch);
       if (sample) ctx.metrics.event('info', `sampled completion (batch ${batch.index}, policy ${version})`, sample);
       return batch;
     };
 
+    const perBatch = c.prompts_per_batch;
     return {
       rollouts: inputs.prompts.pipe(
-        bufferCount(c.prompts_per_batch),
-        mapAsync((records) => from(generateBatch(records)).pipe(filter((b): b is RolloutBatch => b !== undefined))),
+        map(prepare),
+        filter((p): p is ReadyPrompt => p !== undefined),
+        skip(position?.prompts ?? 0),
+        bufferCount(perBatch),
+        filter((prompts) => {
+          // As TRL's RepeatSampler: an incomplete last batch is dropped (the trainer needs whole batches).
+          if (prompts.length === perBatch || !c.drop_last) return true;
+          ctx.metrics.event('info', `dropped the last ${prompts.length} prompt(s): fewer than prompts_per_batch ${perBatch}`);
+          return false;
+        }),
+        mapAsync((prompts) => generateBatch(prompts)),
+        takeWhile((batch): batch is RolloutBatch => batch !== undefined),
       ),
     };
   },
