@@ -41,7 +41,7 @@ nodes:
     type: dataset.map
     in: { rows: rows.rows }
     with:
-      limit: 3
+      limit: 4
       mapping:
         system: ${JSON.stringify(SYSTEM)}
         user: "\${question}"
@@ -82,10 +82,10 @@ describe('rollout pipeline graph', () => {
     expect((await handle.done).status).toBe('completed');
 
     const logged = (await events).filter((e) => e.node === 'log' && /^batch \d+: /.test(e.message)).map((e) => JSON.parse(e.message.replace(/^batch \d+: /, '')) as TrainingBatch);
-    // 3 prompts, 2 per batch: a full batch and the remainder.
-    expect(logged.map((b) => [b.index, b.policyVersion, b.groups.length])).toEqual([[0, 0, 2], [1, 0, 1]]);
+    // 4 prompts, 2 per batch.
+    expect(logged.map((b) => [b.index, b.policyVersion, b.groups.length])).toEqual([[0, 0, 2], [1, 0, 2]]);
 
-    const rows = readFileSync('test/fixtures/gsm8k/train.jsonl', 'utf8').trim().split('\n').slice(0, 3).map((l) => JSON.parse(l));
+    const rows = readFileSync('test/fixtures/gsm8k/train.jsonl', 'utf8').trim().split('\n').slice(0, 4).map((l) => JSON.parse(l));
     const tokenizer = await Tokenizer.fromDir('test/fixtures/llama-tiny');
     const groups = logged.flatMap((b) => b.groups);
     groups.forEach((group, i) => {
