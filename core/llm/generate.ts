@@ -39,6 +39,12 @@ export interface GenerateOptions extends SamplingParams {
   /** Stop strings for every request (added to each request's own). */
   stop?: string[];
   signal?: AbortSignal;
+  /**
+   * The temperature of the recorded log-probs: log p = log_softmax(logits / T). Default 1, the raw
+   * logits (what `grpoflow generate --json` reports). The GRPO generator passes its sampling temperature,
+   * so behaviour log-probs are of the distribution the trainer also computes (TRL divides by it too).
+   */
+  logprobTemperature?: number;
   onToken?: (requestIndex: number, token: { id: number; logprob: number }) => void;
   onFinish?: (requestIndex: number, result: GenerationResult) => void;
 }
@@ -49,7 +55,7 @@ export interface GenerationResult {
    * token up to and including the one that completed it (the token may carry text past the stop string).
    */
   ids: number[];
-  /** log p(ids[i]) under the model's unmodified logits (log_softmax of the raw logits). */
+  /** log p(ids[i]) under log_softmax(logits / logprobTemperature): the unmodified logits by default. */
   logprobs: number[];
   /** Decoded `ids` without special tokens, cut before the first stop string (when a tokenizer is given). */
   text?: string;
@@ -147,12 +153,17 @@ export async function generate<Cache>(
   const maxLength = Math.max(...waiting.map((i) => requests[i].promptIds.length + requests[i].maxNewTokens));
   const workspace = new SamplingWorkspace(vocabSize);
   const active = new Map<number, Sequence>();
+  const logprobTemperature = options.logprobTemperature ?? 1;
+  if (!(logprobTemperature > 0)) throw new Error(`generate: logprobTemperature must be > 0, got ${logprobTemperature}`);
+  const logprobScale = 1 / logprobTemperature;
+  const read = (logits: tf.Tensor1D | tf.Tensor2D) => readLogits(logits, logprobScale);
   const freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   const cache = model.newCache(slots, maxLength);
 
   /** Takes one sampled token; returns whether the sequence is done (and then frees its slot). */
   const accept = (seq: Sequence, row: Float32Array, logNormalizer: number): boolean => {
-    const token = sampleToken(row, sampling, seq.rng, { seen: seq.seen, logNormalizer, workspace });
+    const sampled = sampleToken(row, sampling, seq.rng, { seen: seq.seen, logNormalizer, workspace });
+    const token = logprobScale === 1 ? sampled : { id: sampled.id, logprob: row[sampled.id] * logprobScale - logNormalizer };
     seq.ids.push(token.id);
     seq.logprobs.push(token.logprob);
     seq.seen.add(token.id);
@@ -198,7 +209,7 @@ export async function generate<Cache>(
           starting.push(seq);
           active.set(seq.slot, seq);
         }
-        const { rows, lse } = await prefillRows(model, cache, starting, requests);
+        const { rows, lse } = await prefillRows(model, cache, starting, requests, read);
         checkWidth(rows, starting.length, vocabSize);
         starting.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize), lse[i]));
       }
@@ -210,7 +221,7 @@ export async function generate<Cache>(
         running.map((s) => s.slot),
         running.map((s) => s.ids[s.ids.length - 1]),
       );
-      const { rows, lse } = await readLogits(logits);
+      const { rows, lse } = await read(logits);
       checkWidth(rows, running.length, vocabSize);
       running.forEach((seq, i) => accept(seq, rows.subarray(i * vocabSize, (i + 1) * vocabSize), lse[i]));
     }
@@ -230,9 +241,9 @@ function checkWidth(rows: Float32Array, count: number, vocabSize: number): void 
  * Reads a step's logits back (one transfer) with each row's logsumexp computed on the device, so the
  * log-prob of the chosen token costs nothing more on the host. Disposes the logits.
  */
-async function readLogits(logits: tf.Tensor1D | tf.Tensor2D): Promise<{ rows: Float32Array; lse: Float32Array }> {
+async function readLogits(logits: tf.Tensor1D | tf.Tensor2D, scale = 1): Promise<{ rows: Float32Array; lse: Float32Array }> {
   try {
-    const lse = tf.tidy(() => tf.logSumExp(logits, -1));
+    const lse = tf.tidy(() => tf.logSumExp(scale === 1 ? logits : tf.mul(logits, scale), -1));
     try {
       const [rows, normalizers] = await Promise.all([logits.data(), lse.data()]);
       return { rows: rows as Float32Array, lse: normalizers as Float32Array };
@@ -250,9 +261,10 @@ async function prefillRows<Cache>(
   cache: Cache,
   starting: Sequence[],
   requests: readonly GenerationRequest[],
+  read: (logits: tf.Tensor1D | tf.Tensor2D) => Promise<{ rows: Float32Array; lse: Float32Array }>,
 ): Promise<{ rows: Float32Array; lse: Float32Array }> {
   if (starting.length > 1 && model.prefillMany) {
-    return readLogits(
+    return read(
       model.prefillMany(
         cache,
         starting.map((s) => s.slot),
@@ -261,7 +273,7 @@ async function prefillRows<Cache>(
     );
   }
   const parts: { rows: Float32Array; lse: Float32Array }[] = [];
-  for (const seq of starting) parts.push(await readLogits(model.prefill(cache, seq.slot, requests[seq.request].promptIds)));
+  for (const seq of starting) parts.push(await read(model.prefill(cache, seq.slot, requests[seq.request].promptIds)));
   if (parts.length === 1) return parts[0];
   const V = parts[0].rows.length;
   const rows = new Float32Array(parts.length * V);

@@ -99,6 +99,21 @@ describe('generate with a bigram model', () => {
     expect(otherSeed.map((r) => r.ids)).not.toEqual(one.map((r) => r.ids));
   });
 
+  it('records log-probs at logprobTemperature (the sampling distribution the trainer recomputes)', async () => {
+    const model = new BigramModel(12, 5);
+    const [raw] = await generate(model, [{ promptIds: [3], maxNewTokens: 6 }], { temperature: 2, seed: 9 });
+    const [scaled] = await generate(model, [{ promptIds: [3], maxNewTokens: 6 }], { temperature: 2, seed: 9, logprobTemperature: 2 });
+    expect(scaled.ids).toEqual(raw.ids); // the same samples; only what is recorded differs
+    let previous = 3;
+    scaled.ids.forEach((id, i) => {
+      const halved = model.table[previous].map((v) => v / 2);
+      expect(scaled.logprobs[i]).toBeCloseTo(logProbOf(halved, id), 5);
+      expect(raw.logprobs[i]).toBeCloseTo(logProbOf(model.table[previous], id), 5);
+      previous = id;
+    });
+    await expect(generate(model, [{ promptIds: [3], maxNewTokens: 1 }], { logprobTemperature: 0 })).rejects.toThrow(/logprobTemperature/);
+  });
+
   it('continuous batching: a finished sequence frees its slot for the next prompt, so a long one does not stall', async () => {
     const model = new BigramModel(30, 3);
     const lengths = [24, 2, 3, 2, 4, 2, 3];
