@@ -81,14 +81,21 @@ export class PolicyFollower {
    * version is at least v₀ + requiredPolicyVersion (after batch 0, only once the trainer has announced
    * itself), or `ended` when the policy stream completed first (the trainer finished: no such version
    * will come). Rejects when `signal` aborts or the policy stream fails.
+   *
+   * `onReady` runs synchronously at the moment of admission — inside the trainer's announcement, before
+   * the trainer can start its next (blocking) step — so work handed to another thread from it starts at
+   * once instead of after that step.
    */
-  admit(batchIndex: number, maxStaleness: number, signal?: AbortSignal): Promise<Admission> {
+  admit(batchIndex: number, maxStaleness: number, signal?: AbortSignal, onReady?: () => void): Promise<Admission> {
     requiredPolicyVersion(batchIndex, maxStaleness); // validates the arguments now, not on some later wake-up
     return new Promise<Admission>((resolve, reject) => {
       const check = (): boolean => {
         if (signal?.aborted) reject(signal.reason ?? new Error('aborted'));
         else if (this.failure) reject(this.failure.error);
-        else if (this.admits(batchIndex, maxStaleness)) resolve({ status: 'ready', version: this.version });
+        else if (this.admits(batchIndex, maxStaleness)) {
+          onReady?.();
+          resolve({ status: 'ready', version: this.version });
+        }
         else if (this.ended) resolve({ status: 'ended', version: this.version });
         else return false;
         return true;

@@ -61,9 +61,15 @@ export async function workerEngine(model: CausalLM, tokenizer: Tokenizer, option
   return {
     kind: 'worker',
     async sample(requests, groupSize, generateOptions, policy, signal) {
+      // Both messages are posted before anything is awaited: the worker handles them in order, and starts
+      // generating without waiting for this (possibly busy) thread to read the policy's acknowledgement.
       const latest = policy();
-      if (latest && latest.version !== worker.policyVersion) await worker.setPolicy(latest);
-      const { results, policyVersion, busyMs } = await worker.generate(repeatForGroups(requests, groupSize), generateOptions, signal);
+      const shipped = latest && latest.version !== worker.policyVersion ? worker.setPolicy(latest) : undefined;
+      shipped?.catch(() => {}); // awaited below
+      const generated = worker.generate(repeatForGroups(requests, groupSize), generateOptions, signal);
+      generated.catch(() => {}); // awaited below
+      await shipped;
+      const { results, policyVersion, busyMs } = await generated;
       return { results: regroup(results, requests.length, groupSize), policyVersion, seconds: busyMs / 1000 };
     },
     close: () => worker.close(),

@@ -98,19 +98,28 @@ export class RolloutScheduler {
   }
 
   /**
-   * Waits until batch `index` may start under the staleness bound. false: the trainer has finished,
-   * so no more batches are wanted.
+   * Samples batch `index` (counted from 0 in this run): `groupSize` completions per request, once the
+   * staleness bound admits it, with the newest policy at that moment. undefined: the trainer has
+   * finished, so no more batches are wanted.
    */
-  async admit(index: number, signal?: AbortSignal): Promise<boolean> {
-    const started = performance.now();
-    const admission = await this.follower.admit(index, this.maxStaleness, signal);
-    this.waitedMs += performance.now() - started;
-    return admission.status === 'ready';
-  }
-
-  /** Samples `groupSize` completions per request with the newest admitted policy. */
-  async sample(requests: GenerationRequest[], groupSize: number, options: WorkerGenerateOptions, index: number, signal?: AbortSignal): Promise<EngineSample> {
-    const sample = await this.engine.sample(requests, groupSize, options, () => this.latestPolicy(), signal);
+  async sample(
+    index: number,
+    requests: GenerationRequest[],
+    groupSize: number,
+    options: WorkerGenerateOptions,
+    signal?: AbortSignal,
+  ): Promise<EngineSample | undefined> {
+    const waitStarted = performance.now();
+    let sampling: Promise<EngineSample> | undefined;
+    // Started inside the admission itself: a worker gets its weights and the batch before the trainer's
+    // next step blocks this thread (awaiting first would leave the worker idle during that step).
+    const admission = await this.follower.admit(index, this.maxStaleness, signal, () => {
+      sampling = this.engine.sample(requests, groupSize, options, () => this.latestPolicy(), signal);
+      sampling.catch(() => {}); // awaited below; not unhandled while the admission settles
+    });
+    this.waitedMs += performance.now() - waitStarted;
+    if (admission.status === 'ended') return undefined;
+    const sample = await sampling!;
     this.busy.add(sample.seconds * 1000);
     this.lastLag = (this.follower.latest ? this.follower.startVersion : this.initialVersion) + index * (this.follower.latest?.stepsPerBatch ?? 1) - sample.policyVersion;
     return sample;
