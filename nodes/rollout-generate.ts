@@ -158,7 +158,6 @@ export const rolloutGenerate = defineNode({
 
     /** undefined: the trainer has finished, so no more batches are wanted. */
     const generateBatch = async (kept: ReadyPrompt[]): Promise<RolloutBatch | undefined> => {
-      if (!(await scheduler.admit(nextIndex - firstIndex, ctx.signal))) return undefined;
       const options = {
         temperature: c.temperature,
         topK: c.top_k,
@@ -171,7 +170,9 @@ export const rolloutGenerate = defineNode({
         stop: c.stop,
       };
       const requests = kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens }));
-      const { results, policyVersion: version, seconds } = await scheduler.sample(requests, G, options, nextIndex - firstIndex, ctx.signal);
+      const sampled = await scheduler.sample(nextIndex - firstIndex, requests, G, options, ctx.signal);
+      if (!sampled) return undefined;
+      const { results, policyVersion: version, seconds } = sampled;
       const groups: RolloutGroup[] = kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,

@@ -1,8 +1,7 @@
 // The messages between the main thread and a generator worker (worker-main.ts). Every request carries
 // an id and is answered by exactly one reply with that id: a value, or an error with the worker's stack.
-import type { GenerationRequest, GenerationResult } from '../llm/generate.js';
+import type { GenerateOptions, GenerationRequest, GenerationResult } from '../llm/generate.js';
 import type { LoraConfig, LoraSnapshot } from '../llm/lora.js';
-import type { SamplingParams } from '../llm/sampling.js';
 import type { TokenizerSource } from '../llm/tokenizer.js';
 
 /** A policy's trainable weights at one optimiser step, as shipped to the worker. */
@@ -32,13 +31,8 @@ export interface PolicyRequest extends PolicyWeights {
   id: number;
 }
 
-/** generate()'s options that cross the thread boundary (the tokenizer lives in the worker already). */
-export interface WorkerGenerateOptions extends SamplingParams {
-  maxBatch?: number;
-  seed?: number;
-  eosTokenIds?: number[];
-  stop?: string[];
-}
+/** generate()'s options that cross the thread boundary: all but the tokenizer (the worker has its own), the signal and callbacks. */
+export type WorkerGenerateOptions = Omit<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'>;
 
 export interface GenerateRequest {
   type: 'generate';
