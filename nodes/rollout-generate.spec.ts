@@ -155,4 +155,23 @@ describe('rollout.generate', () => {
     await held;
     expect((await pending).batches).toHaveLength(1);
   });
+  it('overlap: samples in a worker thread exactly what the main thread samples, and reports the generator busy', async () => {
+    const config = { num_generations: 2, prompts_per_batch: 2, max_new_tokens: 6, top_k: 50, drop_last: false };
+    const services = { backend: { name: 'wasm', notes: [] } }; // the worker takes the run's backend
+    const inProcess = await rollouts(config, records, undefined, services);
+    const inWorker = await rollouts({ ...config, overlap: true }, records, undefined, services);
+    expect(inWorker.events.some((e) => /sampling in a worker thread \(wasm\)/.test(e.message))).toBe(true);
+    expect(inWorker.batches.map((b) => b.groups.map((g) => g.completions.map((c) => c.ids)))).toEqual(
+      inProcess.batches.map((b) => b.groups.map((g) => g.completions.map((c) => c.ids))),
+    );
+    const logprobs = (r: typeof inProcess) => r.batches.flatMap((b) => b.groups.flatMap((g) => g.completions.flatMap((c) => c.logprobs)));
+    expect(maxDiff(logprobs(inWorker), logprobs(inProcess))).toBeLessThan(1e-5);
+    const last = inWorker.metrics.at(-1)!.values;
+    expect(last['scheduler/generator_busy']).toBeGreaterThan(0);
+    expect(last.busy).toBe(last['scheduler/generator_busy']);
+  });
+
+  it('rejects overlap on the main thread, with a clear message', async () => {
+    await expect(rollouts({ overlap: true, engine: 'main' }, records.slice(0, 1))).rejects.toThrow(/overlap: true needs engine: worker/);
+  });
 });
