@@ -2,7 +2,7 @@
 // to 4 again. With the adapter, optimiser moments, step, LoRA-dropout RNG, the generator's position
 // (prompts consumed, batch seeds) and the token count restored, steps 3 and 4 give the same metrics.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,6 +33,13 @@ function trainSteps(out: string): Map<number, Record<string, number>> {
     if (node === 'train') steps.set(step, values);
   }
   return steps;
+}
+
+function listCheckpoints(dir: string): number[] {
+  return readdirSync(dir)
+    .map((name) => /^checkpoint-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]));
 }
 
 // Wall-clock measurements differ between any two runs.
@@ -70,6 +77,33 @@ describe('train.grpo resume', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(trainSteps(path.join(root, 'again')).size).toBe(0);
   }, 120_000);
+
+  it('Ctrl-C writes a checkpoint of the steps done so far, and the run resumes from it', async () => {
+    const out = path.join(root, 'interrupted');
+    const child = spawn(
+      process.execPath,
+      [path.join(ROOT, 'bin/grpoflow.js'), 'run', GRAPH, '--no-tui', '--backend', 'cpu', '--out', out, '--set', 'max_steps=40', '--set', 'nodes.train.with.save_steps=0'],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let signalled = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!signalled && /^step 2 train /m.test(stdout)) {
+        signalled = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    const steps = listCheckpoints(path.join(out, 'checkpoints'));
+    expect(steps.length).toBe(1);
+    expect(steps[0]).toBeGreaterThanOrEqual(2);
+    expect(steps[0]).toBeLessThan(40);
+    const resumed = await run(['--out', path.join(root, 'after-interrupt'), '--resume', path.join(out, 'checkpoints'), '--set', `max_steps=${steps[0] + 1}`]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect([...trainSteps(path.join(root, 'after-interrupt')).keys()]).toEqual([steps[0] + 1]);
+  }, 60_000);
 
   it('a missing checkpoint folder is a clear error', async () => {
     const { code, stderr } = await run(['--out', path.join(root, 'bad'), '--resume', path.join(root, 'nope')]);
