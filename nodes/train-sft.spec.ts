@@ -51,7 +51,14 @@ describe('SFT examples and batches', () => {
     expect(targets[1].slice(4, 6)).toEqual([66, 260]);
     expect((batch.attentionMask.arraySync() as number[][])[1].slice(0, 7)).toEqual([1, 1, 1, 1, 1, 1, 0]);
     expect(batch.completionTokens).toBe(a.completionIds.length + 2);
+    expect(batch.lossWeight).toBe(batch.completionTokens);
     batch.dispose();
+
+    // prompt_loss_weight: prompt targets (from the second token on) at that weight, padding still 0
+    const weighted = packSftBatch([b], BYTE_CHAT_PAD_ID, 0.25);
+    expect(weighted.lossMask.arraySync()).toEqual([[0.25, 0.25, 0.25, 0.25, 1, 1]]);
+    expect(weighted.lossWeight).toBe(2 + 4 * 0.25);
+    weighted.dispose();
   });
 
   it('names the record and the field when the gold completion is missing, and refuses examples over max_length', () => {

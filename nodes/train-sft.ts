@@ -31,6 +31,7 @@ export const trainSftConfig = z.strictObject({
   max_grad_norm: z.number().positive().default(1.0).describe('Clip the global gradient norm to this.'),
   max_steps: z.number().int().positive().default(400).describe('Optimiser steps (the schedule spans them); fewer if the prompts run out or stop_accuracy is reached.'),
   max_length: z.number().int().positive().default(256).describe('Longest prompt + completion in tokens; a longer example is an error.'),
+  prompt_loss_weight: z.number().min(0).max(1).default(0).describe('Weight of next-token loss on prompt tokens (0: completion tokens only, the usual SFT); >0 helps a from-scratch model learn to attend.'),
   full_training: z.boolean().default(true).describe('Train every base weight (from-scratch models); false trains only the attached LoRA matrices.'),
   eval_every: z.number().int().min(0).default(50).describe('Run the greedy accuracy probe on the held-out input every N steps (0: only at the end).'),
   eval_size: z.number().int().positive().optional().describe('Use at most this many held-out problems in the probe (default all).'),
@@ -134,7 +135,7 @@ async function trainLoop(
       // A batch may already be queued here when an early stop is decided.
       if (stopped || ctx.signal.aborted) return [];
       const examples = records.map((r) => encodeSftExample(r, tokenizer, template, { completionField: c.completion_field, maxLength: c.max_length }));
-      const batch = packSftBatch(examples, padId);
+      const batch = packSftBatch(examples, padId, c.prompt_loss_weight);
       const result = await modelLock(model).run(() => {
         try {
           return trainer.step(batch);

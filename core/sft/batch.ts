@@ -10,15 +10,22 @@ export interface SftBatch {
   attentionMask: tf.Tensor2D;
   /** [B, T−1] the next token at each position. */
   targets: tf.Tensor2D;
-  /** [B, T−1] 1 where the target is a completion token. */
+  /** [B, T−1] loss weight of each target: 1 for completion tokens, `promptLossWeight` for prompt tokens, 0 on padding. */
   lossMask: tf.Tensor2D;
   /** Completion tokens that carry loss. */
   completionTokens: number;
+  /** Sum of lossMask: the loss is the weighted sum over targets divided by this. */
+  lossWeight: number;
   dispose(): void;
 }
 
-export function packSftBatch(examples: readonly SftExample[], padId: number): SftBatch {
+/**
+ * `promptLossWeight` (default 0: completion-only loss) also trains next-token prediction on the prompt,
+ * at that weight; it gives a model trained from scratch many more tokens to learn attention from.
+ */
+export function packSftBatch(examples: readonly SftExample[], padId: number, promptLossWeight = 0): SftBatch {
   if (examples.length === 0) throw new Error('packSftBatch: no examples');
+  if (!(promptLossWeight >= 0)) throw new Error(`packSftBatch: promptLossWeight must be ≥ 0, got ${promptLossWeight}`);
   const rows = examples.map((e) => [...e.promptIds, ...e.completionIds]);
   const width = Math.max(...rows.map((r) => r.length)) - 1;
   const b = rows.length;
@@ -27,6 +34,7 @@ export function packSftBatch(examples: readonly SftExample[], padId: number): Sf
   const targets = new Int32Array(b * width).fill(padId);
   const lossMask = new Float32Array(b * width);
   let completionTokens = 0;
+  let lossWeight = 0;
   examples.forEach((e, i) => {
     const row = rows[i];
     for (let t = 0; t < row.length - 1; t++) {
@@ -37,7 +45,10 @@ export function packSftBatch(examples: readonly SftExample[], padId: number): Sf
       if (t + 1 >= e.promptIds.length) {
         lossMask[i * width + t] = 1;
         completionTokens++;
+      } else {
+        lossMask[i * width + t] = promptLossWeight;
       }
+      lossWeight += lossMask[i * width + t];
     }
   });
   const batch = {
@@ -46,6 +57,7 @@ export function packSftBatch(examples: readonly SftExample[], padId: number): Sf
     targets: tf.tensor2d(targets, [b, width], 'int32'),
     lossMask: tf.tensor2d(lossMask, [b, width]),
     completionTokens,
+    lossWeight,
     dispose() {
       batch.inputs.dispose();
       batch.attentionMask.dispose();

@@ -7,13 +7,13 @@ import type { CausalLM } from '../llm/model.js';
 import { AdamW, clipGradNorm } from '../grpo/optimizer.js';
 import type { SftBatch } from './batch.js';
 
-/** Mean −log p over completion tokens (a scalar tensor). */
+/** Mean −log p over completion tokens (weighted, with prompt tokens when the batch gives them weight); a scalar tensor. */
 export function sftLoss(model: CausalLM, batch: SftBatch): tf.Scalar {
   return tf.tidy(() => {
     const hidden = model.hidden(batch.inputs, batch.attentionMask, undefined, { training: true });
     const { logprobs } = model.tokenLogprobs(hidden, batch.targets);
     const total = tf.sum(tf.mul(logprobs, batch.lossMask));
-    return tf.div(tf.neg(total), Math.max(1, batch.completionTokens)) as tf.Scalar;
+    return tf.div(tf.neg(total), Math.max(1e-9, batch.lossWeight)) as tf.Scalar;
   });
 }
 
