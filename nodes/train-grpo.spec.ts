@@ -88,6 +88,15 @@ describe('train.grpo', () => {
     expect(state).toMatchObject({ step: 2, datasetPosition: { prompts: 2, batches: 2 } });
     expect(state.rngStates.dropout).toHaveLength(4);
     expect(JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8')).steps).toBe(2);
+    expect(run.events.some((e) => e.level === 'warn')).toBe(false);
+    await run.runTeardown();
+  });
+
+  it('warns once when completions are longer than max_completion_length', async () => {
+    const run = start({ max_steps: 2, num_generations: 2, per_device_train_batch_size: 2, max_completion_length: 2, save_steps: 0 }, of(batch(0), batch(1)), path.join(out, 'long'));
+    await run.done;
+    const warnings = run.events.filter((e) => e.level === 'warn').map((e) => e.message);
+    expect(warnings).toEqual(["train.grpo train: rollout batch 0 has a 3-token completion, longer than max_completion_length 2: set it to the generator's max_new_tokens"]);
     await run.runTeardown();
   });
 

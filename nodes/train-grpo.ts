@@ -221,9 +221,24 @@ export const trainGrpo = defineNode({
       ctx.metrics.event('info', `resumed from ${checkpoint.dir} at step ${trainer.step} (${position.prompts} prompts, ${position.batches} batches trained on)`);
     };
 
+    // dr_grpo normalises by max_completion_length; a generator allowed longer completions is a wiring slip.
+    let warnedLength = false;
+    const warnIfLonger = (batch: TrainingBatch) => {
+      if (warnedLength) return;
+      const longest = Math.max(...batch.groups.flatMap((g) => g.completions.map((c) => c.ids.length)));
+      if (longest <= c.max_completion_length) return;
+      warnedLength = true;
+      ctx.metrics.event(
+        'warn',
+        `${where}: rollout batch ${batch.index} has a ${longest}-token completion, longer than max_completion_length ${c.max_completion_length}: ` +
+          `set it to the generator's max_new_tokens`,
+      );
+    };
+
     /** Trains on one generation batch; resolves true once max_steps is reached. */
     const trainBatch = async (batch: TrainingBatch): Promise<boolean> => {
       checkBatch(batch, plan, where);
+      warnIfLonger(batch);
       const staleness = trainer.step - batch.policyVersion;
       const steps = trainer.stepsOnBatch(batch, batch.scaleRewards ? { scaleRewards: batch.scaleRewards } : {});
       let iterations = 0;
