@@ -8,6 +8,7 @@
 // OUT/summary.json under `eval.before`, `eval.after` and `eval.periodic.STEP`.
 import { lastValueFrom, take, toArray, type Subscription } from 'rxjs';
 import { z } from 'zod';
+import { resumeCheckpoint } from '../core/grpo/resume.js';
 import { scoreBatch } from '../core/grpo/rewards/score.js';
 import { sampleGroups } from '../core/llm/generate.js';
 import { modelLock } from '../core/llm/model-lock.js';
@@ -157,12 +158,14 @@ export const evalAccuracy = defineNode({
       await mergeSummary(ctx.outDir, { eval: key });
     };
 
-    // Queued now, before the trainer's first optimiser step can ask for the model.
-    const before = c.before ? evaluate('before', 0) : undefined;
+    // Queued now, before the trainer's first optimiser step can ask for the model. A resumed run's
+    // "before" is the checkpoint's policy.
+    const startStep = resumeCheckpoint(ctx.services)?.step ?? 0;
+    const before = c.before ? evaluate('before', startStep) : undefined;
     before?.catch(() => undefined); // awaited below; a rejection fails the node there
 
     const periodic: Promise<EvalResult>[] = [];
-    let lastVersion = 0;
+    let lastVersion = startStep;
     let policySub: Subscription | undefined;
     const policyEnded = new Promise<void>((resolve, reject) => {
       if (!inputs.policy) return resolve();
@@ -170,7 +173,7 @@ export const evalAccuracy = defineNode({
         next: (policy) => {
           lastVersion = policy.version;
           // Queued from inside the trainer's step, so it runs before the next step changes the weights.
-          if (c.every > 0 && policy.version > 0 && policy.version % c.every === 0 && !results.has(policy.version)) {
+          if (c.every > 0 && policy.version > startStep && policy.version % c.every === 0 && !results.has(policy.version)) {
             const pending = evaluate(`step ${policy.version}`, policy.version);
             pending.catch(() => undefined);
             periodic.push(pending);
