@@ -92,6 +92,16 @@ describe('train.grpo', () => {
     await run.runTeardown();
   });
 
+  it("with policy_weights 'copy', each policy message carries the adapter weights of its version", async () => {
+    const run = start({ max_steps: 1, num_generations: 2, per_device_train_batch_size: 2, learning_rate: 0.01, save_steps: 0, policy_weights: 'copy' }, of(batch(0)), path.join(out, 'copy'));
+    await run.done;
+    const [initial, after] = (await run.policies) as PolicySnapshot[];
+    expect(Object.keys(after.weights)).toHaveLength(2 * 2 * 2); // 2 layers × (q, v) × (A, B)
+    const name = Object.keys(after.weights).find((n) => n.endsWith('q_proj.lora_B.weight'))!;
+    expect(after.weights[name].data).not.toEqual(initial.weights[name].data);
+    await run.runTeardown();
+  });
+
   it('warns once when completions are longer than max_completion_length', async () => {
     const run = start({ max_steps: 2, num_generations: 2, per_device_train_batch_size: 2, max_completion_length: 2, save_steps: 0 }, of(batch(0), batch(1)), path.join(out, 'long'));
     await run.done;
