@@ -5,10 +5,11 @@
 import { concat, defer, EMPTY, from, ignoreElements, Subject } from 'rxjs';
 import { z } from 'zod';
 import { tf } from '../../core/llm/tf.js';
-import { loraSnapshot } from '../../core/llm/lora.js';
+import { loadLoraSnapshot, loraSnapshot, type LoraSnapshot } from '../../core/llm/lora.js';
+import type { CausalLM } from '../../core/llm/model.js';
 import { modelLock } from '../../core/llm/model-lock.js';
 import { defineNode, definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
-import { ports, type PolicySnapshot, type PromptRecord } from '../../core/ports.js';
+import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch } from '../../core/ports.js';
 import { fromIterableWithBackpressure } from '../../core/runtime/operators/from-iterable.js';
 import { mapAsync } from '../../core/runtime/operators/map-async.js';
 
@@ -20,6 +21,8 @@ export interface TrainedBatch {
 }
 export interface SchedulerProbe {
   trained: TrainedBatch[];
+  /** With verify_behaviour: the largest |behaviour log-prob − log-prob under the stamped version's weights|. */
+  behaviourError?: number;
 }
 const probeOf = (services: Record<string, unknown>) => services.probe as SchedulerProbe;
 
@@ -51,6 +54,8 @@ export const fakeTrainer = defineNode({
     step_ms: z.number().min(0).default(0),
     steps_per_batch: z.number().int().min(1).default(1),
     fail_at_batch: z.number().int().optional(),
+    /** Recompute each batch's log-probs with the weights of the version it is stamped with. */
+    verify_behaviour: z.boolean().default(false),
     max_batches: z.number().int().optional(),
     copy_weights: z.boolean().default(false),
   }),
@@ -61,7 +66,11 @@ export const fakeTrainer = defineNode({
     const policy$ = new Subject<PolicySnapshot>();
     let step = 0;
     let batches = 0;
-    const announce = () => policy$.next({ version: step, weights: c.copy_weights ? loraSnapshot(model) : {}, stepsPerBatch: c.steps_per_batch });
+    const versions = new Map<number, LoraSnapshot>();
+    const announce = () => {
+      if (c.verify_behaviour) versions.set(step, copyOf(loraSnapshot(model)));
+      policy$.next({ version: step, weights: c.copy_weights ? loraSnapshot(model) : {}, stepsPerBatch: c.steps_per_batch });
+    };
     const nudge = () =>
       tf.tidy(() => {
         for (const a of model.lora!.adapters.values()) a.B.assign(tf.add(a.B, 0.01));
@@ -72,6 +81,10 @@ export const fakeTrainer = defineNode({
           if (c.max_batches !== undefined && batches >= c.max_batches) return;
           probe.trained.push({ index: batch.index, policyVersion: batch.policyVersion, step });
           if (batch.index === c.fail_at_batch) throw new Error(`trainer exploded on batch ${batch.index}`);
+          if (c.verify_behaviour) {
+            const error = await modelLock(model).run(() => behaviourError(model, batch, versions.get(batch.policyVersion)!));
+            probe.behaviourError = Math.max(probe.behaviourError ?? 0, error);
+          }
           for (let i = 0; i < c.steps_per_batch; i++) {
             await modelLock(model).run(async () => {
               await sleep(c.step_ms);
@@ -97,5 +110,30 @@ export const fakeTrainer = defineNode({
     return { policy: policy$, done };
   },
 });
+
+function copyOf(snapshot: LoraSnapshot): LoraSnapshot {
+  return Object.fromEntries(Object.entries(snapshot).map(([name, t]) => [name, { shape: [...t.shape], data: t.data.slice() }]));
+}
+
+/** Scores each completion with the weights of `version` (restoring the current ones after). */
+function behaviourError(model: CausalLM, batch: RolloutBatch, version: LoraSnapshot): number {
+  const current = copyOf(loraSnapshot(model));
+  let worst = 0;
+  try {
+    tf.tidy(() => loadLoraSnapshot(model, version));
+    for (const group of batch.groups) {
+      for (const completion of group.completions) {
+        const ids = [...group.promptIds, ...completion.ids];
+        const logprobs = tf.tidy(() => tf.logSoftmax(model.forward(tf.tensor2d([ids], [1, ids.length], 'int32'))).arraySync() as number[][][]);
+        completion.ids.forEach((id, j) => {
+          worst = Math.max(worst, Math.abs(logprobs[0][group.promptIds.length - 1 + j][id] - completion.logprobs[j]));
+        });
+      }
+    }
+  } finally {
+    tf.tidy(() => loadLoraSnapshot(model, current));
+  }
+  return worst;
+}
 
 export const schedulerTestPlugin = definePlugin({ name: 'sched', apiVersion: PLUGIN_API_VERSION, nodes: [fakePrompts, fakeTrainer] });

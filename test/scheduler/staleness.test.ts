@@ -88,11 +88,14 @@ const staleness = (probe: SchedulerProbe) => probe.trained.map((b) => b.step - b
 
 describe('rollout schedule', () => {
   it('overlap with a slow trainer: the generator runs ahead by exactly max_staleness steps, never more, however large the buffers', async () => {
-    const { probe, result, metrics } = await run({ rollout: { overlap: true, max_staleness: 1 }, trainer: { step_ms: 250 }, buffer: 3 });
+    const { probe, result, metrics } = await run({ rollout: { overlap: true, max_staleness: 1 }, trainer: { step_ms: 250, verify_behaviour: true }, buffer: 3 });
     expect(result?.status).toBe('completed');
     expect(probe.trained.map((b) => b.index)).toEqual([0, 1, 2, 3, 4, 5]);
     expect(Math.max(...staleness(probe))).toBe(1); // ran ahead (overlap) …
     expect(staleness(probe).every((s) => s >= 0 && s <= 1)).toBe(true); // … within the bound
+    // Each batch was sampled with exactly the weights of the version it is stamped with (the worker got
+    // the shared model's adapter as the trainer announced it).
+    expect(probe.behaviourError).toBeLessThan(1e-4);
     expect(metrics.every((m) => m['scheduler/policy_lag'] <= 1)).toBe(true);
     expect(metrics.at(-1)!['scheduler/generator_busy']).toBeGreaterThan(0);
     expect(metrics.at(-1)!.busy).toBe(metrics.at(-1)!['scheduler/generator_busy']);
@@ -117,10 +120,11 @@ describe('rollout schedule', () => {
 
   it('overlap: false is strictly on-policy: every batch is sampled by the policy that trains on it', async () => {
     for (const engine of ['main', 'worker']) {
-      const { probe, result } = await run({ prompts: 4, rollout: { overlap: false, engine }, trainer: { step_ms: 50 } });
+      const { probe, result } = await run({ prompts: 4, rollout: { overlap: false, engine }, trainer: { step_ms: 50, verify_behaviour: true } });
       expect(result?.status).toBe('completed');
       expect(probe.trained.map((b) => b.policyVersion)).toEqual([0, 1, 2, 3]);
       expect(staleness(probe)).toEqual([0, 0, 0, 0]);
+      expect(probe.behaviourError).toBeLessThan(1e-4);
     }
   });
 
