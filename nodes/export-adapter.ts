@@ -33,7 +33,7 @@ export const exportAdapter = defineNode({
       // Written beside the target, then renamed, so the folder holds one whole adapter or none.
       const staging = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
       await rm(staging, { recursive: true, force: true });
-      savePeftAdapter(model, staging, { baseModelNameOrPath: ctx.config.base_model_name_or_path });
+      await savePeftAdapter(model, staging, { baseModelNameOrPath: ctx.config.base_model_name_or_path });
       await rm(target, { recursive: true, force: true });
       await rename(staging, target);
       ctx.metrics.event('info', `adapter exported to ${target}`, { export: target });

@@ -59,7 +59,7 @@ export const exportMerged = defineNode({
     const tokenizerDir = ctx.config.tokenizer_dir !== undefined ? resolve(ctx.baseDir, ctx.config.tokenizer_dir) : model.dir;
     if (tokenizerDir === undefined) throw new Error(`${where}: the model has no source folder to copy tokenizer files from; set tokenizer_dir`);
     const target = outputPath(ctx.outDir, ctx.config.path);
-    const done = modelLock(model).run(() => {
+    const done = modelLock(model).run(async () => {
       let tokenizerFiles: Record<string, string>;
       try {
         tokenizerFiles = tokenizerFilesFrom(tokenizerDir, template?.source);
@@ -67,8 +67,8 @@ export const exportMerged = defineNode({
         throw new Error(`${where}: ${(error as Error).message}`);
       }
       const save = () => saveModel(model, target, { dtype: ctx.config.dtype, tokenizerFiles });
-      if (model.lora) withLoraMerged(model, save);
-      else save();
+      if (model.lora) await withLoraMerged(model, save);
+      else await save();
       ctx.metrics.event('info', `merged model exported to ${target} (${ctx.config.dtype})`, { export: target });
     });
     return { done };

@@ -12,7 +12,7 @@ import { LOSS_TYPES, type LossType } from '../core/grpo/loss.js';
 import { resumeCheckpoint, resumePosition, type TrainingPosition } from '../core/grpo/resume.js';
 import { learningRateSchedule, SCHEDULE_TYPES, type ScheduleType } from '../core/grpo/schedule.js';
 import { GrpoTrainer } from '../core/grpo/train-step.js';
-import { loadLoraSnapshot, loraSnapshot, savePeftAdapter } from '../core/llm/lora.js';
+import { loadLoraSnapshot, loraSnapshotAsync, savePeftAdapter } from '../core/llm/lora.js';
 import type { CausalLM } from '../core/llm/model.js';
 import { modelLock } from '../core/llm/model-lock.js';
 import { readSafetensors } from '../core/llm/safetensors.js';
@@ -181,8 +181,14 @@ export const trainGrpo = defineNode({
     let lastStepEnd: number | undefined;
 
     // stepsPerBatch lets the generator count its staleness bound in optimiser steps (core/scheduler).
-    const emitPolicy = () =>
-      policy$.next({ version: trainer.step, weights: c.policy_weights === 'copy' ? loraSnapshot(model) : {}, stepsPerBatch: c.num_iterations });
+    // Call with the model lock held. Afterwards one macrotask passes before the caller goes on, so a
+    // generator that copies the weights on this announcement (an asynchronous read) has its copy and has
+    // handed its work on before the next step occupies this thread.
+    const emitPolicy = async () => {
+      const weights = c.policy_weights === 'copy' ? await loraSnapshotAsync(model) : {};
+      policy$.next({ version: trainer.step, weights, stepsPerBatch: c.num_iterations });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    };
     /** Utilisation over the whole run (`busy` is per step), next to the generator's scheduler/generator_busy. */
     const trainerBusy = new BusyMeter();
 
@@ -193,7 +199,7 @@ export const trainGrpo = defineNode({
         outputDir,
         {
           step,
-          optimizer: trainer.optimizer.exportState(),
+          optimizer: await trainer.optimizer.exportState(),
           rngStates: { dropout: model.dropoutRngState() },
           datasetPosition: { ...position },
           extra: { numTokensSeen: trainer.numTokensSeen, maxSteps: c.max_steps, node: ctx.id },
@@ -247,7 +253,7 @@ export const trainGrpo = defineNode({
           const more = await lock.run(async () => {
             if (ctx.signal.aborted) return false;
             const started = performance.now();
-            const next = steps.next();
+            const next = await steps.next();
             if (next.done) return false;
             iterations++;
             const step = trainer.step;
@@ -266,14 +272,14 @@ export const trainGrpo = defineNode({
               ctx.metrics.publish(step, values);
               metrics$.next({ step, node: ctx.id, values });
             }
-            emitPolicy();
+            await emitPolicy();
             if (c.save_steps > 0 && step % c.save_steps === 0) await writeCheckpoint();
             return iterations < c.num_iterations;
           });
           if (!more) break;
         }
       } finally {
-        steps.return();
+        await steps.return();
       }
       return trainer.step >= c.max_steps;
     };
@@ -302,9 +308,11 @@ export const trainGrpo = defineNode({
       trainer.dispose();
     });
 
-    const training$ = defer(() => from(lock.run(restore))).pipe(
+    const training$ = defer(() => from(lock.run(async () => {
+      restore();
+      await emitPolicy();
+    }))).pipe(
       concatMap(() => {
-        emitPolicy();
         if (trainer.step >= c.max_steps) return EMPTY;
         return inputs.batches.pipe(
           mapAsync((batch) => from(trainBatch(batch))),

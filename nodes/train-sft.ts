@@ -136,9 +136,9 @@ async function trainLoop(
       if (stopped || ctx.signal.aborted) return [];
       const examples = records.map((r) => encodeSftExample(r, tokenizer, template, { completionField: c.completion_field, maxLength: c.max_length }));
       const batch = packSftBatch(examples, padId, c.prompt_loss_weight);
-      const result = await modelLock(model).run(() => {
+      const result = await modelLock(model).run(async () => {
         try {
-          return trainer.step(batch);
+          return await trainer.step(batch);
         } finally {
           batch.dispose();
         }

@@ -3,6 +3,7 @@
 //   m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
 //   p ← p − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)      (eps outside the sqrt)
 // plus global-norm clipping as torch.nn.utils.clip_grad_norm_.
+import { readFloat32 } from '../llm/read-back.js';
 import { tf } from '../llm/tf.js';
 
 export interface AdamWConfig {
@@ -82,14 +83,13 @@ export class AdamW {
     });
   }
 
-  exportState(): AdamWState {
-    return {
-      step: this.stepCount,
-      m: this.m.map((t) => Float32Array.from(t.dataSync() as Float32Array)),
-      v: this.v.map((t) => Float32Array.from(t.dataSync() as Float32Array)),
-      names: this.variables.map((p) => p.name),
-      shapes: this.variables.map((p) => p.shape.slice()),
-    };
+  /** The moments as of this call (read asynchronously; a step taken meanwhile does not leak in). */
+  async exportState(): Promise<AdamWState> {
+    const step = this.stepCount;
+    const names = this.variables.map((p) => p.name);
+    const shapes = this.variables.map((p) => p.shape.slice());
+    const moments = await readFloat32([...this.m, ...this.v], 'AdamW.exportState');
+    return { step, m: moments.slice(0, this.m.length), v: moments.slice(this.m.length), names, shapes };
   }
 
   importState(state: AdamWState): void {
@@ -118,14 +118,17 @@ export class AdamW {
 }
 
 /**
- * Global L2 norm of all gradients; when above `maxNorm`, scales them by maxNorm / (norm + 1e-6)
- * (torch.nn.utils.clip_grad_norm_). Returns the pre-clip norm and the (new) gradients; the caller owns
- * both input and output tensors (inputs are returned unchanged when no clipping happens).
+ * Global L2 norm of all gradients, and the gradients scaled by min(1, maxNorm / (norm + 1e-6))
+ * (torch.nn.utils.clip_grad_norm_), all on the device: nothing is read back, so the norm can join a
+ * step's other metrics in its single read-back. A non-finite norm leaves the gradients unscaled.
+ * `maxNorm` undefined or ≤ 0 disables clipping (the input tensors are returned). The caller owns the
+ * returned norm and, when they differ from the input, the returned gradients.
  */
-export function clipGradNorm(grads: tf.Tensor[], maxNorm: number | undefined): { norm: number; grads: tf.Tensor[] } {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
-  if (maxNorm === undefined || maxNorm <= 0 || !Number.isFinite(norm)) return { norm, grads };
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef >= 1) return { norm, grads };
-  return { norm, grads: grads.map((g) => tf.mul(g, coef)) };
+export function clipGradNorm(grads: tf.Tensor[], maxNorm: number | undefined): { norm: tf.Scalar; grads: tf.Tensor[] } {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(grads.length ? tf.addN(grads.map((g) => tf.sum(tf.square(g)))) : tf.scalar(0)) as tf.Scalar;
+    if (maxNorm === undefined || maxNorm <= 0) return { norm, grads };
+    const coef = tf.where(tf.isFinite(norm), tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))), tf.scalar(1));
+    return { norm, grads: grads.map((g) => tf.mul(g, coef)) };
+  });
 }

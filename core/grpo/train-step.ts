@@ -4,6 +4,7 @@ import { tf } from '../llm/tf.js';
 import type { TrainingBatch } from '../ports.js';
 import { groupAdvantages, mean, rewardFunctionMetrics, type ScaleRewards } from './advantages.js';
 import { grpoLoss, resolveLossConfig, type GrpoLossConfig } from './loss.js';
+import { readFloat32 } from '../llm/read-back.js';
 import { AdamW, clipGradNorm, type AdamWState } from './optimizer.js';
 import { flattenBatch, packRows, padRows, type PackedRows, type TrainingRow } from './pack.js';
 
@@ -88,32 +89,47 @@ function packOptions(config: TrainStepConfig) {
   return { padTokenId: config.padTokenId ?? 0, maskTruncatedCompletions: config.maskTruncatedCompletions ?? false };
 }
 
-/** Log-probs of every completion under the current policy, without gradients (old log-probs for num_iterations > 1). */
-export function computeRowLogprobs(model: PolicyModel, batch: TrainingBatch, config: TrainStepConfig): RowLogprobs {
+/**
+ * Log-probs of every completion under the current policy, without gradients (old log-probs for
+ * num_iterations > 1). The micro-batches are all computed first and read back together, once; every
+ * device operation is queued before the first await, so a caller may wrap the call in
+ * `withAdaptersDisabled` (which restores the adapters when the synchronous part returns).
+ */
+export async function computeRowLogprobs(model: PolicyModel, batch: TrainingBatch, config: TrainStepConfig): Promise<RowLogprobs> {
   const rows = flattenBatch(batch);
-  const out: RowLogprobs = [];
-  for (const part of splitRows(rows, config.microBatchSize ?? rows.length)) {
-    const packed = packRows(part, packOptions(config));
-    try {
-      const logprobs = tf.tidy(() => completionLogprobs(model, packed, config, false, false).logprobs);
-      const values = logprobs.arraySync() as number[][];
-      logprobs.dispose();
-      part.forEach((row, i) => out.push(Float32Array.from(values[i].slice(0, row.completionIds.length))));
-    } finally {
-      packed.dispose();
+  const parts = splitRows(rows, config.microBatchSize ?? rows.length);
+  const perPart: tf.Tensor2D[] = [];
+  try {
+    for (const part of parts) {
+      const packed = packRows(part, packOptions(config));
+      try {
+        perPart.push(tf.tidy(() => completionLogprobs(model, packed, config, false, false).logprobs));
+      } finally {
+        packed.dispose();
+      }
     }
+    const values = await readFloat32(perPart, 'computeRowLogprobs');
+    return parts.flatMap((part, p) => {
+      const width = perPart[p].shape[1];
+      return part.map((row, i) => values[p].slice(i * width, i * width + row.completionIds.length));
+    });
+  } finally {
+    tf.dispose(perPart);
   }
-  return out;
 }
 
-/** Runs one optimiser step on `batch` and returns its metrics. */
-export function grpoTrainStep(
+/**
+ * Runs one optimiser step on `batch` and returns its metrics. The whole step is queued on the device
+ * before its one read-back (loss, loss metrics and grad norm together), so it never blocks on a
+ * synchronous read (which WebGPU in Node does not have).
+ */
+export async function grpoTrainStep(
   model: PolicyModel,
   batch: TrainingBatch,
   optimizer: AdamW,
   config: TrainStepConfig,
   options: TrainStepOptions = {},
-): TrainStepResult {
+): Promise<TrainStepResult> {
   const started = performance.now();
   const lossConfig = resolveLossConfig({ ...config, gradientAccumulationSteps: 1 });
   const rows = flattenBatch(batch);
@@ -144,6 +160,7 @@ export function grpoTrainStep(
 
   const accumulated: (tf.Tensor | undefined)[] = variables.map(() => undefined);
   const lossValues: tf.Scalar[] = [];
+  let gradNorm: tf.Scalar | undefined;
   const metricTensors: Record<string, tf.Scalar[]> = {};
   const keepMetric = (name: string, value: tf.Scalar) => (metricTensors[name] ??= []).push(tf.keep(value));
 
@@ -190,6 +207,7 @@ export function grpoTrainStep(
 
     const present = accumulated.filter((g): g is tf.Tensor => g !== undefined);
     const { norm, grads: clipped } = clipGradNorm(present, config.maxGradNorm ?? 1.0);
+    gradNorm = norm;
     const learningRate = typeof config.learningRate === 'function' ? config.learningRate(optimizer.stepCount) : config.learningRate;
     let next = 0;
     optimizer.step(accumulated.map((g) => (g === undefined ? undefined : clipped[next++])), learningRate);
@@ -197,9 +215,10 @@ export function grpoTrainStep(
 
     // One read-back for every scalar.
     const names = Object.keys(metricTensors);
-    const scalars = tf.tidy(() => tf.stack([tf.addN(lossValues), ...names.map((n) => tf.mean(tf.stack(metricTensors[n])))]).dataSync());
+    const stacked = tf.tidy(() => tf.stack([tf.addN(lossValues), norm, ...names.map((n) => tf.mean(tf.stack(metricTensors[n])))]));
+    const [scalars] = await readFloat32([stacked], 'grpoTrainStep metrics').finally(() => stacked.dispose());
     const metrics: Record<string, number> = { loss: scalars[0] };
-    names.forEach((name, i) => (metrics[name] = scalars[i + 1]));
+    names.forEach((name, i) => (metrics[name] = scalars[i + 2]));
 
     const lengths = rows.map((r) => r.completionIds.length);
     const terminated = rows.filter((r) => r.finishReason !== 'length').map((r) => r.completionIds.length);
@@ -215,7 +234,7 @@ export function grpoTrainStep(
       'completions/max_terminated_length': terminated.length ? Math.max(...terminated) : 0,
       num_tokens: rows.reduce((sum, r) => sum + r.promptIds.length + r.completionIds.length, 0),
       learning_rate: learningRate,
-      grad_norm: norm,
+      grad_norm: scalars[1],
     });
     if (lossConfig.beta === 0) delete metrics.kl; // TRL logs kl only when a reference is in use
     metrics.step_time = (performance.now() - started) / 1000;
@@ -224,6 +243,7 @@ export function grpoTrainStep(
     tf.dispose(accumulated.filter((g): g is tf.Tensor => g !== undefined));
     tf.dispose(lossValues);
     tf.dispose(Object.values(metricTensors).flat());
+    gradNorm?.dispose();
   }
 }
 
@@ -253,9 +273,11 @@ export class GrpoTrainer {
     return this.optimizer.stepCount;
   }
 
-  /** Trains on one generation batch: numIterations optimiser steps; returns each step's metrics. */
-  trainOnBatch(batch: TrainingBatch): Record<string, number>[] {
-    return [...this.stepsOnBatch(batch)];
+  /** Trains on one generation batch: numIterations optimiser steps; resolves to each step's metrics. */
+  async trainOnBatch(batch: TrainingBatch): Promise<Record<string, number>[]> {
+    const metrics: Record<string, number>[] = [];
+    for await (const step of this.stepsOnBatch(batch)) metrics.push(step);
+    return metrics;
   }
 
   /**
@@ -263,13 +285,13 @@ export class GrpoTrainer {
    * each under a lock, publish between steps, or stop early); yields each step's metrics. `overrides`
    * adjust the step config for this batch (e.g. its reward scaling, for the metrics).
    */
-  *stepsOnBatch(batch: TrainingBatch, overrides: Partial<TrainStepConfig> = {}): Generator<Record<string, number>, void, void> {
+  async *stepsOnBatch(batch: TrainingBatch, overrides: Partial<TrainStepConfig> = {}): AsyncGenerator<Record<string, number>, void, void> {
     const config = { ...this.config, ...overrides };
     const iterations = config.numIterations ?? 1;
     if (!(Number.isInteger(iterations) && iterations >= 1)) throw new Error(`numIterations must be a positive integer (got ${iterations})`);
-    const oldLogprobs = iterations > 1 ? computeRowLogprobs(this.model, batch, config) : undefined;
+    const oldLogprobs = iterations > 1 ? await computeRowLogprobs(this.model, batch, config) : undefined;
     for (let i = 0; i < iterations; i++) {
-      const { metrics } = grpoTrainStep(this.model, batch, this.optimizer, config, { oldLogprobs });
+      const { metrics } = await grpoTrainStep(this.model, batch, this.optimizer, config, { oldLogprobs });
       // Counted once per generation batch, however many times it is reused (TRL counts at generation).
       if (i === 0) this.numTokensSeen += metrics.num_tokens;
       yield { ...metrics, num_tokens: this.numTokensSeen };
@@ -277,8 +299,9 @@ export class GrpoTrainer {
   }
 
   /** What a checkpoint must hold to resume this trainer (the adapter weights are saved separately). */
-  exportState(): GrpoTrainerState {
-    return { optimizer: this.optimizer.exportState(), numTokensSeen: this.numTokensSeen };
+  async exportState(): Promise<GrpoTrainerState> {
+    const numTokensSeen = this.numTokensSeen;
+    return { optimizer: await this.optimizer.exportState(), numTokensSeen };
   }
 
   importState(state: GrpoTrainerState): void {

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from './tf.js';
+import { readFloat32 } from './read-back.js';
 import { Rng } from '../rng.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { PROJECTIONS, projectionPath, type CausalLM, type Linear, type ProjectionName } from './model.js';
@@ -132,10 +133,12 @@ function foldInto(model: CausalLM, lora: LoraState, sign: 1 | -1): void {
  * Runs `fn` while the model computes with scale·B·A folded into copies of the base weights (for export),
  * then puts the original tensors back. Unlike merge-then-unmerge this leaves the base weights bit-exact,
  * so a model still in use is not disturbed; it holds a second copy of the adapted projections meanwhile.
+ * `fn` may be asynchronous (an export reads the weights back asynchronously): the originals come back
+ * once it has settled, so hold the model's lock around the whole call.
  */
-export function withLoraMerged<T>(model: CausalLM, fn: () => T): T {
+export async function withLoraMerged<T>(model: CausalLM, fn: () => T | Promise<T>): Promise<T> {
   const lora = requireLora(model, 'withLoraMerged');
-  if (lora.merged) return fn();
+  if (lora.merged) return await fn();
   const originals: { linear: Linear; weightT: tf.Tensor2D }[] = [];
   try {
     for (const layer of model.weights.layers) {
@@ -148,7 +151,7 @@ export function withLoraMerged<T>(model: CausalLM, fn: () => T): T {
       }
     }
     lora.merged = true;
-    return fn();
+    return await fn();
   } finally {
     for (const { linear, weightT } of originals) {
       linear.weightT.dispose();
@@ -158,7 +161,10 @@ export function withLoraMerged<T>(model: CausalLM, fn: () => T): T {
   }
 }
 
-/** The adapter weights by PEFT tensor name (to ship to a generator worker, or checkpoint). */
+/**
+ * The adapter weights by PEFT tensor name, read synchronously: only for backends that can (cpu, wasm)
+ * and tests. The training, checkpoint and export paths use loraSnapshotAsync (WebGPU has no sync read).
+ */
 export function loraSnapshot(model: CausalLM): LoraSnapshot {
   const lora = requireLora(model, 'loraSnapshot');
   const out: LoraSnapshot = {};
@@ -169,15 +175,20 @@ export function loraSnapshot(model: CausalLM): LoraSnapshot {
   return out;
 }
 
-/** loraSnapshot with asynchronous read-back (backends such as WebGPU have no synchronous one in Node). */
+/**
+ * The adapter weights by PEFT tensor name (to ship to a generator worker, or checkpoint), read back
+ * asynchronously (WebGPU in Node has no synchronous read). The values are those at the call: the reads
+ * are issued before anything is awaited, so a step that updates the adapter meanwhile does not leak in.
+ */
 export async function loraSnapshotAsync(model: CausalLM): Promise<LoraSnapshot> {
   const lora = requireLora(model, 'loraSnapshotAsync');
-  const out: LoraSnapshot = {};
-  for (const [path, a] of lora.adapters) {
-    out[`${PEFT_PREFIX}${path}.lora_A.weight`] = { shape: a.A.shape, data: (await a.A.data()) as Float32Array };
-    out[`${PEFT_PREFIX}${path}.lora_B.weight`] = { shape: a.B.shape, data: (await a.B.data()) as Float32Array };
-  }
-  return out;
+  const entries = [...lora.adapters].flatMap(([path, a]) => [
+    { name: `${PEFT_PREFIX}${path}.lora_A.weight`, tensor: a.A },
+    { name: `${PEFT_PREFIX}${path}.lora_B.weight`, tensor: a.B },
+  ]);
+  const shapes = entries.map((e) => e.tensor.shape.slice());
+  const values = await readFloat32(entries.map((e) => e.tensor), 'loraSnapshotAsync');
+  return Object.fromEntries(entries.map((e, i) => [e.name, { shape: shapes[i], data: values[i] }]));
 }
 
 /** Assign adapter weights from a snapshot (every adapter must be present with its shape). */
@@ -239,8 +250,9 @@ function parseTargetModules(value: unknown, where: string): string[] {
 }
 
 /** Save the adapter in PEFT's format: adapter_config.json + adapter_model.safetensors (float32). */
-export function savePeftAdapter(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): void {
+export async function savePeftAdapter(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): Promise<void> {
   const lora = requireLora(model, 'savePeftAdapter');
+  const weights = await loraSnapshotAsync(model);
   mkdirSync(dir, { recursive: true });
   const c = lora.config;
   const config = {
@@ -264,7 +276,7 @@ export function savePeftAdapter(model: CausalLM, dir: string, options: { baseMod
     use_dora: false,
     revision: null,
   };
-  writeSafetensors(join(dir, 'adapter_model.safetensors'), loraSnapshot(model));
+  writeSafetensors(join(dir, 'adapter_model.safetensors'), weights);
   const configPath = join(dir, 'adapter_config.json');
   writeFileSync(`${configPath}.tmp-${process.pid}`, JSON.stringify(config, null, 2));
   renameSync(`${configPath}.tmp-${process.pid}`, configPath);

@@ -5,6 +5,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { tf } from './tf.js';
+import { readFloat32 } from './read-back.js';
 import { ARCHITECTURES } from './architectures.js';
 import { PROJECTIONS, type CausalLM } from './model.js';
 import type { ModelConfig } from './config.js';
@@ -25,16 +26,17 @@ export interface SaveModelOptions {
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'] as const;
 
 /** Write `model` to `dir` in the Hugging Face layout, replacing any folder already there. */
-export function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions): void {
+export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions): Promise<void> {
   if (model.lora && !model.lora.merged) {
     throw new Error('saveModel: the model has an unmerged LoRA adapter; merge it (mergeLora) or detach it first, or save the adapter with savePeftAdapter');
   }
   if (opts.tokenizerDir && opts.tokenizerFiles) throw new Error('saveModel: pass tokenizerDir or tokenizerFiles, not both');
   const target = resolve(dir);
+  const tensors = await modelTensors(model);
   mkdirSync(dirname(target), { recursive: true });
   const staging = mkdtempSync(join(dirname(target), `.${basename(target)}.tmp-`));
   try {
-    writeSafetensors(join(staging, 'model.safetensors'), modelTensors(model), { dtype: opts.dtype });
+    writeSafetensors(join(staging, 'model.safetensors'), tensors, { dtype: opts.dtype });
     writeJson(join(staging, 'config.json'), huggingFaceConfig(model.config, opts.dtype));
     writeJson(join(staging, 'generation_config.json'), generationConfig(model.config, opts.generationConfig));
     if (opts.tokenizerDir) {
@@ -58,14 +60,14 @@ export function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions):
   }
 }
 
-/** The model's weights by Hugging Face tensor name, as host float32 ([out, in] for projections). */
-export function modelTensors(model: CausalLM): Record<string, HostTensor> {
+/**
+ * The model's weights by Hugging Face tensor name, as host float32 ([out, in] for projections), read
+ * back asynchronously one tensor at a time (at most one transposed copy on the device at once).
+ */
+export async function modelTensors(model: CausalLM): Promise<Record<string, HostTensor>> {
   const w = model.weights;
-  const out: Record<string, HostTensor> = {};
-  const put = (name: string, t: tf.Tensor, transpose = false) => {
-    const data = transpose ? tf.tidy(() => tf.transpose(t)).dataSync() : t.dataSync();
-    out[name] = { shape: transpose ? [t.shape[1] as number, t.shape[0] as number] : t.shape.slice(), data: Float32Array.from(data as Float32Array) };
-  };
+  const pending: { name: string; tensor: tf.Tensor; transpose: boolean }[] = [];
+  const put = (name: string, tensor: tf.Tensor, transpose = false) => pending.push({ name, tensor, transpose });
   put('model.embed_tokens.weight', w.embedTokens);
   if (!model.config.tieWordEmbeddings) put('lm_head.weight', w.lmHead);
   put('model.norm.weight', w.finalNorm);
@@ -80,6 +82,16 @@ export function modelTensors(model: CausalLM): Record<string, HostTensor> {
       if (linear.bias) put(`${linear.path}.bias`, linear.bias);
     }
   });
+  const out: Record<string, HostTensor> = {};
+  for (const { name, tensor, transpose } of pending) {
+    const source = transpose ? tf.transpose(tensor) : tensor;
+    try {
+      const [data] = await readFloat32([source], `saveModel ${name}`);
+      out[name] = { shape: source.shape.slice(), data };
+    } finally {
+      if (source !== tensor) source.dispose();
+    }
+  }
   return out;
 }
 

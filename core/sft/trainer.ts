@@ -5,6 +5,7 @@
 import { tf } from '../llm/tf.js';
 import type { CausalLM } from '../llm/model.js';
 import { AdamW, clipGradNorm } from '../grpo/optimizer.js';
+import { readFloat32 } from '../llm/read-back.js';
 import type { SftBatch } from './batch.js';
 
 /** Mean −log p over completion tokens (weighted, with prompt tokens when the batch gives them weight); a scalar tensor. */
@@ -50,23 +51,27 @@ export class SftTrainer {
     return this.optimizer.stepCount;
   }
 
-  step(batch: SftBatch): SftStepResult {
+  /**
+   * One optimiser step. Loss and grad norm come back in one asynchronous read, before the update is
+   * applied, so a non-finite loss leaves the weights untouched.
+   */
+  async step(batch: SftBatch): Promise<SftStepResult> {
     const { value, grads } = tf.variableGrads(() => sftLoss(this.model, batch), this.variables);
-    const loss = value.dataSync()[0];
-    value.dispose();
-    if (!Number.isFinite(loss)) {
-      Object.values(grads).forEach((g) => g.dispose());
-      throw new Error(`SFT step ${this.stepCount + 1}: loss is ${loss}; lower the learning rate`);
-    }
     const list = this.variables.map((v) => grads[v.name]);
     const present = list.filter((g): g is tf.Tensor => g !== undefined);
     const { norm, grads: clipped } = clipGradNorm(present, this.config.maxGradNorm);
-    const learningRate = this.config.learningRate(this.optimizer.stepCount);
-    let next = 0;
-    this.optimizer.step(list.map((g) => (g === undefined ? undefined : clipped[next++])), learningRate);
-    if (clipped !== present) clipped.forEach((g) => g.dispose());
-    present.forEach((g) => g.dispose());
-    return { step: this.optimizer.stepCount, loss, gradNorm: norm, learningRate, completionTokens: batch.completionTokens };
+    const scalars = tf.stack([value, norm]);
+    try {
+      const [[loss, gradNorm]] = await readFloat32([scalars], 'SFT step');
+      if (!Number.isFinite(loss)) throw new Error(`SFT step ${this.stepCount + 1}: loss is ${loss}; lower the learning rate`);
+      const learningRate = this.config.learningRate(this.optimizer.stepCount);
+      let next = 0;
+      this.optimizer.step(list.map((g) => (g === undefined ? undefined : clipped[next++])), learningRate);
+      return { step: this.optimizer.stepCount, loss, gradNorm, learningRate, completionTokens: batch.completionTokens };
+    } finally {
+      if (clipped !== present) tf.dispose(clipped);
+      tf.dispose([value, norm, scalars, ...present]);
+    }
   }
 
   dispose(): void {

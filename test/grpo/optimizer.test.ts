@@ -47,7 +47,7 @@ describe('AdamW (torch.optim.AdamW semantics)', () => {
     p.dispose();
   });
 
-  it('state round-trips through Float32Arrays and continues identically', () => {
+  it('state round-trips through Float32Arrays and continues identically', async () => {
     const make = () => tf.variable(tf.tensor2d([[0.3, -0.1], [0.2, 0.4]]), true, `w${Math.random()}`);
     const a = make();
     const b = make();
@@ -57,7 +57,7 @@ describe('AdamW (torch.optim.AdamW semantics)', () => {
     const g2 = tf.tensor2d([[-0.2, 0.1], [0.4, -0.05]]);
     optA.step([g1], 0.01);
     b.assign(a);
-    const state = optA.exportState();
+    const state = await optA.exportState();
     expect(state.step).toBe(1);
     expect(state.m[0]).toBeInstanceOf(Float32Array);
     optB.importState(state);
@@ -83,15 +83,26 @@ describe('AdamW (torch.optim.AdamW semantics)', () => {
 });
 
 describe('clipGradNorm', () => {
-  it('returns the pre-clip global norm and scales by max/(norm + 1e-6) only above the max', () => {
+  it('returns the pre-clip global norm and scales by max/(norm + 1e-6) only above the max', async () => {
     const grads = [tf.tensor1d([3]), tf.tensor1d([0, 4])];
     const { norm, grads: clipped } = clipGradNorm(grads, 1);
-    expect(norm).toBeCloseTo(5, 6);
-    expect(clipped[0].dataSync()[0]).toBeCloseTo(3 / (5 + 1e-6), 6);
-    expect(clipped[1].dataSync()[1]).toBeCloseTo(4 / (5 + 1e-6), 6);
+    expect((await norm.data())[0]).toBeCloseTo(5, 6);
+    expect((await clipped[0].data())[0]).toBeCloseTo(3 / (5 + 1e-6), 6);
+    expect((await clipped[1].data())[1]).toBeCloseTo(4 / (5 + 1e-6), 6);
+    // Below the max the coefficient is exactly 1 (computed on the device, so the gradients are new tensors).
     const loose = clipGradNorm(grads, 10);
-    expect(loose.grads).toBe(grads);
-    tf.dispose([...grads, ...clipped]);
+    expect(await Promise.all(loose.grads.map((g) => g.array()))).toEqual([[3], [0, 4]]);
+    // Disabled: the inputs come back as they are.
+    const off = clipGradNorm(grads, 0);
+    expect(off.grads).toBe(grads);
+    tf.dispose([...grads, ...clipped, ...loose.grads, norm, loose.norm, off.norm]);
+  });
+  it('leaves gradients unscaled when the norm is not finite (as before clipping moved to the device)', async () => {
+    const grads = [tf.tensor1d([Infinity, 1])];
+    const { norm, grads: clipped } = clipGradNorm(grads, 1);
+    expect((await norm.data())[0]).toBe(Infinity);
+    expect(await clipped[0].array()).toEqual([Infinity, 1]);
+    tf.dispose([...grads, ...clipped, norm]);
   });
 });
 
@@ -122,12 +133,12 @@ describe('learning-rate schedules (HF get_*_schedule_with_warmup)', () => {
 });
 
 describe('AdamW tensor bookkeeping', () => {
-  it('creating, importing into and disposing an optimiser leaves no tensors behind', () => {
+  it('creating, importing into and disposing an optimiser leaves no tensors behind', async () => {
     const p = tf.variable(tf.zeros([2, 3]), true, 'bookkeeping');
     const before = tf.memory().numTensors;
     const opt = new AdamW([p]);
     expect(tf.memory().numTensors).toBe(before + 2); // m and v
-    opt.importState(opt.exportState());
+    opt.importState(await opt.exportState());
     expect(tf.memory().numTensors).toBe(before + 2);
     opt.dispose();
     expect(tf.memory().numTensors).toBe(before);

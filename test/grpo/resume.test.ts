@@ -75,7 +75,7 @@ async function run(steps: number, from?: string): Promise<{ metrics: Record<stri
   while (trainer.step < steps) {
     const batch = await nextBatch(model, rng, position);
     position += 2;
-    metrics.push(...trainer.trainOnBatch(batch));
+    metrics.push(...(await trainer.trainOnBatch(batch)));
   }
   return { metrics, model, trainer, rng, position };
 }
@@ -89,7 +89,7 @@ describe('resume from a checkpoint', () => {
       root,
       {
         step: first.trainer.step,
-        optimizer: first.trainer.optimizer.exportState(),
+        optimizer: await first.trainer.optimizer.exportState(),
         rngStates: { sampler: first.rng.state() },
         datasetPosition: first.position,
         extra: { numTokensSeen: first.trainer.numTokensSeen },

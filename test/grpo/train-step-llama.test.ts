@@ -62,12 +62,12 @@ function referenceBatch(promptTail?: number): TrainingBatch {
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i])));
 
 describe('GRPO train step on llama-tiny', () => {
-  it('completion log-probs of a left-padded mixed batch match the transformers/peft reference (1e-4)', () => {
+  it('completion log-probs of a left-padded mixed batch match the transformers/peft reference (1e-4)', async () => {
     loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
     const batch = referenceBatch();
     const config: TrainStepConfig = { learningRate: 0 };
-    const withAdapter = computeRowLogprobs(model, batch, config);
-    const base = model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, config));
+    const withAdapter = await computeRowLogprobs(model, batch, config);
+    const base = await model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, config));
     batch.groups.forEach((group, g) => {
       // Row 2g holds the adapter's greedy tokens (reference: `adapter`), row 2g+1 the base model's (`chats`).
       expect(maxDiff(withAdapter[2 * g], group.completions[0].logprobs)).toBeLessThan(1e-4);
@@ -75,22 +75,22 @@ describe('GRPO train step on llama-tiny', () => {
     });
   });
 
-  it('the gradient of the GRPO loss w.r.t. LoRA parameters matches central finite differences', () => {
+  it('the gradient of the GRPO loss w.r.t. LoRA parameters matches central finite differences', async () => {
     loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
     const batch = referenceBatch(8);
     const variables = model.trainableVariables();
     // Fixed old log-probs (shifted so some ratios clip) make the loss a function of the parameters.
-    const old = computeRowLogprobs(model, batch, { learningRate: 0 }).map((row) => row.map((v, t) => v + (t % 3 === 0 ? 0.3 : -0.05)));
+    const old = (await computeRowLogprobs(model, batch, { learningRate: 0 })).map((row) => row.map((v, t) => v + (t % 3 === 0 ? 0.3 : -0.05)));
     const config: TrainStepConfig = { learningRate: 0, beta: 0.05, maxGradNorm: 0, epsilon: 0.2 };
-    const lossAndGrads = () => {
+    const lossAndGrads = async () => {
       const optimizer = new AdamW(variables);
-      const { metrics } = grpoTrainStep(model, batch, optimizer, config, { oldLogprobs: old });
+      const { metrics } = await grpoTrainStep(model, batch, optimizer, config, { oldLogprobs: old });
       // With lr 0 nothing moves, and after one step m = (1 − β1)·g holds the gradient.
-      const grads = optimizer.exportState().m.map((m) => m.map((v) => v / 0.1));
+      const grads = (await optimizer.exportState()).m.map((m) => m.map((v) => v / 0.1));
       optimizer.dispose();
       return { loss: metrics.loss, grads, clipped: metrics['clip_ratio/region_mean'] };
     };
-    const { grads, clipped } = lossAndGrads();
+    const { grads, clipped } = await lossAndGrads();
     expect(clipped).toBeGreaterThan(0);
     // Check the largest-gradient element of the first A matrix and of the last B matrix.
     const checks: [number, number][] = [];
@@ -103,13 +103,13 @@ describe('GRPO train step on llama-tiny', () => {
     for (const [v, i] of checks) {
       const variable = variables[v];
       const original = variable.dataSync().slice() as Float32Array;
-      const at = (delta: number) => {
+      const at = async (delta: number) => {
         const data = original.slice();
         data[i] += delta;
         variable.assign(tf.tensor(data, variable.shape));
-        return lossAndGrads().loss;
+        return (await lossAndGrads()).loss;
       };
-      const numeric = (at(h) - at(-h)) / (2 * h);
+      const numeric = ((await at(h)) - (await at(-h))) / (2 * h);
       variable.assign(tf.tensor(original, variable.shape));
       const analytic = grads[v][i];
       expect(Math.abs(analytic)).toBeGreaterThan(1e-3);
@@ -117,15 +117,15 @@ describe('GRPO train step on llama-tiny', () => {
     }
   });
 
-  it('one step with a fresh LoRA (attachLora) changes only LoRA B (A has zero gradient while B = 0), never the base; no leaks', () => {
+  it('one step with a fresh LoRA (attachLora) changes only LoRA B (A has zero gradient while B = 0), never the base; no leaks', async () => {
     attachLora(model, { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'v_proj', 'down_proj'], useRslora: false, seed: 3 });
     const batch = referenceBatch(8);
     const variables = model.trainableVariables();
     const before = variables.map((v) => v.dataSync().slice());
-    const baseBefore = model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, { learningRate: 0 }));
+    const baseBefore = await model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, { learningRate: 0 }));
     const optimizer = new AdamW(variables);
     const config: TrainStepConfig = { learningRate: 1e-2, beta: 0.04, microBatchSize: 3 };
-    const { metrics } = grpoTrainStep(model, batch, optimizer, config);
+    const { metrics } = await grpoTrainStep(model, batch, optimizer, config);
     for (const name of ['loss', 'kl', 'entropy', 'grad_norm', 'num_tokens']) expect(Number.isFinite(metrics[name]), name).toBe(true);
     expect(metrics.kl).toBe(0); // B = 0: the adapted policy is the base policy
     const lora = model.lora!;
@@ -135,14 +135,14 @@ describe('GRPO train step on llama-tiny', () => {
       if (names[i] === v.name && i % 2 === 1) expect(moved, `${v.name} (B)`).toBeGreaterThan(0);
       else expect(moved, `${v.name} (A)`).toBe(0);
     });
-    const baseAfter = model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, { learningRate: 0 }));
+    const baseAfter = await model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, { learningRate: 0 }));
     baseAfter.forEach((row, r) => expect(Array.from(row)).toEqual(Array.from(baseBefore[r])));
-    const adapted = computeRowLogprobs(model, batch, { learningRate: 0 });
+    const adapted = await computeRowLogprobs(model, batch, { learningRate: 0 });
     expect(maxDiff(adapted[0], baseAfter[0])).toBeGreaterThan(0);
 
-    grpoTrainStep(model, batch, optimizer, config);
+    await grpoTrainStep(model, batch, optimizer, config);
     const tensors = tf.memory().numTensors;
-    const { metrics: third } = grpoTrainStep(model, batch, optimizer, config);
+    const { metrics: third } = await grpoTrainStep(model, batch, optimizer, config);
     expect(tf.memory().numTensors).toBe(tensors);
     expect(third.kl).toBeGreaterThan(0);
     optimizer.dispose();

@@ -66,7 +66,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     const model = new FakePolicy(VOCAB, 4, 1);
     const batch = await trainingBatch(model, new Rng(5), 0, 3, 3);
     const table = model.bigramLogprobs();
-    const rows = computeRowLogprobs(model, batch, { learningRate: 0, microBatchSize: 4 });
+    const rows = await computeRowLogprobs(model, batch, { learningRate: 0, microBatchSize: 4 });
     let r = 0;
     for (const group of batch.groups) {
       for (const completion of group.completions) {
@@ -86,7 +86,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     const base = model.baseOutput.arraySync();
     const trainer = new GrpoTrainer(model, { learningRate: 0.05, beta: 0.04, maxCompletionLength: 6 });
     const rng = new Rng(3);
-    const [first] = trainer.trainOnBatch(await trainingBatch(model, rng, 0));
+    const [first] = await trainer.trainOnBatch(await trainingBatch(model, rng, 0));
     for (const name of REQUIRED_METRICS) expect(Number.isFinite(first[name]), name).toBe(true);
     expect(first.kl).toBe(0);
     expect(first['clip_ratio/region_mean']).toBe(0); // ratio 1 on the first pass
@@ -99,7 +99,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     expect(first.grad_norm).toBeGreaterThan(0);
     expect(Math.abs(model.deltaOutput.dataSync()[0])).toBeGreaterThan(0);
     expect(model.baseOutput.arraySync()).toEqual(base);
-    const [second] = trainer.trainOnBatch(await trainingBatch(model, rng, 1));
+    const [second] = await trainer.trainOnBatch(await trainingBatch(model, rng, 1));
     expect(second.kl).toBeGreaterThan(0);
     expect(second.num_tokens).toBeGreaterThan(first.num_tokens); // cumulative
     trainer.dispose();
@@ -114,7 +114,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
         const model = new FakePolicy(VOCAB, 4, 4);
         const batch = await trainingBatch(model, new Rng(9), 0);
         const optimizer = new AdamW(model.trainableVariables());
-        const { metrics } = grpoTrainStep(model, batch, optimizer, { learningRate: 0.01, lossType, microBatchSize, maxGradNorm: 0 });
+        const { metrics } = await grpoTrainStep(model, batch, optimizer, { learningRate: 0.01, lossType, microBatchSize, maxGradNorm: 0 });
         updates.push([...model.deltaEmbedding.dataSync(), ...model.deltaOutput.dataSync()]);
         losses.push(metrics.loss);
         optimizer.dispose();
@@ -131,9 +131,9 @@ describe('grpoTrainStep with a fake bigram policy', () => {
       const model = new FakePolicy(VOCAB, 4, 6);
       const optimizer = new AdamW(model.trainableVariables());
       const batch = await trainingBatch(model, new Rng(2), 0);
-      const { metrics } = grpoTrainStep(model, batch, optimizer, { learningRate: 0.01, maxGradNorm });
+      const { metrics } = await grpoTrainStep(model, batch, optimizer, { learningRate: 0.01, maxGradNorm });
       // After one step m = (1 − β1)·g, so |m| / 0.1 is the norm of the gradient actually applied.
-      const state = optimizer.exportState();
+      const state = await optimizer.exportState();
       results.push({ m: Math.hypot(...state.m.flatMap((m) => Array.from(m))) / 0.1, gradNorm: metrics.grad_norm });
       optimizer.dispose();
       model.dispose();
@@ -147,7 +147,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
   it('num_iterations: μ steps per batch, old log-probs from before the first, tokens counted once', async () => {
     const model = new FakePolicy(VOCAB, 4, 7);
     const trainer = new GrpoTrainer(model, { learningRate: 0.3, numIterations: 3, epsilon: 0.05 });
-    const metrics = trainer.trainOnBatch(await trainingBatch(model, new Rng(8), 0));
+    const metrics = await trainer.trainOnBatch(await trainingBatch(model, new Rng(8), 0));
     expect(metrics).toHaveLength(3);
     expect(metrics[0]['clip_ratio/region_mean']).toBe(0);
     // After two big updates the ratio to the old policy leaves [0.95, 1.05] for some tokens.
@@ -163,7 +163,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     const batch = await trainingBatch(model, new Rng(1), 0, 2, 2);
     batch.groups[1].completions[0] = { ...batch.groups[1].completions[0], logprobs: [] };
     const optimizer = new AdamW(model.trainableVariables());
-    expect(() => grpoTrainStep(model, batch, optimizer, { learningRate: 0.01, importanceSamplingCorrection: true })).toThrow(
+    await expect(grpoTrainStep(model, batch, optimizer, { learningRate: 0.01, importanceSamplingCorrection: true })).rejects.toThrow(
       /group 1, completion 0 \(row 2\) has 0 log-probs for \d+ tokens/,
     );
     optimizer.dispose();
@@ -185,7 +185,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     const counts: number[] = [];
     for (let i = 0; i < 4; i++) {
       const batch = await trainingBatch(model, rng, i);
-      trainer.trainOnBatch(batch);
+      await trainer.trainOnBatch(batch);
       counts.push(tf.memory().numTensors);
     }
     expect(counts[3]).toBe(counts[1]);
@@ -199,7 +199,7 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     const rng = new Rng(12);
     const rewards: number[] = [];
     for (let step = 0; step < 30; step++) {
-      const [metrics] = trainer.trainOnBatch(await trainingBatch(model, rng, step));
+      const [metrics] = await trainer.trainOnBatch(await trainingBatch(model, rng, step));
       rewards.push(metrics.reward);
     }
     const first = rewards.slice(0, 5).reduce((a, b) => a + b) / 5;

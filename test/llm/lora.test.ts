@@ -126,7 +126,7 @@ describe('LoRA on llama-tiny', () => {
       // give B non-zero values so the adapter matters
       for (const v of model.trainableVariables()) v.assign(tf.randomNormal(v.shape, 0, 0.05, 'float32', 7));
       const adapted = logits(model);
-      savePeftAdapter(model, dir, { baseModelNameOrPath: 'llama-tiny' });
+      await savePeftAdapter(model, dir, { baseModelNameOrPath: 'llama-tiny' });
       const config = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
       expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 16, use_rslora: true, base_model_name_or_path: 'llama-tiny' });
       const header = readSafetensorsHeader(join(dir, 'adapter_model.safetensors'));

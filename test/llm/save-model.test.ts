@@ -32,7 +32,7 @@ afterAll(() => {
 describe('saveModel', () => {
   it('writes the HF layout (v4 config, HF tensor names, generation config, tokenizer files) that reloads to identical f32 logits', async () => {
     const dir = join(work, 'f32');
-    saveModel(base, dir, { dtype: 'float32', tokenizerDir: LLAMA_TINY });
+    await saveModel(base, dir, { dtype: 'float32', tokenizerDir: LLAMA_TINY });
     expect(readdirSync(dir).sort()).toEqual(['chat_template.jinja', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
 
     const config = json(join(dir, 'config.json'));
@@ -68,8 +68,8 @@ describe('saveModel', () => {
     });
     const model = createModel(config, { seed: 5 });
     const dir = join(work, 'bf16');
-    saveModel(model, dir, { dtype: 'float32', tokenizerFiles: { 'tokenizer_config.json': { eos_token: 'x' } } });
-    saveModel(model, dir, { dtype: 'bfloat16', tokenizerFiles: { 'chat_template.jinja': '{{ messages[0].content }}' }, generationConfig: { do_sample: false } });
+    await saveModel(model, dir, { dtype: 'float32', tokenizerFiles: { 'tokenizer_config.json': { eos_token: 'x' } } });
+    await saveModel(model, dir, { dtype: 'bfloat16', tokenizerFiles: { 'chat_template.jinja': '{{ messages[0].content }}' }, generationConfig: { do_sample: false } });
     expect(readdirSync(dir).sort()).toEqual(['chat_template.jinja', 'config.json', 'generation_config.json', 'model.safetensors']);
     expect(readdirSync(work).filter((f) => f.startsWith('.'))).toEqual([]); // no staging folder left behind
 
@@ -93,12 +93,12 @@ describe('saveModel', () => {
     model.dispose();
   });
 
-  it('refuses an unmerged LoRA adapter and leaves no folder', () => {
+  it('refuses an unmerged LoRA adapter and leaves no folder', async () => {
     const config = parseModelConfig(json(`${LLAMA_TINY}/config.json`));
     const model = createModel(config, { seed: 1 });
     attachLora(model, { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'], useRslora: false, seed: 0 });
     const dir = join(work, 'lora');
-    expect(() => saveModel(model, dir, { dtype: 'float32' })).toThrow(/unmerged LoRA adapter/);
+    await expect(saveModel(model, dir, { dtype: 'float32' })).rejects.toThrow(/unmerged LoRA adapter/);
     expect(existsSync(dir)).toBe(false);
     model.dispose();
   });
