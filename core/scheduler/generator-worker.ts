@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { CausalLM } from '../llm/model.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { GenerationRequest, GenerationResult } from '../llm/generate.js';
-import { loraSnapshot, type LoraSnapshot } from '../llm/lora.js';
+import { loraSnapshotAsync, type LoraSnapshot } from '../llm/lora.js';
 import type { PolicySnapshot } from '../ports.js';
 import type { InitRequest, PolicyWeights, ReplyValues, SerializedError, WorkerGenerateOptions, WorkerReply, WorkerRequest } from './protocol.js';
 
@@ -90,6 +90,7 @@ export class GeneratorWorker {
       throw new Error('generator worker: the model was not loaded from a folder, so a worker cannot load it (use engine: main)');
     }
     if (model.lora?.merged) throw new Error('generator worker: the LoRA adapter is merged into the weights; unmerge it first');
+    const policy = options.policy ?? (model.lora ? { version: 0, weights: await loraSnapshotAsync(model) } : undefined);
     const worker = new GeneratorWorker(
       new Worker(BOOTSTRAP, {
         name: 'grpoflow-generator',
@@ -97,7 +98,6 @@ export class GeneratorWorker {
         execArgv: process.execArgv.filter((a) => a.startsWith('--max-old-space-size')),
       }),
     );
-    const policy = options.policy ?? (model.lora ? { version: 0, weights: loraSnapshot(model) } : undefined);
     const shipped = policy ? copyForTransfer(policy.weights) : undefined;
     try {
       const body: RequestBody<'init'> = {

@@ -21,13 +21,14 @@ export interface RolloutEngine {
   readonly kind: 'main' | 'worker';
   /**
    * Samples `groupSize` completions per request with the newest policy, `policy()` (absent: the initial
-   * weights, version 0; a worker needs its weights filled in). The result says which version sampled.
+   * weights, version 0; a worker needs its weights filled in; they may still be on their way from the
+   * device, hence the promise). The result says which version sampled.
    */
   sample(
     requests: GenerationRequest[],
     groupSize: number,
     options: WorkerGenerateOptions,
-    policy: () => PolicySnapshot | undefined,
+    policy: () => PolicySnapshot | undefined | Promise<PolicySnapshot | undefined>,
     signal?: AbortSignal,
   ): Promise<EngineSample>;
   close(): Promise<void>;
@@ -46,7 +47,7 @@ export function mainThreadEngine(model: CausalLM, tokenizer: Tokenizer): Rollout
     kind: 'main',
     sample: (requests, groupSize, options, policy, signal) =>
       modelLock(model).run(async () => {
-        const policyVersion = policy()?.version ?? 0;
+        const policyVersion = (await policy())?.version ?? 0;
         const started = performance.now();
         const flat = await generate(model, repeatForGroups(requests, groupSize), { ...options, tokenizer, signal });
         return { results: regroup(flat, requests.length, groupSize), policyVersion, seconds: (performance.now() - started) / 1000 };
@@ -61,9 +62,10 @@ export async function workerEngine(model: CausalLM, tokenizer: Tokenizer, option
   return {
     kind: 'worker',
     async sample(requests, groupSize, generateOptions, policy, signal) {
-      // Both messages are posted before anything is awaited: the worker handles them in order, and starts
-      // generating without waiting for this (possibly busy) thread to read the policy's acknowledgement.
-      const latest = policy();
+      // Both messages are posted once the weights are on the host, nothing else awaited in between: the
+      // worker handles them in order, and starts generating without waiting for this (possibly busy)
+      // thread to read the policy's acknowledgement.
+      const latest = await policy();
       const shipped = latest && latest.version !== worker.policyVersion ? worker.setPolicy(latest) : undefined;
       shipped?.catch(() => {}); // awaited below
       const generated = worker.generate(repeatForGroups(requests, groupSize), generateOptions, signal);

@@ -5,7 +5,7 @@
 import type { Observable } from 'rxjs';
 import { z } from 'zod';
 import type { GenerationRequest } from '../llm/generate.js';
-import { loraSnapshot } from '../llm/lora.js';
+import { loraSnapshotAsync, type LoraSnapshot } from '../llm/lora.js';
 import type { CausalLM } from '../llm/model.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
@@ -56,6 +56,8 @@ export class RolloutScheduler {
   private readonly busy = new BusyMeter();
   private waitedMs = 0;
   private lastLag = 0;
+  /** The adapter weights copied for the newest snapshot that came without them (read asynchronously). */
+  private copied: { version: number; weights: Promise<LoraSnapshot> } | undefined;
 
   private constructor(
     private readonly engine: RolloutEngine,
@@ -69,11 +71,17 @@ export class RolloutScheduler {
   ) {
     // A worker needs the adapter weights of every version. A trainer that shares this model object sends
     // the version only; it announces inside its step, so the model holds exactly that version's weights
-    // while the announcement is delivered: copy them then (no lock wait, no half-updated weights).
+    // while the announcement is delivered: copy them then (no lock wait, no half-updated weights). The
+    // read is asynchronous (WebGPU has no other) but issued here, so it holds that version's values.
     const needsWeights = engine.kind === 'worker' && model.lora !== undefined;
-    this.follower = new PolicyFollower(policy$, (snapshot) =>
-      needsWeights && Object.keys(snapshot.weights).length === 0 ? { ...snapshot, weights: loraSnapshot(model) } : snapshot,
-    );
+    this.follower = new PolicyFollower(policy$, (snapshot) => {
+      if (needsWeights && Object.keys(snapshot.weights).length === 0) {
+        const weights = loraSnapshotAsync(model);
+        weights.catch(() => {}); // awaited in latestPolicy
+        this.copied = { version: snapshot.version, weights };
+      }
+      return snapshot;
+    });
   }
 
   static async start(args: {
@@ -149,9 +157,11 @@ export class RolloutScheduler {
    * The trainer's newest snapshot. Before its first: on a resumed run, the restored weights at the
    * resumed step (the trainer restored them into the shared model before anything was generated).
    */
-  private latestPolicy(): PolicySnapshot | undefined {
-    if (this.follower.latest || this.initialVersion === 0) return this.follower.latest;
-    return { version: this.initialVersion, weights: this.engine.kind === 'worker' && this.model.lora ? loraSnapshot(this.model) : {} };
+  private async latestPolicy(): Promise<PolicySnapshot | undefined> {
+    const latest = this.follower.latest;
+    if (latest) return this.copied?.version === latest.version ? { ...latest, weights: await this.copied.weights } : latest;
+    if (this.initialVersion === 0) return undefined;
+    return { version: this.initialVersion, weights: this.engine.kind === 'worker' && this.model.lora ? await loraSnapshotAsync(this.model) : {} };
   }
 
 
