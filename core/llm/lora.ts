@@ -74,10 +74,11 @@ export function attachLora(model: CausalLM, options: LoraOptions): LoraState {
     const bound = 1 / Math.sqrt(linear.inFeatures);
     const a = new Float32Array(config.r * linear.inFeatures);
     for (let i = 0; i < a.length; i++) a[i] = (2 * rng.next() - 1) * bound;
-    adapters.set(linear.path, {
-      A: tf.variable(tf.tensor2d(a, [config.r, linear.inFeatures]), true),
-      B: tf.variable(tf.zeros([linear.outFeatures, config.r]), true),
-    });
+    // tf.variable keeps its own reference to the initial value, so the temporaries are freed here.
+    const initialA = tf.tensor2d(a, [config.r, linear.inFeatures]);
+    const initialB = tf.zeros([linear.outFeatures, config.r]);
+    adapters.set(linear.path, { A: tf.variable(initialA, true), B: tf.variable(initialB, true) });
+    tf.dispose([initialA, initialB]);
   }
   const state: LoraState = { config: { ...config, targetModules: [...config.targetModules] }, scale: loraScale(config), adapters, merged: false };
   model.lora = state;
