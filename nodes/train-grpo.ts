@@ -191,6 +191,7 @@ export const trainGrpo = defineNode({
     };
     /** Utilisation over the whole run (`busy` is per step), next to the generator's scheduler/generator_busy. */
     const trainerBusy = new BusyMeter();
+    let warnedStale = false;
 
     // Call with the model lock held.
     const writeCheckpoint = async () => {
@@ -246,6 +247,10 @@ export const trainGrpo = defineNode({
       checkBatch(batch, plan, where);
       warnIfLonger(batch);
       const staleness = trainer.step - batch.policyVersion;
+      if (staleness > 0 && !c.importance_sampling_correction && !warnedStale) {
+        warnedStale = true;
+        ctx.metrics.event('warn', `batch ${batch.index} was sampled ${staleness} step(s) behind (overlap); set importance_sampling_correction: true to reweight stale batches`);
+      }
       const steps = trainer.stepsOnBatch(batch, batch.scaleRewards ? { scaleRewards: batch.scaleRewards } : {});
       let iterations = 0;
       try {
