@@ -4,6 +4,7 @@ import { PluginLoadError } from '../../registry.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_USAGE, type Command } from '../command.js';
 import { discoverPlugins } from '../discover-plugins.js';
+import { nodesMarkdown } from '../nodes-markdown.js';
 
 function formatNode(n: NodeDescription): string {
   const ports = (p: NodeDescription['inputs']) =>
@@ -28,13 +29,14 @@ function formatNode(n: NodeDescription): string {
 export const nodes: Command = {
   name: 'nodes',
   summary: 'List every node type (built-in and installed plugins) with ports and config fields',
-  usage: `grpoflow nodes [--json] [--plugin NAME_OR_PATH]...
+  usage: `grpoflow nodes [--json | --markdown] [--plugin NAME_OR_PATH]...
 
   Lists built-in nodes and those of every installed plugin (packages with the keyword
   \`grpoflow-plugin\` and a "grpoflow" field in package.json), plus any --plugin given.
-  --json   machine-readable output: an array of node descriptions (config as JSON Schema)`,
+  --json       machine-readable output: an array of node descriptions (config as JSON Schema)
+  --markdown   the node reference as Markdown (docs/nodes.md is generated this way)`,
   async run(argv) {
-    const parsed = parseCommandArgs(this, argv, { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } }, 0);
+    const parsed = parseCommandArgs(this, argv, { json: { type: 'boolean' }, markdown: { type: 'boolean' }, plugin: { type: 'string', multiple: true } }, 0);
     if (!parsed) return EXIT_USAGE;
     const registry = (await builtinRegistry()).clone();
     let failed = false;
@@ -51,6 +53,7 @@ export const nodes: Command = {
     }
     const list = describeRegistry(registry);
     if (parsed.values.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+    else if (parsed.values.markdown) process.stdout.write(nodesMarkdown(list));
     else process.stdout.write(list.map(formatNode).join('\n\n') + '\n');
     return failed ? 1 : 0;
   },
