@@ -37,6 +37,8 @@ export interface GrpoStepBenchOptions {
   promptTokens: number;
   /** Completions per forward/backward pass; the step accumulates gradients over the micro-batches. */
   microBatch: number;
+  /** Tokens per chunk of the log-prob pass over the vocabulary (default: the model code's). */
+  logprobChunk?: number;
   /** Run a small generation and train step first (kernels compile, caches allocate). Default true. */
   warmUp?: boolean;
   seed?: number;
@@ -111,6 +113,7 @@ export async function grpoStepBench(options: GrpoStepBenchOptions): Promise<Grpo
     microBatchSize: options.microBatch,
     maxCompletionLength: options.newTokens,
     maxGradNorm: 1,
+    logprobChunkSize: options.logprobChunk,
   };
   try {
     if (options.warmUp ?? true) {
@@ -168,7 +171,9 @@ function positiveInt(value: string | undefined, fallback: number, flag: string):
 }
 
 /** The scale-down flags, from `npm run bench -- grpo-step --prompts 2 ...` or a direct run. */
-export function parseBenchFlags(argv: string[]): Pick<GrpoStepBenchOptions, 'prompts' | 'generations' | 'newTokens' | 'promptTokens' | 'microBatch'> {
+export function parseBenchFlags(
+  argv: string[],
+): Pick<GrpoStepBenchOptions, 'prompts' | 'generations' | 'newTokens' | 'promptTokens' | 'microBatch' | 'logprobChunk'> {
   const { values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -178,6 +183,7 @@ export function parseBenchFlags(argv: string[]): Pick<GrpoStepBenchOptions, 'pro
       'new-tokens': { type: 'string' },
       'prompt-tokens': { type: 'string' },
       'micro-batch': { type: 'string' },
+      'logprob-chunk': { type: 'string' },
     },
   });
   return {
@@ -186,6 +192,7 @@ export function parseBenchFlags(argv: string[]): Pick<GrpoStepBenchOptions, 'pro
     newTokens: positiveInt(values['new-tokens'], 256, 'new-tokens'),
     promptTokens: positiveInt(values['prompt-tokens'], 64, 'prompt-tokens'),
     microBatch: positiveInt(values['micro-batch'], 16, 'micro-batch'),
+    logprobChunk: values['logprob-chunk'] === undefined ? undefined : positiveInt(values['logprob-chunk'], 0, 'logprob-chunk'),
   };
 }
 
@@ -205,7 +212,9 @@ export async function run(log: (line: string) => void = (line) => console.log(li
   log(`matmul ${matmul.toFixed(2)} GFLOP/s`);
   log(`generate ${result.generate_s.toFixed(2)} s: ${result.generate_tokens_per_s.toFixed(1)} tokens/s, ${result.generate_gflops.toFixed(2)} GFLOP/s = ${pct(result.generate_gflops)}`);
   log(`train    ${result.train_s.toFixed(2)} s: ${result.train_tokens_per_s.toFixed(1)} tokens/s, ${result.train_gflops.toFixed(2)} GFLOP/s = ${pct(result.train_gflops)}`);
-  log(`total    ${result.total_s.toFixed(2)} s (loss ${result.metrics.loss.toFixed(4)}, grad_norm ${result.metrics.grad_norm.toExponential(3)})`);
+  // The step's own metrics, as a sanity check of the numerics (a random model's entropy is about ln V).
+  const m = result.metrics;
+  log(`total    ${result.total_s.toFixed(2)} s (loss ${m.loss.toFixed(4)}, grad_norm ${m.grad_norm.toExponential(3)}, entropy ${m.entropy.toFixed(3)}, kl ${m.kl.toExponential(2)})`);
   const round = (x: number, digits = 3) => Number(x.toFixed(digits));
   const summary = {
     bench: 'grpo-step',

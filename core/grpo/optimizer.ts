@@ -126,7 +126,9 @@ export class AdamW {
  */
 export function clipGradNorm(grads: tf.Tensor[], maxNorm: number | undefined): { norm: tf.Scalar; grads: tf.Tensor[] } {
   return tf.tidy(() => {
-    const norm = tf.sqrt(grads.length ? tf.addN(grads.map((g) => tf.sum(tf.square(g)))) : tf.scalar(0)) as tf.Scalar;
+    // stack + sum, not addN: WebGPU's AddN binds every input to one shader and fails past its
+    // storage-buffer limit (a LoRA on all projections has hundreds of matrices); Concat splits.
+    const norm = tf.sqrt(grads.length ? tf.sum(tf.stack(grads.map((g) => tf.sum(tf.square(g))))) : tf.scalar(0)) as tf.Scalar;
     if (maxNorm === undefined || maxNorm <= 0) return { norm, grads };
     const coef = tf.where(tf.isFinite(norm), tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))), tf.scalar(1));
     return { norm, grads: grads.map((g) => tf.mul(g, coef)) };

@@ -215,7 +215,8 @@ export async function grpoTrainStep(
 
     // One read-back for every scalar.
     const names = Object.keys(metricTensors);
-    const stacked = tf.tidy(() => tf.stack([tf.addN(lossValues), norm, ...names.map((n) => tf.mean(tf.stack(metricTensors[n])))]));
+    // (tf.sum of a stack, not addN: see clipGradNorm.)
+    const stacked = tf.tidy(() => tf.stack([tf.sum(tf.stack(lossValues)), norm, ...names.map((n) => tf.mean(tf.stack(metricTensors[n])))]));
     const [scalars] = await readFloat32([stacked], 'grpoTrainStep metrics').finally(() => stacked.dispose());
     const metrics: Record<string, number> = { loss: scalars[0] };
     names.forEach((name, i) => (metrics[name] = scalars[i + 2]));
