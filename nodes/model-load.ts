@@ -27,29 +27,7 @@ export function resolveLocalOrHub(ref: string, baseDir: string): string {
 
 /** Parameter count of the base weights (tied embeddings counted once), without LoRA. */
 export function baseParameterCount(model: CausalLM): number {
-  const seen = new Set<unknown>();
-  let total = 0;
-  const add = (t?: { size: number }) => {
-    if (t && !seen.has(t)) {
-      seen.add(t);
-      total += t.size;
-    }
-  };
-  const w = model.weights;
-  add(w.embedTokens);
-  add(w.lmHead);
-  add(w.finalNorm);
-  for (const layer of w.layers) {
-    add(layer.inputNorm);
-    add(layer.postAttentionNorm);
-    add(layer.qNorm);
-    add(layer.kNorm);
-    for (const linear of Object.values(layer.proj)) {
-      add(linear.weightT);
-      add(linear.bias);
-    }
-  }
-  return total;
+  return model.baseWeightTensors().reduce((total, t) => total + t.size, 0);
 }
 
 export const modelLoad = defineNode({

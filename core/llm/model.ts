@@ -346,34 +346,32 @@ export class CausalLM {
     }
   }
 
-  dispose(): void {
-    const seen = new Set<tf.Tensor>();
-    const drop = (t?: tf.Tensor) => {
-      if (t && !seen.has(t)) {
-        seen.add(t);
-        t.dispose();
-      }
-    };
+  /** Every base weight tensor once (a tied embedding is one tensor), LoRA excluded. */
+  baseWeightTensors(): tf.Tensor[] {
+    const unique = new Set<tf.Tensor>();
+    const add = (t?: tf.Tensor) => t && unique.add(t);
     const w = this.weights;
-    drop(w.embedTokens);
-    drop(w.lmHead);
-    drop(w.finalNorm);
+    add(w.embedTokens);
+    add(w.lmHead);
+    add(w.finalNorm);
     for (const layer of w.layers) {
-      drop(layer.inputNorm);
-      drop(layer.postAttentionNorm);
-      drop(layer.qNorm);
-      drop(layer.kNorm);
+      add(layer.inputNorm);
+      add(layer.postAttentionNorm);
+      add(layer.qNorm);
+      add(layer.kNorm);
       for (const p of PROJECTIONS) {
-        drop(layer.proj[p].weightT);
-        drop(layer.proj[p].bias);
+        add(layer.proj[p].weightT);
+        add(layer.proj[p].bias);
       }
     }
-    for (const a of this.lora?.adapters.values() ?? []) {
-      drop(a.A);
-      drop(a.B);
-    }
+    return [...unique];
+  }
+
+  dispose(): void {
+    tf.dispose(this.baseWeightTensors());
+    for (const a of this.lora?.adapters.values() ?? []) tf.dispose([a.A, a.B]);
     this.lora = undefined;
-    drop(this.inverseFrequencies);
+    this.inverseFrequencies.dispose();
   }
 
   // ---------------------------------------------------------------- internals

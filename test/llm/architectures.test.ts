@@ -10,7 +10,8 @@ import { tf } from '../../core/llm/tf.js';
 import { initBackend } from '../../core/llm/backend.js';
 import { createModel, loadModel, PROJECTIONS, type CausalLM } from '../../core/llm/model.js';
 import { parseModelConfig } from '../../core/llm/config.js';
-import { writeSafetensors, type HostTensor } from '../../core/llm/safetensors.js';
+import { writeSafetensors } from '../../core/llm/safetensors.js';
+import { modelTensors } from '../../core/llm/save-model.js';
 import { Rng } from '../../core/rng.js';
 import { ids2d, maxAbsDiff } from './fixture.js';
 
@@ -49,29 +50,6 @@ function perturbVectors(model: CausalLM, seed: number): void {
   }
 }
 
-/** The model's weights under their Hugging Face names. */
-function exportWeights(model: CausalLM): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
-  const put = (name: string, t: tf.Tensor) => (out[name] = { shape: t.shape, data: t.dataSync() as Float32Array });
-  const w = model.weights;
-  put('model.embed_tokens.weight', w.embedTokens);
-  if (!model.config.tieWordEmbeddings) put('lm_head.weight', w.lmHead);
-  put('model.norm.weight', w.finalNorm);
-  w.layers.forEach((layer, i) => {
-    put(`model.layers.${i}.input_layernorm.weight`, layer.inputNorm);
-    put(`model.layers.${i}.post_attention_layernorm.weight`, layer.postAttentionNorm);
-    if (layer.qNorm) put(`model.layers.${i}.self_attn.q_norm.weight`, layer.qNorm);
-    if (layer.kNorm) put(`model.layers.${i}.self_attn.k_norm.weight`, layer.kNorm);
-    for (const p of PROJECTIONS) {
-      const lin = layer.proj[p];
-      const weight = tf.transpose(lin.weightT);
-      put(`${lin.path}.weight`, weight);
-      weight.dispose();
-      if (lin.bias) put(`${lin.path}.bias`, lin.bias);
-    }
-  });
-  return out;
-}
 
 const PROMPTS = [[5, 17, 33, 8, 61, 2, 44], [9, 90, 12]];
 
@@ -148,7 +126,7 @@ for (const [family, raw] of Object.entries(FAMILIES)) {
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'config.json'), JSON.stringify(raw));
-      writeSafetensors(join(dir, 'model.safetensors'), exportWeights(model));
+      writeSafetensors(join(dir, 'model.safetensors'), await modelTensors(model));
       const loaded = await loadModel(dir);
       const ids = ids2d([PROMPTS[0]]);
       expect(maxAbsDiff(tf.tidy(() => loaded.forward(ids).dataSync()), tf.tidy(() => model.forward(ids).dataSync()))).toBe(0);
