@@ -160,6 +160,8 @@ export const rolloutGenerate = defineNode({
     const generateBatch = async (kept: ReadyPrompt[]): Promise<RolloutBatch | undefined> => {
       const options = {
         temperature: c.temperature,
+        // Behaviour log-probs of logits / T, as train.grpo recomputes them (its `temperature` must match).
+        logprobTemperature: c.temperature > 0 ? c.temperature : 1,
         topK: c.top_k,
         topP: c.top_p,
         minP: c.min_p,
