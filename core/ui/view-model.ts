@@ -95,10 +95,14 @@ export function createRunViewModel(options: RunViewModelOptions): RunViewModel {
   return {
     pushMetric(record) {
       const v = record.values;
-      if (stepMetric in v) timer.mark(record.step, now());
-      for (const [name, keys] of Object.entries(SERIES_KEYS)) {
-        const key = keys.find((k) => k in v);
-        if (key !== undefined) pushBounded(series[name as keyof typeof series], v[key]);
+      // The curves are per optimiser step: read them from the trainer's step records only, since other
+      // nodes (advantage.group) publish `reward` for the same step too.
+      if (stepMetric in v) {
+        timer.mark(record.step, now());
+        for (const [name, keys] of Object.entries(SERIES_KEYS)) {
+          const key = keys.find((k) => k in v);
+          if (key !== undefined) pushBounded(series[name as keyof typeof series], v[key]);
+        }
       }
       if ('busy' in v) utilisation.set(record.node, v.busy);
       const stalenessKey = STALENESS_KEYS.find((k) => k in v);

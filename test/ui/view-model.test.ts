@@ -39,12 +39,15 @@ describe('run view model', () => {
     expect(s.step).toBe(2);
     expect(s.secondsPerStep).toBe(2);
     expect(s.etaSeconds).toBe(16);
-    expect(s.series).toEqual({ reward: [1], loss: [0.5, 0.4], kl: [0, 0.01] });
+    // A `reward` outside the trainer's step records (advantage.group publishes one too) is not a point.
+    expect(s.series).toEqual({ reward: [], loss: [0.5, 0.4], kl: [0, 0.01] });
+    vm.pushMetric({ step: 3, node: 'trainer', values: { loss: 0.3, kl: 0.02, reward: 2 } });
+    expect(vm.snapshot().series.reward).toEqual([2]);
   });
 
   it('keeps the last N values per series', () => {
     const vm = createRunViewModel({ title: 't', totalSteps: 100, historyLength: 3 });
-    for (let i = 1; i <= 5; i++) vm.pushMetric({ step: i, node: 'r', values: { reward_mean: i } });
+    for (let i = 1; i <= 5; i++) vm.pushMetric({ step: i, node: 'r', values: { loss: 0, reward_mean: i } });
     expect(vm.snapshot().series.reward).toEqual([3, 4, 5]);
   });
 
