@@ -1,6 +1,8 @@
-// Emit items from an (async) iterable as an Observable, lazily: each item waits for room on the node's
-// output edges (`outputReady`), and the loop stops when the run is aborted or the subscriber leaves.
-import { Observable } from 'rxjs';
+// Emit items from an (async) iterable as an Observable, lazily: the iterable is made at subscription,
+// each item waits for room on the node's output edges (`outputReady`), and the stream completes when
+// the run is aborted or the subscriber leaves.
+import { defer, type Observable } from 'rxjs';
+import { fromIterableWithBackpressure } from '../runtime/operators/from-iterable.js';
 
 export interface EmitContext {
   readonly signal: AbortSignal;
@@ -8,33 +10,5 @@ export interface EmitContext {
 }
 
 export function emitLazily<T>(ctx: EmitContext, source: () => AsyncIterable<T> | Iterable<T>): Observable<T> {
-  return new Observable<T>((subscriber) => {
-    let stopped = false;
-    const iterable = source();
-    const iterator = Symbol.asyncIterator in iterable ? (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() : (iterable as Iterable<T>)[Symbol.iterator]();
-    (async () => {
-      for (;;) {
-        if (stopped || ctx.signal.aborted) break;
-        await ctx.outputReady();
-        if (stopped || ctx.signal.aborted) break;
-        const step = await iterator.next();
-        if (stopped || ctx.signal.aborted) break;
-        if (step.done) {
-          subscriber.complete();
-          return;
-        }
-        subscriber.next(step.value);
-      }
-      subscriber.complete();
-    })().catch((err) => {
-      // outputReady rejects when the run is aborted: that is a stop, not a failure of this node.
-      if (ctx.signal.aborted) subscriber.complete();
-      else subscriber.error(err);
-    });
-    return () => {
-      stopped = true;
-      // Close files held by generator-based sources.
-      void Promise.resolve(iterator.return?.()).catch(() => undefined);
-    };
-  });
+  return defer(() => fromIterableWithBackpressure(source(), () => ctx.outputReady(), ctx.signal));
 }
