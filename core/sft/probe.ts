@@ -6,9 +6,10 @@ import { generate } from '../llm/generate.js';
 import type { CausalLM } from '../llm/model.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import { scoreAnswer } from '../grpo/rewards/correctness.js';
+import { REFERENCE_FORMAT_PATTERN } from '../grpo/rewards/format.js';
 import type { PromptRecord } from '../ports.js';
 
-const FORMAT = /^\s*<reasoning>.+?<\/reasoning>.*?<answer>.+?<\/answer>\s*$/s;
+const FORMAT = new RegExp(REFERENCE_FORMAT_PATTERN, 's');
 
 export interface ProbeResult {
   accuracy: number;
