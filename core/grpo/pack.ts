@@ -99,3 +99,54 @@ export function packRows(rows: TrainingRow[], options: { padTokenId: number; mas
   };
   return packed;
 }
+
+/** Rows regrouped for a pass that computes each prompt once (CausalLM.sharedPrefixHidden). */
+export interface SharedPromptRows {
+  /** [G, P] the distinct prompts of these rows, left-padded. */
+  prompts: tf.Tensor2D;
+  promptMask: tf.Tensor2D;
+  /** [B, C − 1] each row's completion tokens but the last, right-padded: the inputs that predict tokens 1…C−1. */
+  ids: tf.Tensor2D;
+  mask: tf.Tensor2D;
+  /** Row → index into `prompts`. */
+  group: number[];
+  dispose(): void;
+}
+
+export function packSharedPrompts(rows: TrainingRow[], completionLength: number, padTokenId: number): SharedPromptRows {
+  const local = new Map<number, number>();
+  const prompts: number[][] = [];
+  const group = rows.map((row) => {
+    if (!local.has(row.group)) {
+      local.set(row.group, prompts.length);
+      prompts.push(row.promptIds);
+    }
+    return local.get(row.group)!;
+  });
+  const P = Math.max(...prompts.map((p) => p.length));
+  const promptIds = new Int32Array(prompts.length * P).fill(padTokenId);
+  const promptMask = new Int32Array(prompts.length * P);
+  prompts.forEach((p, i) => {
+    promptIds.set(p, i * P + P - p.length);
+    promptMask.fill(1, i * P + P - p.length, (i + 1) * P);
+  });
+  const width = completionLength - 1;
+  const ids = new Int32Array(rows.length * width).fill(padTokenId);
+  const mask = new Int32Array(rows.length * width);
+  rows.forEach((row, i) => {
+    const inputs = row.completionIds.slice(0, width);
+    ids.set(inputs, i * width);
+    mask.fill(1, i * width, i * width + inputs.length);
+  });
+  const packed = {
+    prompts: tf.tensor2d(promptIds, [prompts.length, P], 'int32'),
+    promptMask: tf.tensor2d(promptMask, [prompts.length, P], 'int32'),
+    ids: tf.tensor2d(ids, [rows.length, width], 'int32'),
+    mask: tf.tensor2d(mask, [rows.length, width], 'int32'),
+    group,
+    dispose() {
+      tf.dispose([packed.prompts, packed.promptMask, packed.ids, packed.mask]);
+    },
+  };
+  return packed;
+}

@@ -6,7 +6,7 @@ import { groupAdvantages, mean, rewardFunctionMetrics, type ScaleRewards } from 
 import { grpoLoss, resolveLossConfig, type GrpoLossConfig } from './loss.js';
 import { readFloat32 } from '../llm/read-back.js';
 import { AdamW, clipGradNorm, type AdamWState } from './optimizer.js';
-import { flattenBatch, packRows, padRows, type PackedRows, type TrainingRow } from './pack.js';
+import { flattenBatch, packRows, packSharedPrompts, padRows, type PackedRows, type TrainingRow } from './pack.js';
 
 /** What the train step needs from a model (core/llm/model.ts's CausalLM provides it). */
 export interface PolicyModel {
@@ -23,6 +23,15 @@ export interface PolicyModel {
   ): { logprobs: tf.Tensor2D; entropy?: tf.Tensor2D };
   trainableVariables(): tf.Variable[];
   withAdaptersDisabled<T>(fn: () => T): T;
+  /** Computes each prompt once for its G completions (see CausalLM); undefined where the model cannot. */
+  sharedPrefixHidden?(
+    prompts: tf.Tensor2D,
+    promptMask: tf.Tensor2D,
+    ids: tf.Tensor2D,
+    mask: tf.Tensor2D,
+    group: number[],
+    options?: { training?: boolean },
+  ): tf.Tensor3D | undefined;
 }
 
 export interface TrainStepConfig extends Omit<GrpoLossConfig, 'numItemsInBatch' | 'gradientAccumulationSteps'> {
@@ -42,6 +51,9 @@ export interface TrainStepConfig extends Omit<GrpoLossConfig, 'numItemsInBatch' 
   temperature?: number;
   logprobChunkSize?: number;
   gradientCheckpointing?: boolean;
+  /** Compute each prompt once for all its completions instead of once per row (default true; off with
+   *  gradient checkpointing, and where the model cannot). The log-probs are the same either way. */
+  sharePromptPass?: boolean;
   /** Only for the reward metrics (reward_std); the advantages themselves come with the batch. */
   scaleRewards?: ScaleRewards;
 }
@@ -65,19 +77,33 @@ function splitRows(rows: TrainingRow[], size: number): TrainingRow[][] {
   return parts;
 }
 
+/** The hidden states that predict each completion token, [b, C, H]: from a pass that computes each
+ *  prompt once (when the model offers one), else from the packed [prompt | completion] rows. */
+function predictingHidden(model: PolicyModel, rows: TrainingRow[], packed: PackedRows, config: TrainStepConfig, training: boolean): tf.Tensor3D {
+  const checkpointLayers = training && (config.gradientCheckpointing ?? false);
+  if (model.sharedPrefixHidden && config.sharePromptPass !== false && !checkpointLayers && packed.completionLength > 1) {
+    const shared = packSharedPrompts(rows, packed.completionLength, config.padTokenId ?? 0);
+    try {
+      const hidden = model.sharedPrefixHidden(shared.prompts, shared.promptMask, shared.ids, shared.mask, shared.group, { training });
+      if (hidden) return hidden;
+    } finally {
+      shared.dispose();
+    }
+  }
+  const hidden = model.hidden(packed.ids, packed.attentionMask, packed.positions, { training, checkpointLayers });
+  const [b, , h] = hidden.shape;
+  return tf.slice(hidden, [0, packed.promptLength - 1, 0], [b, packed.completionLength, h]) as tf.Tensor3D;
+}
+
 function completionLogprobs(
   model: PolicyModel,
+  rows: TrainingRow[],
   packed: PackedRows,
   config: TrainStepConfig,
   training: boolean,
   withEntropy: boolean,
 ): { logprobs: tf.Tensor2D; entropy?: tf.Tensor2D } {
-  const hidden = model.hidden(packed.ids, packed.attentionMask, packed.positions, {
-    training,
-    checkpointLayers: training && (config.gradientCheckpointing ?? false),
-  });
-  const [b, , h] = hidden.shape;
-  const predicting = tf.slice(hidden, [0, packed.promptLength - 1, 0], [b, packed.completionLength, h]) as tf.Tensor3D;
+  const predicting = predictingHidden(model, rows, packed, config, training);
   return model.tokenLogprobs(predicting, packed.targets, {
     chunkSize: config.logprobChunkSize,
     withEntropy,
@@ -103,7 +129,7 @@ export async function computeRowLogprobs(model: PolicyModel, batch: TrainingBatc
     for (const part of parts) {
       const packed = packRows(part, packOptions(config));
       try {
-        perPart.push(tf.tidy(() => completionLogprobs(model, packed, config, false, false).logprobs));
+        perPart.push(tf.tidy(() => completionLogprobs(model, part, packed, config, false, false).logprobs));
       } finally {
         packed.dispose();
       }
@@ -173,11 +199,11 @@ export async function grpoTrainStep(
       const behaviour = config.importanceSamplingCorrection ? rowTensor((row) => row.behaviourLogprobs) : undefined;
       const ref =
         lossConfig.beta !== 0
-          ? tf.tidy(() => model.withAdaptersDisabled(() => completionLogprobs(model, packed, config, false, false).logprobs))
+          ? tf.tidy(() => model.withAdaptersDisabled(() => completionLogprobs(model, part, packed, config, false, false).logprobs))
           : undefined;
       try {
         const { value, grads } = tf.variableGrads(() => {
-          const { logprobs, entropy } = completionLogprobs(model, packed, config, true, true);
+          const { logprobs, entropy } = completionLogprobs(model, part, packed, config, true, true);
           const { loss, metrics } = grpoLoss(
             { logprobs, oldLogprobs: old, refLogprobs: ref, behaviourLogprobs: behaviour, mask: packed.completionMask, advantages: packed.advantages },
             { ...lossConfig, gradientAccumulationSteps: accumulationSteps, numItemsInBatch },

@@ -126,6 +126,75 @@ export class CausalLM {
     });
   }
 
+  /**
+   * Hidden states of many continuations of a few shared prompts, each prompt computed once (GRPO's G
+   * completions per prompt): the prompts pass through the layers first, and every continuation row then
+   * attends over its prompt's keys/values plus its own tokens. Gradients flow into the prompt pass too, so
+   * this equals `hidden` over the concatenated [prompt | continuation] rows, at a fraction of the prompt cost.
+   *
+   * `prompts` [G, P] is left-padded (`promptMask` marks real tokens); `ids` [B, C] holds the continuation
+   * tokens, right-padded (`mask`); `group[b]` is row b's prompt. Returns [B, 1 + C, H]: column 0 is the
+   * prompt's last hidden state (it predicts the first continuation token), column 1 + j the state after
+   * continuation token j. Returns undefined for sliding-window models (use `hidden`); no layer checkpointing.
+   */
+  sharedPrefixHidden(
+    prompts: tf.Tensor2D,
+    promptMask: tf.Tensor2D,
+    ids: tf.Tensor2D,
+    mask: tf.Tensor2D,
+    group: number[],
+    options: { training?: boolean } = {},
+  ): tf.Tensor3D | undefined {
+    this.checkIds(prompts, 'sharedPrefixHidden');
+    this.checkIds(ids, 'sharedPrefixHidden');
+    if (this.config.slidingWindow) return undefined;
+    const [g, p] = prompts.shape;
+    const [b, c] = ids.shape;
+    if (group.length !== b || group.some((x) => !(Number.isInteger(x) && x >= 0 && x < g))) {
+      throw new Error(`sharedPrefixHidden: group must give each of the ${b} rows a prompt index in [0, ${g})`);
+    }
+    return tf.tidy(() => {
+      const training = options.training ?? false;
+      // Prompt pass, keeping each layer's keys/values (after RoPE) for the continuation pass.
+      const promptKeys: tf.Tensor4D[] = [];
+      const promptValues: tf.Tensor4D[] = [];
+      const capture = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => {
+        promptKeys[layer] = k;
+        promptValues[layer] = v;
+        return [k, v];
+      };
+      const promptHidden = this.runLayers(prompts, this.passContext(prompts, promptMask, undefined, training, capture), false);
+      // Left-padded: the last column is every prompt's last real token. A one-hot matmul picks each row's
+      // prompt (a gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks).
+      const pick = tf.oneHot(tf.tensor1d(group, 'int32'), g).toFloat() as tf.Tensor2D; // [B, G]
+      const last = tf.slice(promptHidden, [0, p - 1, 0], [g, 1, this.config.hiddenSize]).reshape([g, this.config.hiddenSize]) as tf.Tensor2D;
+      const first = matMul(pick, last).reshape([b, 1, this.config.hiddenSize]);
+      if (c === 0) return first as tf.Tensor3D;
+
+      const promptLengths = tf.sum(promptMask.toFloat(), 1); // [G]
+      const rowStart = matMul(pick, promptLengths.reshape([g, 1])); // [B, 1]
+      const positions = tf.add(rowStart, tf.range(0, c, 1, 'float32').reshape([1, c])) as tf.Tensor2D;
+      const { cos, sin } = ropeTables(positions, this.inverseFrequencies);
+      // allowed(b, i, ·) = [the row's real prompt tokens | continuation tokens j ≤ i that are not padding]
+      const promptAllowed = matMul(pick, promptMask.toFloat()).reshape([b, 1, 1, 1, p]);
+      const causal = tf.linalg.bandPart(tf.ones([c, c]), -1, 0).reshape([1, 1, 1, c, c]);
+      const ownAllowed = tf.mul(causal, mask.toFloat().reshape([b, 1, 1, 1, c]));
+      const allowed = tf.concat([tf.mul(promptAllowed, tf.ones([1, 1, 1, c, 1])), ownAllowed], 4);
+      const { numKvHeads, headDim } = this.config;
+      const perRow = (store: tf.Tensor4D) => matMul(pick, store.reshape([g, numKvHeads * p * headDim])).reshape([b, numKvHeads, p, headDim]);
+      const attendOver = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => [
+        tf.concat([perRow(promptKeys[layer]), k], 2) as tf.Tensor4D,
+        tf.concat([perRow(promptValues[layer]), v], 2) as tf.Tensor4D,
+      ];
+      const ctx: PassContext = {
+        batch: b, length: c, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED),
+        training, dropoutSeed: training ? this.dropoutRng.nextUint32() : 0, keyValues: attendOver,
+      };
+      const rest = this.runLayers(ids, ctx, false);
+      return tf.concat([first, rest], 1) as tf.Tensor3D;
+    });
+  }
+
   tokenLogprobs(hidden: tf.Tensor3D, targets: tf.Tensor2D, options: TokenLogprobOptions = {}): { logprobs: tf.Tensor2D; entropy?: tf.Tensor2D } {
     const [b, t, h] = hidden.shape;
     if (targets.shape[0] !== b || targets.shape[1] !== t) {
