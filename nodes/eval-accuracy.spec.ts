@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { from, lastValueFrom, Subject, type Observable } from 'rxjs';
+import { from, lastValueFrom, Observable, Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../core/llm/chat-template.js';
 import { modelLock } from '../core/llm/model-lock.js';
@@ -71,6 +71,26 @@ describe('eval.accuracy', () => {
       /correct_reward "accuracy" is not among the rewards connected \(format, correctness\)/,
     );
     await expect(async () => start({}).run()).rejects.toThrow(/after: true needs the policy input/);
+  });
+
+  it('with before: false, still takes the held-out prompts at once (a shared source would otherwise stall the training prompts)', async () => {
+    let subscribed = false;
+    const heldOut = new Observable<PromptRecord>((subscriber) => {
+      subscribed = true;
+      prompts.forEach((p) => subscriber.next(p));
+      subscriber.complete();
+    });
+    const policy = new Subject<PolicySnapshot>();
+    const dir = mkdtempSync(path.join(out, 'no-before-'));
+    const recorded = recordingContext(evalAccuracy.config.parse({ before: false, max_new_tokens: 2 }), { id: 'eval', services: { seed: 1 } });
+    const result = await evalAccuracy.run({ ...recorded.ctx, outDir: dir }, { model, tokenizer, template, prompts: heldOut, rewards: [format, correctness], policy });
+    expect(subscribed).toBe(true); // before any policy version arrived
+    await modelLock(model).run(() => policy.next({ version: 1, weights: {} }));
+    policy.complete();
+    await result.done;
+    const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+    expect(summary.eval.before).toBeUndefined();
+    expect(summary.eval.after).toMatchObject({ step: 1, n: 4, accuracy: 0.5 });
   });
 
   it('without a trainer, evaluates once (before) and finishes', async () => {

@@ -161,6 +161,10 @@ export const evalAccuracy = defineNode({
     // Queued now, before the trainer's first optimiser step can ask for the model. A resumed run's
     // "before" is the checkpoint's policy.
     const startStep = resumeCheckpoint(ctx.services)?.step ?? 0;
+    // Collect the held-out prompts now even without a "before" evaluation: a source that feeds this node
+    // and the generator (dataset.synthetic's test and prompts) may hold the training prompts back until
+    // the held-out ones are taken, and nothing else would take them until training ends.
+    heldOut().catch(() => undefined); // awaited by the first evaluation, which reports a failure
     const before = c.before ? evaluate('before', startStep) : undefined;
     before?.catch(() => undefined); // awaited below; a rejection fails the node there
 
