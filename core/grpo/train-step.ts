@@ -192,6 +192,9 @@ export async function grpoTrainStep(
 
   try {
     for (const part of parts) {
+      // Each micro-batch computes synchronously; between them, let the rest of this thread run (a worker
+      // generator's next request is posted from here: blocked, generation and training would take turns).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const packed = packRows(part, packOptions(config));
       const [b, C] = packed.targets.shape;
       const rowTensor = (perRow: (row: TrainingRow) => ArrayLike<number>) => tf.tensor2d(padRows(part.map(perRow), C), [b, C]);

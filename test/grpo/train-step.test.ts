@@ -125,6 +125,27 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     });
   }
 
+  it('lets the rest of the thread run before each micro-batch (a worker generator is fed from this thread)', async () => {
+    const model = new FakePolicy(VOCAB, 4, 5);
+    const batch = await trainingBatch(model, new Rng(1), 0); // 4 prompts × 8 = 32 completions
+    let computed = 0;
+    const hidden = model.hidden.bind(model);
+    model.hidden = (ids) => (computed++, hidden(ids));
+    const seen: number[] = [];
+    let ticking = true;
+    const tick = () => {
+      seen.push(computed);
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const optimizer = new AdamW(model.trainableVariables());
+    await grpoTrainStep(model, batch, optimizer, { learningRate: 0.1, microBatchSize: 8 });
+    ticking = false;
+    optimizer.dispose();
+    // Other work got the thread before micro-batch 1, 2, 3 and 4 (not only when the step awaits its metrics).
+    for (const done of [0, 1, 2, 3]) expect(seen).toContain(done);
+  });
+
   it('clips the global gradient norm and reports the pre-clip norm', async () => {
     const results = [];
     for (const maxGradNorm of [0, 1e-3]) {
