@@ -1,4 +1,7 @@
 // Choosing the TensorFlow.js backend. Model code never depends on which one runs.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { tf } from './tf.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -51,6 +54,31 @@ async function tryCpu(): Promise<string> {
   return 'cpu';
 }
 
+const LIBRARY_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib64', '/lib', '/usr/local/lib'];
+
+/**
+ * On Linux Dawn drives the GPU through Vulkan; without the loader it finds no adapter and prints a
+ * warning to stderr (above the terminal UI), so `auto` skips WebGPU up front. `--backend webgpu` still tries.
+ */
+export function vulkanLoaderMissing(platform = process.platform, env = process.env): boolean {
+  if (platform !== 'linux') return false;
+  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...LIBRARY_DIRS];
+  if (dirs.some((dir) => existsSync(join(dir, 'libvulkan.so.1')))) return false;
+  for (const ldconfig of ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig']) {
+    try {
+      return !execFileSync(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('libvulkan.so.1');
+    } catch {
+      // try the next
+    }
+  }
+  return true;
+}
+
+async function tryWebgpuIfVulkan(): Promise<string> {
+  if (vulkanLoaderMissing()) throw new Error('no Vulkan loader (libvulkan.so.1) on this machine; --backend webgpu tries anyway');
+  return tryWebgpu();
+}
+
 const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, Attempt> = {
   tensorflow: tryTensorflow,
   webgpu: tryWebgpu,
@@ -89,7 +117,7 @@ export async function initBackend(
   const skipped: string[] = [];
   for (const candidate of AUTO_ORDER) {
     try {
-      const chosen = await ATTEMPTS[candidate]();
+      const chosen = await (candidate === 'webgpu' ? tryWebgpuIfVulkan : ATTEMPTS[candidate])();
       await tf.ready();
       notes.push(`backend ${chosen} (auto${skipped.length ? `; skipped ${skipped.join('; ')}` : ''})`);
       log?.(notes[0]);

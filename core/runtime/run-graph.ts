@@ -114,7 +114,8 @@ export function runGraph(graph: ResolvedGraph, options: RunOptions): RunHandle {
     for (const channel of channelByEdge.values()) channel.close();
     for (const node of graph.nodes) {
       const st = tracker.snapshot()[node.id];
-      if (st.status === 'running' || st.status === 'idle') tracker.update(node.id, () => ({ status: 'cancelled' }));
+      // A completed run stops its endless sources (a synthetic dataset) on purpose: they are done, not cancelled.
+      if (st.status === 'running' || st.status === 'idle') tracker.update(node.id, () => ({ status: status === 'completed' ? 'done' : 'cancelled' }));
     }
     // Teardown: every node that started, in reverse start order; each node's hooks in reverse order.
     for (const id of [...startOrder].reverse()) {

@@ -60,6 +60,15 @@ describe('runtime', () => {
     expect(last.sink.status).toBe('cancelled');
   });
 
+  it('a run that completes while a source could go on marks the source done, not cancelled', async () => {
+    const graph = await graphOf(`  src:\n    type: forever\n  sink:\n    type: slow-sink\n    with: { delayMs: 0, take: 3 }\n    in: { items: src.items }\n`);
+    const handle = start(graph, newProbe());
+    const states: NodeStates[] = [];
+    handle.nodeStates$.subscribe((s) => states.push(s));
+    expect((await handle.done).status).toBe('completed');
+    expect(states.at(-1)!.src.status).toBe('done');
+  });
+
   it('a node whose setup throws fails the graph with its id', async () => {
     const graph = await graphOf(`${src(3)}  model:\n    type: load-model\n    with: { failWith: "no weights file" }\n  scale:\n    type: scale\n    in: { model: model.model, items: src.items }\n`);
     const error = (await start(graph, newProbe()).done.catch((e: unknown) => e)) as NodeRunError;

@@ -1,5 +1,5 @@
 // Toy nodes for the engine tests: small, deterministic, and instrumented through `services.probe`.
-import { delay, map, merge as mergeStreams, of, startWith, tap, timer, withLatestFrom } from 'rxjs';
+import { delay, map, merge as mergeStreams, of, startWith, tap, timer, withLatestFrom, take } from 'rxjs';
 import { z } from 'zod';
 import { defineNode, definePlugin, latestPort, PLUGIN_API_VERSION, resourcePort, streamPort } from '../../core/plugin.js';
 import { NodeRegistry } from '../../core/registry.js';
@@ -69,13 +69,14 @@ export const slowSink = defineNode({
   version: 1,
   inputs: { items: { type: numbers } },
   outputs: {},
-  config: z.strictObject({ delayMs: z.number().min(0).default(5), label: z.string().default('sink') }),
+  config: z.strictObject({ delayMs: z.number().min(0).default(5), label: z.string().default('sink'), take: z.number().int().positive().optional() }),
   run(ctx, inputs) {
     recordTeardown(ctx);
     const probe = probeOf(ctx.services);
     const got: unknown[] = (probe.received[ctx.id] = []);
     return {
       done: inputs.items.pipe(
+        ctx.config.take === undefined ? (items) => items : take(ctx.config.take),
         mapAsync((x) => {
           probe.started[ctx.id] = (probe.started[ctx.id] ?? 0) + 1;
           probe.startedTotal++;

@@ -1,7 +1,10 @@
 // Backend selection: explicit names, auto with its one-line explanation, clear errors.
 import { describe, expect, it } from 'vitest';
 import { tf } from '../../core/llm/tf.js';
-import { initBackend, type BackendName } from '../../core/llm/backend.js';
+import { initBackend, vulkanLoaderMissing, type BackendName } from '../../core/llm/backend.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('initBackend', () => {
   it('selects cpu and wasm by name', async () => {
@@ -26,5 +29,21 @@ describe('initBackend', () => {
   it('an explicit backend that cannot start is an error that says why', async () => {
     await expect(initBackend('tensorflow')).rejects.toThrow(/backend "tensorflow" is not available: .*tfjs-node/);
     await expect(initBackend('tpu' as BackendName)).rejects.toThrow(/unknown backend "tpu"; choose one of auto, tensorflow, webgpu, wasm, cpu/);
+  });
+});
+
+describe('vulkanLoaderMissing (auto skips WebGPU on Linux without the Vulkan loader, before Dawn warns on stderr)', () => {
+  it('never on macOS or Windows (Dawn uses Metal / D3D12 there)', () => {
+    expect(vulkanLoaderMissing('darwin', {})).toBe(false);
+    expect(vulkanLoaderMissing('win32', {})).toBe(false);
+  });
+  it('finds libvulkan.so.1 on LD_LIBRARY_PATH', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vulkan-'));
+    try {
+      writeFileSync(join(dir, 'libvulkan.so.1'), '');
+      expect(vulkanLoaderMissing('linux', { LD_LIBRARY_PATH: `/nonexistent:${dir}` })).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
