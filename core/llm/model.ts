@@ -166,7 +166,9 @@ export class CausalLM {
       const promptHidden = this.runLayers(prompts, this.passContext(prompts, promptMask, undefined, training, capture), false);
       // Left-padded: the last column is every prompt's last real token. A one-hot matmul picks each row's
       // prompt (a gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks).
-      const pick = tf.oneHot(tf.tensor1d(group, 'int32'), g).toFloat() as tf.Tensor2D; // [B, G]
+      const picks = new Float32Array(b * g);
+      group.forEach((prompt, row) => (picks[row * g + prompt] = 1));
+      const pick = tf.tensor2d(picks, [b, g]); // [B, G] (tf.oneHot refuses a depth of 1: one prompt)
       const last = tf.slice(promptHidden, [0, p - 1, 0], [g, 1, this.config.hiddenSize]).reshape([g, this.config.hiddenSize]) as tf.Tensor2D;
       const first = matMul(pick, last).reshape([b, 1, this.config.hiddenSize]);
       if (c === 0) return first as tf.Tensor3D;

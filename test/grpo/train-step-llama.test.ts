@@ -121,8 +121,8 @@ describe('GRPO train step on llama-tiny', () => {
     loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
     const batch = referenceBatch(); // prompts of 185, 73 and 170 tokens; micro-batches of 3 split groups 1 and 2
     const variables = model.trainableVariables();
-    const run = async (sharePromptPass: boolean) => {
-      const config: TrainStepConfig = { learningRate: 0, beta: 0.05, maxGradNorm: 0, microBatchSize: 3, sharePromptPass };
+    const run = async (sharePromptPass: boolean, microBatchSize = 3) => {
+      const config: TrainStepConfig = { learningRate: 0, beta: 0.05, maxGradNorm: 0, microBatchSize, sharePromptPass };
       const logprobs = await computeRowLogprobs(model, batch, config);
       const optimizer = new AdamW(variables);
       const { metrics } = await grpoTrainStep(model, batch, optimizer, config);
@@ -140,6 +140,9 @@ describe('GRPO train step on llama-tiny', () => {
     expect(largest).toBeGreaterThan(0);
     shared.grads.forEach((g, i) => expect(maxDiff(g, packed.grads[i]), `variable ${i}`).toBeLessThan(1e-5 * largest + 1e-9));
     for (const name of ['loss', 'kl', 'entropy']) expect(shared.metrics[name]).toBeCloseTo(packed.metrics[name], 5);
+    // Micro-batches of one prompt each.
+    const single = await run(true, 2);
+    single.logprobs.forEach((row, r) => expect(maxDiff(row, packed.logprobs[r]), `row ${r}`).toBeLessThan(1e-5));
   });
 
   it('for each of the seven projections, the gradient over all its lora_A and lora_B matrices matches a directional finite difference', async () => {
