@@ -6,7 +6,7 @@ import { groupAdvantages, mean, rewardFunctionMetrics, type ScaleRewards } from 
 import { grpoLoss, resolveLossConfig, type GrpoLossConfig } from './loss.js';
 import { readFloat32 } from '../llm/read-back.js';
 import { AdamW, clipGradNorm, type AdamWState } from './optimizer.js';
-import { flattenBatch, packRows, packSharedPrompts, padRows, type PackedRows, type TrainingRow } from './pack.js';
+import { flattenBatch, packRows, packSharedPrompts, padRows, type PackedRows, type SharedPromptRows, type TrainingRow } from './pack.js';
 
 /** What the train step needs from a model (core/llm/model.ts's CausalLM provides it). */
 export interface PolicyModel {
@@ -77,18 +77,30 @@ function splitRows(rows: TrainingRow[], size: number): TrainingRow[][] {
   return parts;
 }
 
+/** One micro-batch packed for its passes (the reference pass and the policy pass share it): the padded
+ *  [prompt | completion] rows, and the rows regrouped by prompt when the model can compute each prompt once. */
+interface PackedPart {
+  packed: PackedRows;
+  shared?: SharedPromptRows;
+  dispose(): void;
+}
+
+function packPart(model: PolicyModel, part: TrainingRow[], config: TrainStepConfig): PackedPart {
+  const packed = packRows(part, packOptions(config));
+  const shared =
+    model.sharedPrefixHidden && config.sharePromptPass !== false && packed.completionLength > 1
+      ? packSharedPrompts(part, packed.completionLength, config.padTokenId ?? 0)
+      : undefined;
+  return { packed, shared, dispose: () => (packed.dispose(), shared?.dispose()) };
+}
+
 /** The hidden states that predict each completion token, [b, C, H]: from a pass that computes each
  *  prompt once (when the model offers one), else from the packed [prompt | completion] rows. */
-function predictingHidden(model: PolicyModel, rows: TrainingRow[], packed: PackedRows, config: TrainStepConfig, training: boolean): tf.Tensor3D {
+function predictingHidden(model: PolicyModel, { packed, shared }: PackedPart, config: TrainStepConfig, training: boolean): tf.Tensor3D {
   const checkpointLayers = training && (config.gradientCheckpointing ?? false);
-  if (model.sharedPrefixHidden && config.sharePromptPass !== false && !checkpointLayers && packed.completionLength > 1) {
-    const shared = packSharedPrompts(rows, packed.completionLength, config.padTokenId ?? 0);
-    try {
-      const hidden = model.sharedPrefixHidden(shared.prompts, shared.promptMask, shared.ids, shared.mask, shared.group, { training });
-      if (hidden) return hidden;
-    } finally {
-      shared.dispose();
-    }
+  if (shared && !checkpointLayers) {
+    const hidden = model.sharedPrefixHidden!(shared.prompts, shared.promptMask, shared.ids, shared.mask, shared.group, { training });
+    if (hidden) return hidden;
   }
   const hidden = model.hidden(packed.ids, packed.attentionMask, packed.positions, { training, checkpointLayers });
   const [b, , h] = hidden.shape;
@@ -97,14 +109,13 @@ function predictingHidden(model: PolicyModel, rows: TrainingRow[], packed: Packe
 
 function completionLogprobs(
   model: PolicyModel,
-  rows: TrainingRow[],
-  packed: PackedRows,
+  part: PackedPart,
   config: TrainStepConfig,
   training: boolean,
   withEntropy: boolean,
 ): { logprobs: tf.Tensor2D; entropy?: tf.Tensor2D } {
-  const predicting = predictingHidden(model, rows, packed, config, training);
-  return model.tokenLogprobs(predicting, packed.targets, {
+  const predicting = predictingHidden(model, part, config, training);
+  return model.tokenLogprobs(predicting, part.packed.targets, {
     chunkSize: config.logprobChunkSize,
     withEntropy,
     temperature: config.temperature ?? 1,
@@ -127,11 +138,11 @@ export async function computeRowLogprobs(model: PolicyModel, batch: TrainingBatc
   const perPart: tf.Tensor2D[] = [];
   try {
     for (const part of parts) {
-      const packed = packRows(part, packOptions(config));
+      const packedPart = packPart(model, part, config);
       try {
-        perPart.push(tf.tidy(() => completionLogprobs(model, part, packed, config, false, false).logprobs));
+        perPart.push(tf.tidy(() => completionLogprobs(model, packedPart, config, false, false).logprobs));
       } finally {
-        packed.dispose();
+        packedPart.dispose();
       }
     }
     const values = await readFloat32(perPart, 'computeRowLogprobs');
@@ -195,18 +206,19 @@ export async function grpoTrainStep(
       // Each micro-batch computes synchronously; between them, let the rest of this thread run (a worker
       // generator's next request is posted from here: blocked, generation and training would take turns).
       await new Promise<void>((resolve) => setImmediate(resolve));
-      const packed = packRows(part, packOptions(config));
+      const packedPart = packPart(model, part, config);
+      const { packed } = packedPart;
       const [b, C] = packed.targets.shape;
       const rowTensor = (perRow: (row: TrainingRow) => ArrayLike<number>) => tf.tensor2d(padRows(part.map(perRow), C), [b, C]);
       const old = options.oldLogprobs ? rowTensor((row) => options.oldLogprobs![rowIndex.get(row)!]) : undefined;
       const behaviour = config.importanceSamplingCorrection ? rowTensor((row) => row.behaviourLogprobs) : undefined;
       const ref =
         lossConfig.beta !== 0
-          ? tf.tidy(() => model.withAdaptersDisabled(() => completionLogprobs(model, part, packed, config, false, false).logprobs))
+          ? tf.tidy(() => model.withAdaptersDisabled(() => completionLogprobs(model, packedPart, config, false, false).logprobs))
           : undefined;
       try {
         const { value, grads } = tf.variableGrads(() => {
-          const { logprobs, entropy } = completionLogprobs(model, part, packed, config, true, true);
+          const { logprobs, entropy } = completionLogprobs(model, packedPart, config, true, true);
           const { loss, metrics } = grpoLoss(
             { logprobs, oldLogprobs: old, refLogprobs: ref, behaviourLogprobs: behaviour, mask: packed.completionMask, advantages: packed.advantages },
             { ...lossConfig, gradientAccumulationSteps: accumulationSteps, numItemsInBatch },
@@ -230,7 +242,7 @@ export async function grpoTrainStep(
         });
       } finally {
         tf.dispose([old, behaviour, ref].filter((t): t is tf.Tensor2D => t !== undefined));
-        packed.dispose();
+        packedPart.dispose();
       }
     }
 
