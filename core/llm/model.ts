@@ -5,7 +5,7 @@
 import { tf } from './tf.js';
 import { Rng, type RngState } from '../rng.js';
 import type { ModelConfig } from './config.js';
-import type { KVCache } from './kv-cache.js';
+import { inPlaceWritesSupported, writeInPlace, type KVCache } from './kv-cache.js';
 import type { LoraState, LoraAdapter } from './lora.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
@@ -63,8 +63,17 @@ interface PassContext {
   training: boolean;
   /** Seeds for LoRA dropout, fixed per pass so a recomputed (checkpointed) layer draws the same masks. */
   dropoutSeed: number;
-  /** Given this layer's new keys/values [B, kvH, T, D], return the keys/values to attend over [B, kvH, S, D]. */
-  keyValues?: (layer: number, keys: tf.Tensor4D, values: tf.Tensor4D) => [tf.Tensor4D, tf.Tensor4D];
+  /**
+   * Given this layer's new keys/values [B, kvH, T, D], return what to attend over: keys [B, kvH, S, D]
+   * (or already transposed, [B, kvH, D, S], with `keysTransposed`) and values [B, kvH, S, D].
+   */
+  keyValues?: (layer: number, keys: tf.Tensor4D, values: tf.Tensor4D) => AttendOver;
+}
+
+interface AttendOver {
+  keys: tf.Tensor4D;
+  values: tf.Tensor4D;
+  keysTransposed?: boolean;
 }
 
 const MASKED = -1e9;
@@ -158,10 +167,10 @@ export class CausalLM {
       // Prompt pass, keeping each layer's keys/values (after RoPE) for the continuation pass.
       const promptKeys: tf.Tensor4D[] = [];
       const promptValues: tf.Tensor4D[] = [];
-      const capture = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => {
+      const capture = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
         promptKeys[layer] = k;
         promptValues[layer] = v;
-        return [k, v];
+        return { keys: k, values: v };
       };
       const promptHidden = this.runLayers(prompts, this.passContext(prompts, promptMask, undefined, training, capture), false);
       // Left-padded: the last column is every prompt's last real token. A one-hot matmul picks each row's
@@ -184,10 +193,10 @@ export class CausalLM {
       const allowed = tf.concat([tf.broadcastTo(promptAllowed, [b, 1, 1, c, p]), ownAllowed], 4);
       const { numKvHeads, headDim } = this.config;
       const perRow = (store: tf.Tensor4D) => matMul(pick, store.reshape([g, numKvHeads * p * headDim])).reshape([b, numKvHeads, p, headDim]);
-      const attendOver = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => [
-        tf.concat([perRow(promptKeys[layer]), k], 2) as tf.Tensor4D,
-        tf.concat([perRow(promptValues[layer]), v], 2) as tf.Tensor4D,
-      ];
+      const attendOver = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => ({
+        keys: tf.concat([perRow(promptKeys[layer]), k], 2) as tf.Tensor4D,
+        values: tf.concat([perRow(promptValues[layer]), v], 2) as tf.Tensor4D,
+      });
       const ctx: PassContext = {
         batch: b, length: c, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED),
         training, dropoutSeed: training ? this.dropoutRng.nextUint32() : 0, keyValues: attendOver,
@@ -220,16 +229,22 @@ export class CausalLM {
 
   // ---------------------------------------------------------------- KV cache
 
-  newCache(slots: number, maxLength: number): KVCache {
+  /**
+   * A cache of `slots` sequences up to `maxLength` tokens. Written in place where the backend allows it;
+   * `inPlace: false` forces the copying writes the GPU backends use (tests run both).
+   */
+  newCache(slots: number, maxLength: number, options: { inPlace?: boolean } = {}): KVCache {
     if (!(slots > 0 && maxLength > 0)) throw new Error(`newCache: slots (${slots}) and maxLength (${maxLength}) must be positive`);
+    const inPlace = options.inPlace ?? inPlaceWritesSupported();
+    if (inPlace && !inPlaceWritesSupported()) throw new Error(`newCache: the ${tf.getBackend()} backend cannot write a cache in place`);
     const { numLayers, numKvHeads, headDim } = this.config;
-    const shape: [number, number, number, number] = [slots, numKvHeads, maxLength, headDim];
     return {
       slots,
       maxLength,
-      keys: Array.from({ length: numLayers }, () => tf.zeros(shape) as tf.Tensor4D),
-      values: Array.from({ length: numLayers }, () => tf.zeros(shape) as tf.Tensor4D),
+      keys: Array.from({ length: numLayers }, () => tf.zeros([slots, numKvHeads, headDim, maxLength]) as tf.Tensor4D),
+      values: Array.from({ length: numLayers }, () => tf.zeros([slots, numKvHeads, maxLength, headDim]) as tf.Tensor4D),
       lengths: new Array(slots).fill(0),
+      inPlace,
       disposed: false,
     };
   }
@@ -261,14 +276,20 @@ export class CausalLM {
       const mask = tf.tensor2d(maskData, [n, longest], 'int32');
       const slotIndex = tf.tensor2d(slots, [n, 1], 'int32');
       const padColumns = cache.maxLength - longest;
-      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => {
-        const write = (store: tf.Tensor4D, x: tf.Tensor4D) => {
-          const rows = padColumns > 0 ? tf.pad(x, [[0, 0], [0, 0], [0, padColumns], [0, 0]]) : x;
-          return tf.keep(tf.tensorScatterUpdate(store, slotIndex, rows)) as tf.Tensor4D;
-        };
-        newKeys[layer] = write(cache.keys[layer], k);
-        newValues[layer] = write(cache.values[layer], v);
-        return [k, v];
+      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
+        if (cache.inPlace) {
+          writeInPlace(cache, layer, k, v, slots, slots.map(() => 0), lengths);
+        } else {
+          const write = (store: tf.Tensor4D, x: tf.Tensor4D, axis: number) => {
+            const padding: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+            padding[axis] = [0, padColumns];
+            const rows = padColumns > 0 ? tf.pad(x, padding) : x;
+            return tf.keep(tf.tensorScatterUpdate(store, slotIndex, rows)) as tf.Tensor4D;
+          };
+          newKeys[layer] = write(cache.keys[layer], swapLastAxes(k), 3);
+          newValues[layer] = write(cache.values[layer], v, 2);
+        }
+        return { keys: k, values: v };
       };
       const h = this.runLayers(ids, this.passContext(ids, mask, undefined, false, keyValues), false);
       const last = tf.tensor2d(lengths.map((len, i) => [i, len - 1]), [n, 2], 'int32');
@@ -292,10 +313,11 @@ export class CausalLM {
       return len;
     });
     const n = slots.length;
-    // Cache columns to attend over: those any of these slots has filled, or — when that is most of the
-    // cache — all of them, masked, since copying out a column range costs about as much as attending to it.
+    // Cache columns to attend over. Written in place, the whole cache is read as it is (masked past each
+    // slot's length): cutting out the filled columns would copy it. Otherwise the filled columns, or all
+    // of them when that is most of the cache, since the copy then costs about as much as attending to it.
     const filled = Math.max(...positions) + 1;
-    const span = filled * 2 > cache.maxLength ? cache.maxLength : filled;
+    const span = cache.inPlace || filled * 2 > cache.maxLength ? cache.maxLength : filled;
     const allSlotsInOrder = slots.length === cache.slots && slots.every((s, i) => s === i);
     const { numKvHeads, headDim } = this.config;
     const newKeys: tf.Tensor4D[] = [];
@@ -309,25 +331,35 @@ export class CausalLM {
       const visible = window ? tf.logicalAnd(tf.lessEqual(column, pos), tf.greater(column, tf.sub(pos, window))) : tf.lessEqual(column, pos);
       const allowed = visible.toFloat().reshape([n, 1, 1, 1, span]);
       const slotTensor = tf.tensor1d(slots, 'int32');
-      // (slot, head, position) of each new key row
-      const scatterIndex = tf.tensor2d(
-        slots.flatMap((s, i) => Array.from({ length: numKvHeads }, (_, h) => [s, h, positions[i]])),
-        [n * numKvHeads, 3],
-        'int32',
-      );
-      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => {
-        const write = (store: tf.Tensor4D, x: tf.Tensor4D) =>
-          tf.keep(tf.tensorScatterUpdate(store, scatterIndex, x.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
-        newKeys[layer] = write(cache.keys[layer], k);
-        newValues[layer] = write(cache.values[layer], v);
-        // Gather whole rows of a 2-D view (a rank-4 gather is slow on wasm).
-        const read = (store: tf.Tensor4D) => {
-          const window = span === cache.maxLength ? store : tf.slice(store, [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
-          if (allSlotsInOrder) return window;
-          return tf.gather(window.reshape([cache.slots, numKvHeads * span * headDim]), slotTensor).reshape([n, numKvHeads, span, headDim]) as tf.Tensor4D;
-        };
-        return [read(newKeys[layer]), read(newValues[layer])];
+      // Gather whole slots of a 2-D view (a rank-4 gather is slow on wasm).
+      const read = (store: tf.Tensor4D, sliced: tf.Tensor4D): tf.Tensor4D => {
+        if (allSlotsInOrder) return sliced;
+        const [, a, b, c] = sliced.shape;
+        return tf.gather(sliced.reshape([cache.slots, a * b * c]), slotTensor).reshape([n, a, b, c]) as tf.Tensor4D;
       };
+      let keyValues: (layer: number, k: tf.Tensor4D, v: tf.Tensor4D) => AttendOver;
+      if (cache.inPlace) {
+        const ones = positions.map(() => 1);
+        keyValues = (layer, k, v) => {
+          writeInPlace(cache, layer, k, v, slots, positions, ones);
+          return { keys: read(cache.keys[layer], cache.keys[layer]), values: read(cache.values[layer], cache.values[layer]), keysTransposed: true };
+        };
+      } else {
+        // (slot, head, position) of each new value row; (slot, head, dim, position) of each new key entry
+        const valueIndex = tf.tensor2d(slots.flatMap((s, i) => Array.from({ length: numKvHeads }, (_, h) => [s, h, positions[i]])), [n * numKvHeads, 3], 'int32');
+        const keyIndex = tf.tensor2d(
+          slots.flatMap((s, i) => Array.from({ length: numKvHeads * headDim }, (_, hd) => [s, Math.floor(hd / headDim), hd % headDim, positions[i]])),
+          [n * numKvHeads * headDim, 4],
+          'int32',
+        );
+        keyValues = (layer, k, v) => {
+          newKeys[layer] = tf.keep(tf.tensorScatterUpdate(cache.keys[layer], keyIndex, k.reshape([n * numKvHeads * headDim]))) as tf.Tensor4D;
+          newValues[layer] = tf.keep(tf.tensorScatterUpdate(cache.values[layer], valueIndex, v.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
+          const keys = span === cache.maxLength ? newKeys[layer] : tf.slice(newKeys[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, headDim, span]);
+          const values = span === cache.maxLength ? newValues[layer] : tf.slice(newValues[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
+          return { keys: read(newKeys[layer], keys as tf.Tensor4D), values: read(newValues[layer], values as tf.Tensor4D), keysTransposed: true };
+        };
+      }
       const ctx: PassContext = {
         batch: n, length: 1, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED),
         training: false, dropoutSeed: 0, keyValues,
@@ -549,13 +581,15 @@ export class CausalLM {
     }
     q = applyRope(q, ctx.cos, ctx.sin);
     k = applyRope(k, ctx.cos, ctx.sin);
-    let keys = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, kvH, T, D]
-    let values = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
-    if (ctx.keyValues) [keys, values] = ctx.keyValues(index, keys, values);
-    const s = keys.shape[2];
+    const own: AttendOver = {
+      keys: tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D, // [B, kvH, T, D]
+      values: tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D,
+    };
+    const { keys, values, keysTransposed } = ctx.keyValues ? ctx.keyValues(index, own.keys, own.values) : own;
+    const s = values.shape[2];
     // GQA without repeating K/V: the query heads sharing a KV head are stacked along the query axis.
     const queries = tf.transpose(q, [0, 2, 1, 3]).reshape([b, numKvHeads, groups * t, headDim]);
-    const scores = tf.mul(matMul(queries, swapLastAxes(keys)), 1 / Math.sqrt(headDim));
+    const scores = tf.mul(matMul(queries, keysTransposed ? keys : swapLastAxes(keys)), 1 / Math.sqrt(headDim));
     const masked = tf.add(scores.reshape([b, numKvHeads, groups, t, s]), ctx.mask);
     const probs = tf.softmax(masked, -1).reshape([b, numKvHeads, groups * t, s]);
     const out = matMul(probs, values).reshape([b, numHeads, t, headDim]);

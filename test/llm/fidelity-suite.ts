@@ -78,61 +78,65 @@ export function fidelitySuite(backend: 'cpu' | 'wasm', fullGreedyVariants: Varia
           chosen.forEach((c, i) => expect(seqs[i].slice(c.ids.length)).toEqual(c.greedy));
         });
 
-        it('prefill + decode (one slot at a time) reproduces greedy tokens and log-probs', () => {
-          const cache = model.newCache(2, 256);
-          for (const chat of cases) {
-            const all = [...chat.ids, ...chat.greedy];
-            let logits = model.prefill(cache, 1, chat.ids);
-            for (let i = 0; i < chat.greedy.length; i++) {
-              const row = logits.dataSync() as Float32Array;
-              logits.dispose();
-              expect(argMax(row)).toBe(chat.greedy[i]);
-              const at = chat.ids.length - 1 + i;
-              expect(Math.abs(logSoftmaxAt(row, all[at + 1]) - chat.sequence_logprobs[at])).toBeLessThan(TOL);
-              if (i === chat.greedy.length - 1) break;
-              const next = model.decode(cache, [1], [chat.greedy[i]]);
-              logits = next.reshape([-1]);
-              next.dispose();
-            }
-            model.release(cache, 1);
-          }
-          model.disposeCache(cache);
-        });
-
-        it('continuous batching: sequences at their own positions, a freed slot taken by a waiting prompt', () => {
-          interface Sequence { chat: number; slot: number; produced: number[]; stopAfter: number }
-          const cache = model.newCache(3, 256);
-          const start = (chat: number, slot: number, row: ArrayLike<number>, stopAfter = 12): Sequence => ({ chat, slot, produced: [argMax(row)], stopAfter });
-          const first = model.prefillMany(cache, [2, 0, 1], cases.map((c) => c.ids));
-          const firstRows = first.arraySync() as number[][];
-          first.dispose();
-          // chat 0 "hits eos" after 4 tokens; a second copy of chat 0 waits for a free slot
-          let active = [start(0, 2, firstRows[0], 4), start(1, 0, firstRows[1]), start(2, 1, firstRows[2])];
-          const waiting = [0];
-          const finished: Sequence[] = [];
-          while (active.length > 0) {
-            const done = active.filter((q) => q.produced.length >= q.stopAfter);
-            for (const q of done) {
-              finished.push(q);
-              model.release(cache, q.slot);
-              const chat = waiting.shift();
-              if (chat !== undefined) {
-                const row = model.prefill(cache, q.slot, cases[chat].ids);
-                active.push(start(chat, q.slot, row.dataSync()));
-                row.dispose();
+        // The KV cache written in place (wasm, cpu) and by copy (what the GPU backends do).
+        for (const inPlace of [true, false]) {
+          const writes = inPlace ? 'written in place' : 'written by copy';
+          it(`prefill + decode (one slot at a time) reproduces greedy tokens and log-probs; cache ${writes}`, () => {
+            const cache = model.newCache(2, 256, { inPlace });
+            for (const chat of cases) {
+              const all = [...chat.ids, ...chat.greedy];
+              let logits = model.prefill(cache, 1, chat.ids);
+              for (let i = 0; i < chat.greedy.length; i++) {
+                const row = logits.dataSync() as Float32Array;
+                logits.dispose();
+                expect(argMax(row)).toBe(chat.greedy[i]);
+                const at = chat.ids.length - 1 + i;
+                expect(Math.abs(logSoftmaxAt(row, all[at + 1]) - chat.sequence_logprobs[at])).toBeLessThan(TOL);
+                if (i === chat.greedy.length - 1) break;
+                const next = model.decode(cache, [1], [chat.greedy[i]]);
+                logits = next.reshape([-1]);
+                next.dispose();
               }
+              model.release(cache, 1);
             }
-            active = active.filter((q) => !done.includes(q));
-            if (active.length === 0) break;
-            const logits = model.decode(cache, active.map((q) => q.slot), active.map((q) => q.produced[q.produced.length - 1]));
-            const rows = logits.arraySync() as number[][];
-            logits.dispose();
-            active.forEach((q, i) => q.produced.push(argMax(rows[i])));
-          }
-          expect(finished.map((q) => q.chat).sort()).toEqual([0, 0, 1, 2]);
-          for (const q of finished) expect(q.produced).toEqual(cases[q.chat].greedy.slice(0, q.stopAfter));
-          model.disposeCache(cache);
-        });
+            model.disposeCache(cache);
+          });
+
+          it(`continuous batching: sequences at their own positions, a freed slot taken by a waiting prompt; cache ${writes}`, () => {
+            interface Sequence { chat: number; slot: number; produced: number[]; stopAfter: number }
+            const cache = model.newCache(3, 256, { inPlace });
+            const start = (chat: number, slot: number, row: ArrayLike<number>, stopAfter = 12): Sequence => ({ chat, slot, produced: [argMax(row)], stopAfter });
+            const first = model.prefillMany(cache, [2, 0, 1], cases.map((c) => c.ids));
+            const firstRows = first.arraySync() as number[][];
+            first.dispose();
+            // chat 0 "hits eos" after 4 tokens; a second copy of chat 0 waits for a free slot
+            let active = [start(0, 2, firstRows[0], 4), start(1, 0, firstRows[1]), start(2, 1, firstRows[2])];
+            const waiting = [0];
+            const finished: Sequence[] = [];
+            while (active.length > 0) {
+              const done = active.filter((q) => q.produced.length >= q.stopAfter);
+              for (const q of done) {
+                finished.push(q);
+                model.release(cache, q.slot);
+                const chat = waiting.shift();
+                if (chat !== undefined) {
+                  const row = model.prefill(cache, q.slot, cases[chat].ids);
+                  active.push(start(chat, q.slot, row.dataSync()));
+                  row.dispose();
+                }
+              }
+              active = active.filter((q) => !done.includes(q));
+              if (active.length === 0) break;
+              const logits = model.decode(cache, active.map((q) => q.slot), active.map((q) => q.produced[q.produced.length - 1]));
+              const rows = logits.arraySync() as number[][];
+              logits.dispose();
+              active.forEach((q, i) => q.produced.push(argMax(rows[i])));
+            }
+            expect(finished.map((q) => q.chat).sort()).toEqual([0, 0, 1, 2]);
+            for (const q of finished) expect(q.produced).toEqual(cases[q.chat].greedy.slice(0, q.stopAfter));
+            model.disposeCache(cache);
+          });
+        }
 
         it('a left-padded batch gives each sequence its unpadded logits', () => {
           const longest = Math.max(...cases.map((c) => c.ids.length));
@@ -144,9 +148,9 @@ export function fidelitySuite(backend: 'cpu' | 'wasm', fullGreedyVariants: Varia
       });
     }
 
-    it('tf.memory().numTensors does not grow across prefill/decode/release cycles', async () => {
+    it.each([true, false])('tf.memory().numTensors does not grow across prefill/decode/release cycles (in place: %s)', async (inPlace) => {
       const model = await modelFor('adapter');
-      const cache = model.newCache(3, 64);
+      const cache = model.newCache(3, 64, { inPlace });
       const cycle = () => {
         model.prefill(cache, 0, [1000, 5, 6, 7]).dispose();
         model.prefillMany(cache, [1, 2], [[1000, 9], [1000, 10, 11]]).dispose();
