@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from './tf.js';
+import { registerSimdBatchMatMul, simdBatchMatMulUnavailable } from './wasm-batch-matmul.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -46,7 +47,14 @@ async function tryWebgpu(): Promise<string> {
 async function tryWasm(): Promise<string> {
   await importOptional('@tensorflow/tfjs-backend-wasm');
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+  await registerSimdBatchMatMul();
   return 'wasm';
+}
+
+/** What the chosen backend runs differently than one would expect, said once with the choice. */
+function backendRemarks(chosen: string): string {
+  if (chosen === 'wasm' && simdBatchMatMulUnavailable) return `; batched products on tfjs's slower kernel (${simdBatchMatMulUnavailable})`;
+  return '';
 }
 
 async function tryCpu(): Promise<string> {
@@ -107,7 +115,7 @@ export async function initBackend(
     try {
       const chosen = await attempt();
       await tf.ready();
-      notes.push(`backend ${chosen} (requested)`);
+      notes.push(`backend ${chosen} (requested)${backendRemarks(chosen)}`);
       log?.(notes[0]);
       return { name: chosen, notes };
     } catch (err) {
@@ -119,7 +127,7 @@ export async function initBackend(
     try {
       const chosen = await (candidate === 'webgpu' ? tryWebgpuIfVulkan : ATTEMPTS[candidate])();
       await tf.ready();
-      notes.push(`backend ${chosen} (auto${skipped.length ? `; skipped ${skipped.join('; ')}` : ''})`);
+      notes.push(`backend ${chosen} (auto${skipped.length ? `; skipped ${skipped.join('; ')}` : ''})${backendRemarks(chosen)}`);
       log?.(notes[0]);
       return { name: chosen, notes };
     } catch (err) {

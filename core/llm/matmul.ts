@@ -2,6 +2,7 @@
 // matMul(a, b, transposeA/transposeB) about ten times slower than the plain product, and tfjs's own
 // matMul gradient uses exactly those flags; here transposes are explicit copies, which cost far less.
 import { tf } from './tf.js';
+import { batchMatMul } from './wasm-batch-matmul.js';
 
 /** Swap the last two axes. */
 export function swapLastAxes<T extends tf.Tensor>(t: T): T {
@@ -10,16 +11,13 @@ export function swapLastAxes<T extends tf.Tensor>(t: T): T {
   return tf.transpose(t, perm) as T;
 }
 
-/** a · b over the last two axes (equal batch axes), differentiable in both. */
+/** a · b over the last two axes (equal batch axes), differentiable in both; batched on wasm by the SIMD kernel. */
 export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
   const op = tf.customGrad(((x: tf.Tensor, y: tf.Tensor, save: tf.GradSaveFunc) => {
     save([x, y]);
     return {
-      value: tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D),
-      gradFunc: (dy: tf.Tensor, [xs, ys]: tf.Tensor[]) => [
-        tf.matMul(dy as tf.Tensor3D, swapLastAxes(ys) as tf.Tensor3D),
-        tf.matMul(swapLastAxes(xs) as tf.Tensor3D, dy as tf.Tensor3D),
-      ],
+      value: batchMatMul(x, y),
+      gradFunc: (dy: tf.Tensor, [xs, ys]: tf.Tensor[]) => [batchMatMul(dy, swapLastAxes(ys)), batchMatMul(swapLastAxes(xs), dy)],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(a, b) as T;
