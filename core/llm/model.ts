@@ -312,64 +312,84 @@ export class CausalLM {
       if (len >= cache.maxLength) throw new Error(`decode: slot ${s} is full (${len} of maxLength ${cache.maxLength} tokens)`);
       return len;
     });
+    const logits = cache.inPlace ? this.decodeInPlace(cache, slots, tokens, positions) : this.decodeByCopy(cache, slots, tokens, positions);
+    slots.forEach((s) => cache.lengths[s]++);
+    return logits;
+  }
+
+  /**
+   * Every slot runs, in slot order, so attention reads the cache as it lies: no gather of the requested
+   * slots (on wasm a gather of whole cache rows cost several times the step). Rows of slots not asked
+   * for are computed and dropped; only the requested slots' keys and values are written.
+   */
+  private decodeInPlace(cache: KVCache, slots: number[], tokens: number[], positions: number[]): tf.Tensor2D {
+    const all = Array.from({ length: cache.slots }, (_, s) => s);
+    const rowTokens = new Array<number>(cache.slots).fill(0);
+    const rowPositions = cache.lengths.map((len) => Math.min(len, cache.maxLength - 1));
+    const writes = new Array<number>(cache.slots).fill(0);
+    slots.forEach((s, i) => ((rowTokens[s] = tokens[i]), (rowPositions[s] = positions[i]), (writes[s] = 1)));
+    const allSlotsInOrder = slots.length === cache.slots && slots.every((s, i) => s === i);
+    return tf.tidy(() => {
+      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
+        writeInPlace(cache, layer, k, v, all, rowPositions, writes);
+        return { keys: cache.keys[layer], values: cache.values[layer], keysTransposed: true };
+      };
+      const h = this.runLayers(tf.tensor2d(rowTokens, [cache.slots, 1], 'int32'), this.decodeContext(rowPositions, cache.maxLength, keyValues), false);
+      const rows = h.reshape([cache.slots, this.config.hiddenSize]) as tf.Tensor2D;
+      return unembed(allSlotsInOrder ? rows : (tf.gather(rows, tf.tensor1d(slots, 'int32')) as tf.Tensor2D), this.weights.lmHead);
+    });
+  }
+
+  /** The GPU backends' decode: each write makes a new cache tensor; attention reads the requested slots' rows. */
+  private decodeByCopy(cache: KVCache, slots: number[], tokens: number[], positions: number[]): tf.Tensor2D {
     const n = slots.length;
-    // Cache columns to attend over. Written in place, the whole cache is read as it is (masked past each
-    // slot's length): cutting out the filled columns would copy it. Otherwise the filled columns, or all
-    // of them when that is most of the cache, since the copy then costs about as much as attending to it.
+    // Cache columns to attend over: those any of these slots has filled, or — when that is most of the
+    // cache — all of them, masked, since copying out a column range costs about as much as attending to it.
     const filled = Math.max(...positions) + 1;
-    const span = cache.inPlace || filled * 2 > cache.maxLength ? cache.maxLength : filled;
+    const span = filled * 2 > cache.maxLength ? cache.maxLength : filled;
     const allSlotsInOrder = slots.length === cache.slots && slots.every((s, i) => s === i);
     const { numKvHeads, headDim } = this.config;
     const newKeys: tf.Tensor4D[] = [];
     const newValues: tf.Tensor4D[] = [];
     const logits = tf.tidy(() => {
-      const ids = tf.tensor2d(tokens, [n, 1], 'int32');
-      const pos = tf.tensor2d(positions, [n, 1], 'float32');
-      const { cos, sin } = ropeTables(pos, this.inverseFrequencies);
-      const column = tf.range(0, span, 1, 'float32').reshape([1, span]);
-      const window = this.config.slidingWindow;
-      const visible = window ? tf.logicalAnd(tf.lessEqual(column, pos), tf.greater(column, tf.sub(pos, window))) : tf.lessEqual(column, pos);
-      const allowed = visible.toFloat().reshape([n, 1, 1, 1, span]);
       const slotTensor = tf.tensor1d(slots, 'int32');
       // Gather whole slots of a 2-D view (a rank-4 gather is slow on wasm).
-      const read = (store: tf.Tensor4D, sliced: tf.Tensor4D): tf.Tensor4D => {
+      const read = (sliced: tf.Tensor4D): tf.Tensor4D => {
         if (allSlotsInOrder) return sliced;
         const [, a, b, c] = sliced.shape;
         return tf.gather(sliced.reshape([cache.slots, a * b * c]), slotTensor).reshape([n, a, b, c]) as tf.Tensor4D;
       };
-      let keyValues: (layer: number, k: tf.Tensor4D, v: tf.Tensor4D) => AttendOver;
-      if (cache.inPlace) {
-        const ones = positions.map(() => 1);
-        keyValues = (layer, k, v) => {
-          writeInPlace(cache, layer, k, v, slots, positions, ones);
-          return { keys: read(cache.keys[layer], cache.keys[layer]), values: read(cache.values[layer], cache.values[layer]), keysTransposed: true };
-        };
-      } else {
-        // (slot, head, position) of each new value row; (slot, head, dim, position) of each new key entry
-        const valueIndex = tf.tensor2d(slots.flatMap((s, i) => Array.from({ length: numKvHeads }, (_, h) => [s, h, positions[i]])), [n * numKvHeads, 3], 'int32');
-        const keyIndex = tf.tensor2d(
-          slots.flatMap((s, i) => Array.from({ length: numKvHeads * headDim }, (_, hd) => [s, Math.floor(hd / headDim), hd % headDim, positions[i]])),
-          [n * numKvHeads * headDim, 4],
-          'int32',
-        );
-        keyValues = (layer, k, v) => {
-          newKeys[layer] = tf.keep(tf.tensorScatterUpdate(cache.keys[layer], keyIndex, k.reshape([n * numKvHeads * headDim]))) as tf.Tensor4D;
-          newValues[layer] = tf.keep(tf.tensorScatterUpdate(cache.values[layer], valueIndex, v.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
-          const keys = span === cache.maxLength ? newKeys[layer] : tf.slice(newKeys[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, headDim, span]);
-          const values = span === cache.maxLength ? newValues[layer] : tf.slice(newValues[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
-          return { keys: read(newKeys[layer], keys as tf.Tensor4D), values: read(newValues[layer], values as tf.Tensor4D), keysTransposed: true };
-        };
-      }
-      const ctx: PassContext = {
-        batch: n, length: 1, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED),
-        training: false, dropoutSeed: 0, keyValues,
+      // (slot, head, position) of each new value row; (slot, head, dim, position) of each new key entry
+      const valueIndex = tf.tensor2d(slots.flatMap((s, i) => Array.from({ length: numKvHeads }, (_, h) => [s, h, positions[i]])), [n * numKvHeads, 3], 'int32');
+      const keyIndex = tf.tensor2d(
+        slots.flatMap((s, i) => Array.from({ length: numKvHeads * headDim }, (_, hd) => [s, Math.floor(hd / headDim), hd % headDim, positions[i]])),
+        [n * numKvHeads * headDim, 4],
+        'int32',
+      );
+      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
+        newKeys[layer] = tf.keep(tf.tensorScatterUpdate(cache.keys[layer], keyIndex, k.reshape([n * numKvHeads * headDim]))) as tf.Tensor4D;
+        newValues[layer] = tf.keep(tf.tensorScatterUpdate(cache.values[layer], valueIndex, v.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
+        const keys = span === cache.maxLength ? newKeys[layer] : tf.slice(newKeys[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, headDim, span]);
+        const values = span === cache.maxLength ? newValues[layer] : tf.slice(newValues[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
+        return { keys: read(keys as tf.Tensor4D), values: read(values as tf.Tensor4D), keysTransposed: true };
       };
-      const h = this.runLayers(ids, ctx, false);
+      const h = this.runLayers(tf.tensor2d(tokens, [n, 1], 'int32'), this.decodeContext(positions, span, keyValues), false);
       return unembed(h.reshape([n, this.config.hiddenSize]) as tf.Tensor2D, this.weights.lmHead);
     });
     this.replaceCache(cache, newKeys, newValues);
-    slots.forEach((s) => cache.lengths[s]++);
     return logits;
+  }
+
+  /** One token per row at `positions`, attending over cache columns [0, span) up to its own position. */
+  private decodeContext(positions: number[], span: number, keyValues: PassContext['keyValues']): PassContext {
+    const n = positions.length;
+    const pos = tf.tensor2d(positions, [n, 1], 'float32');
+    const { cos, sin } = ropeTables(pos, this.inverseFrequencies);
+    const column = tf.range(0, span, 1, 'float32').reshape([1, span]);
+    const window = this.config.slidingWindow;
+    const visible = window ? tf.logicalAnd(tf.lessEqual(column, pos), tf.greater(column, tf.sub(pos, window))) : tf.lessEqual(column, pos);
+    const allowed = visible.toFloat().reshape([n, 1, 1, 1, span]);
+    return { batch: n, length: 1, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED), training: false, dropoutSeed: 0, keyValues };
   }
 
   release(cache: KVCache, slot: number): void {

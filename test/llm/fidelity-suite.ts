@@ -102,6 +102,26 @@ export function fidelitySuite(backend: 'cpu' | 'wasm', fullGreedyVariants: Varia
             model.disposeCache(cache);
           });
 
+          it(`a slot left out of a decode step keeps its cache and continues where it was; cache ${writes}`, () => {
+            const cache = model.newCache(3, 256, { inPlace });
+            const [a, b] = cases;
+            const rows = model.prefillMany(cache, [0, 2], [a.ids, b.ids]);
+            const first = rows.arraySync() as number[][];
+            rows.dispose();
+            const produced = [[argMax(first[0])], [argMax(first[1])]];
+            const step = (slots: number[], which: number[]) => {
+              const logits = model.decode(cache, slots, which.map((w) => produced[w][produced[w].length - 1]));
+              const out = logits.arraySync() as number[][];
+              logits.dispose();
+              which.forEach((w, i) => produced[w].push(argMax(out[i])));
+            };
+            for (let i = 0; i < 3; i++) step([2], [1]); // slot 0 waits
+            for (let i = 0; i < 4; i++) step([2, 0], [1, 0]); // both, out of slot order
+            expect(produced[0]).toEqual(a.greedy.slice(0, 5));
+            expect(produced[1]).toEqual(b.greedy.slice(0, 8));
+            model.disposeCache(cache);
+          });
+
           it(`continuous batching: sequences at their own positions, a freed slot taken by a waiting prompt; cache ${writes}`, () => {
             interface Sequence { chat: number; slot: number; produced: number[]; stopAfter: number }
             const cache = model.newCache(3, 256, { inPlace });
