@@ -31,6 +31,11 @@ export interface Completion {
   ids: number[];
   /** Log-probs of `ids` under the policy that sampled them (the behaviour policy). */
   logprobs: number[];
+  /**
+   * Log-probs of `ids` under the frozen base model (adapters off) at the sampling temperature, when the
+   * rollout node computed them (`reference_logprobs`); train.grpo then skips its own reference pass.
+   */
+  refLogprobs?: number[];
   finishReason: FinishReason;
 }
 

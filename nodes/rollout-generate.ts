@@ -43,6 +43,12 @@ export const rolloutGenerateConfig = z.strictObject({
   stop: z.array(z.string().min(1)).default([]).describe('Stop strings; the completion text is cut before them.'),
   template_variables: z.record(z.string(), z.unknown()).default({}).describe('Extra chat-template variables for rendering prompts (e.g. date_string).'),
   seed: z.number().int().optional().describe("Sampling seed; default the graph's seed."),
+  reference_logprobs: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Also compute each completion's log-probs under the frozen base model (adapters off) where it is sampled, so train.grpo (beta > 0) skips its reference pass; with overlap this pass runs in the generator thread beside the trainer.",
+    ),
   ...schedulerConfigShape,
   drop_last: z.boolean().default(true).describe('Drop an incomplete last batch when the prompts run out (as TRL does; the trainer needs whole batches).'),
 });
@@ -170,16 +176,23 @@ export const rolloutGenerate = defineNode({
         seed: batchSeeds.nextUint32(),
         eosTokenIds,
         stop: c.stop,
+        reference: c.reference_logprobs ? { temperature: c.temperature > 0 ? c.temperature : 1, padTokenId: tokenizer.padTokenId } : undefined,
       };
       const requests = kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens }));
       const sampled = await scheduler.sample(nextIndex - firstIndex, requests, G, options, ctx.signal);
       if (!sampled) return undefined;
-      const { results, policyVersion: version, seconds } = sampled;
+      const { results, refLogprobs, policyVersion: version, seconds } = sampled;
       const groups: RolloutGroup[] = kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,
         promptIds: p.promptIds,
-        completions: results[i].map((r) => ({ text: r.text ?? '', ids: r.ids, logprobs: r.logprobs, finishReason: r.finishReason })),
+        completions: results[i].map((r, j) => ({
+          text: r.text ?? '',
+          ids: r.ids,
+          logprobs: r.logprobs,
+          ...(refLogprobs ? { refLogprobs: refLogprobs[i][j] } : {}),
+          finishReason: r.finishReason,
+        })),
       }));
       const batch: RolloutBatch = { index: nextIndex++, policyVersion: version, groups };
 

@@ -11,6 +11,8 @@ export interface TrainingRow {
   completionIds: number[];
   /** The sampler's log-probs of completionIds (may be empty when the sampler did not record them). */
   behaviourLogprobs: number[];
+  /** The base model's log-probs of completionIds, when the rollout computed them (Completion.refLogprobs). */
+  refLogprobs?: number[];
   finishReason: FinishReason;
   advantage: number;
 }
@@ -30,6 +32,7 @@ export function flattenBatch(batch: TrainingBatch): TrainingRow[] {
       promptIds: group.promptIds,
       completionIds: completion.ids,
       behaviourLogprobs: completion.logprobs,
+      refLogprobs: completion.refLogprobs,
       finishReason: completion.finishReason,
       advantage: batch.advantages[g][c],
     }));

@@ -189,6 +189,15 @@ export async function grpoTrainStep(
   const variables = model.trainableVariables();
   if (variables.length === 0) throw new Error('grpoTrainStep: the model has no trainable variables (attach a LoRA adapter first)');
 
+  // The reference log-probs come with the batch when the rollout computed them; otherwise a pass here.
+  const givenReference = lossConfig.beta !== 0 && rows.every((row) => row.refLogprobs !== undefined);
+  if (givenReference) {
+    rows.forEach((row, i) => {
+      if (row.refLogprobs!.length !== row.completionIds.length) {
+        throw new Error(`group ${row.group}, completion ${row.completion} (row ${i}) has ${row.refLogprobs!.length} reference log-probs for ${row.completionIds.length} tokens`);
+      }
+    });
+  }
   const rowIndex = new Map(rows.map((row, i) => [row, i]));
   const parts = splitRows(rows, microBatchSize);
   const accumulationSteps = parts.length;
@@ -213,9 +222,11 @@ export async function grpoTrainStep(
       const old = options.oldLogprobs ? rowTensor((row) => options.oldLogprobs![rowIndex.get(row)!]) : undefined;
       const behaviour = config.importanceSamplingCorrection ? rowTensor((row) => row.behaviourLogprobs) : undefined;
       const ref =
-        lossConfig.beta !== 0
-          ? tf.tidy(() => model.withAdaptersDisabled(() => completionLogprobs(model, packedPart, config, false, false).logprobs))
-          : undefined;
+        lossConfig.beta === 0
+          ? undefined
+          : givenReference
+            ? rowTensor((row) => row.refLogprobs!)
+            : tf.tidy(() => model.withAdaptersDisabled(() => completionLogprobs(model, packedPart, config, false, false).logprobs));
       try {
         const { value, grads } = tf.variableGrads(() => {
           const { logprobs, entropy } = completionLogprobs(model, packedPart, config, true, true);

@@ -21,6 +21,8 @@ export interface GeneratorWorkerOptions {
 
 export interface WorkerGeneration {
   results: GenerationResult[];
+  /** Per result, the base model's log-probs of its ids (when `options.reference` asked for them). */
+  refLogprobs?: number[][];
   /** The policy version that sampled them. */
   policyVersion: number;
   busyMs: number;

@@ -3,6 +3,7 @@
 import type { GenerateOptions, GenerationRequest, GenerationResult } from '../llm/generate.js';
 import type { LoraConfig, LoraSnapshot } from '../llm/lora.js';
 import type { TokenizerSource } from '../llm/tokenizer.js';
+import type { ReferenceOptions } from '../grpo/reference-logprobs.js';
 
 /** A policy's trainable weights at one optimiser step, as shipped to the worker. */
 export interface PolicyWeights {
@@ -32,7 +33,10 @@ export interface PolicyRequest extends PolicyWeights {
 }
 
 /** generate()'s options that cross the thread boundary: all but the tokenizer (the worker has its own), the signal and callbacks. */
-export type WorkerGenerateOptions = Omit<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'>;
+export type WorkerGenerateOptions = Omit<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'> & {
+  /** Also compute each completion's log-probs under the base model (adapters off): see core/grpo/reference-logprobs.ts. */
+  reference?: ReferenceOptions;
+};
 
 export interface GenerateRequest {
   type: 'generate';
@@ -56,6 +60,8 @@ export interface InitReply {
 }
 export interface GenerateReply {
   results: GenerationResult[];
+  /** Per result, the base model's log-probs of its ids (when the request asked for `reference`). */
+  refLogprobs?: number[][];
   /** The policy version whose weights sampled every result. */
   policyVersion: number;
   /** Milliseconds the worker spent generating. */

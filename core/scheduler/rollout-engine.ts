@@ -4,6 +4,7 @@
 import { generate, repeatForGroups, type GenerationRequest, type GenerationResult } from '../llm/generate.js';
 import type { CausalLM } from '../llm/model.js';
 import { modelLock } from '../llm/model-lock.js';
+import { referenceLogprobs } from '../grpo/reference-logprobs.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
 import { GeneratorWorker } from './generator-worker.js';
@@ -12,6 +13,8 @@ import type { WorkerGenerateOptions } from './protocol.js';
 export interface EngineSample {
   /** `[request][member]` */
   results: GenerationResult[][];
+  /** `[request][member][token]`: the base model's log-probs of each completion, when `options.reference` asked. */
+  refLogprobs?: number[][][];
   policyVersion: number;
   /** Seconds spent generating (not waiting for the lock or the thread). */
   seconds: number;
@@ -49,8 +52,13 @@ export function mainThreadEngine(model: CausalLM, tokenizer: Tokenizer): Rollout
       modelLock(model).run(async () => {
         const policyVersion = (await policy())?.version ?? 0;
         const started = performance.now();
-        const flat = await generate(model, repeatForGroups(requests, groupSize), { ...options, tokenizer, signal });
-        return { results: regroup(flat, requests.length, groupSize), policyVersion, seconds: (performance.now() - started) / 1000 };
+        const { reference, ...sampling } = options;
+        const flat = await generate(model, repeatForGroups(requests, groupSize), { ...sampling, tokenizer, signal });
+        const results = regroup(flat, requests.length, groupSize);
+        const refLogprobs = reference
+          ? await referenceLogprobs(model, requests.map((r) => r.promptIds), results.map((group) => group.map((r) => r.ids)), reference)
+          : undefined;
+        return { results, refLogprobs, policyVersion, seconds: (performance.now() - started) / 1000 };
       }),
     close: async () => {},
   };
@@ -71,8 +79,13 @@ export async function workerEngine(model: CausalLM, tokenizer: Tokenizer, option
       const generated = worker.generate(repeatForGroups(requests, groupSize), generateOptions, signal);
       generated.catch(() => {}); // awaited below
       await shipped;
-      const { results, policyVersion, busyMs } = await generated;
-      return { results: regroup(results, requests.length, groupSize), policyVersion, seconds: busyMs / 1000 };
+      const { results, refLogprobs, policyVersion, busyMs } = await generated;
+      return {
+        results: regroup(results, requests.length, groupSize),
+        refLogprobs: refLogprobs && regroup(refLogprobs, requests.length, groupSize),
+        policyVersion,
+        seconds: busyMs / 1000,
+      };
     },
     close: () => worker.close(),
   };

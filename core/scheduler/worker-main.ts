@@ -8,6 +8,7 @@ import { initBackend, type BackendName } from '../llm/backend.js';
 import { loadModel } from '../llm/model-loader.js';
 import { attachLora, loadLoraSnapshot } from '../llm/lora.js';
 import { generate } from '../llm/generate.js';
+import { referenceLogprobs } from '../grpo/reference-logprobs.js';
 import { Tokenizer } from '../llm/tokenizer.js';
 import type { CausalLM } from '../llm/model.js';
 import { serializeError, type CancelRequest, type GenerateReply, type GenerateRequest, type InitReply, type InitRequest, type PolicyWeights, type ReplyValues, type WorkerReply, type WorkerRequest } from './protocol.js';
@@ -59,8 +60,9 @@ async function runGenerate(msg: GenerateRequest): Promise<GenerateReply> {
   const cancelled = () => cancelledEarly.delete(msg.id) || Atomics.load(state.cancelFlag, 0) === msg.id;
   if (cancelled()) throw new Error(`generate request ${msg.id} was cancelled`);
   const started = performance.now();
+  const { reference, ...sampling } = msg.options;
   const results = await generate(state.model, msg.requests, {
-    ...msg.options,
+    ...sampling,
     tokenizer: state.tokenizer,
     signal: controller.signal,
     // Compute never yields to the message loop mid-batch, so the cancel flag lives in shared memory.
@@ -68,7 +70,10 @@ async function runGenerate(msg: GenerateRequest): Promise<GenerateReply> {
       if (Atomics.load(state.cancelFlag, 0) === msg.id) controller.abort(new Error(`generate request ${msg.id} was cancelled`));
     },
   });
-  return { results, policyVersion: state.policyVersion, busyMs: performance.now() - started };
+  const refLogprobs = reference
+    ? (await referenceLogprobs(state.model, msg.requests.map((r) => r.promptIds), results.map((r) => [r.ids]), reference)).map(([row]) => row)
+    : undefined;
+  return { results, refLogprobs, policyVersion: state.policyVersion, busyMs: performance.now() - started };
 }
 
 async function handle(msg: Exclude<WorkerRequest, CancelRequest>): Promise<ReplyValues[keyof ReplyValues]> {

@@ -8,6 +8,7 @@ import { loadModel, type CausalLM } from '../../core/llm/model.js';
 import { attachLora, loadPeftAdapter } from '../../core/llm/lora.js';
 import { AdamW } from '../../core/grpo/optimizer.js';
 import { computeRowLogprobs, grpoTrainStep, type TrainStepConfig } from '../../core/grpo/train-step.js';
+import { referenceLogprobs } from '../../core/grpo/reference-logprobs.js';
 import type { Completion, TrainingBatch } from '../../core/ports.js';
 import { readFileSync } from 'node:fs';
 
@@ -185,6 +186,48 @@ describe('GRPO train step on llama-tiny', () => {
         expect(Math.abs(numeric - analytic), `${projection} lora_${matrix}: analytic ${analytic}, numeric ${numeric}`).toBeLessThan(0.03 * Math.abs(analytic) + 1e-5);
       }
     }
+  });
+
+  it('reference log-probs computed where the completions are sampled: the base model\'s (transformers reference), and the trainer uses them as its own', async () => {
+    loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
+    const batch = referenceBatch();
+    // With the adapter loaded, the reference is the base model: for the base's greedy continuations
+    // (member 1) that is transformers' sequence_logprobs of the base model.
+    const refs = await referenceLogprobs(
+      model,
+      batch.groups.map((g) => g.promptIds),
+      batch.groups.map((g) => g.completions.map((c) => c.ids)),
+      { temperature: 1, microBatchSize: 4 },
+    );
+    batch.groups.forEach((group, g) => expect(maxDiff(refs[g][1], group.completions[1].logprobs), `group ${g}`).toBeLessThan(1e-4));
+    // ... and the adapters are on again afterwards: the adapted log-probs of the adapter's continuations.
+    const adapted = await computeRowLogprobs(model, batch, { learningRate: 0 });
+    batch.groups.forEach((group, g) => expect(maxDiff(adapted[2 * g], group.completions[0].logprobs)).toBeLessThan(1e-4));
+
+    const variables = model.trainableVariables();
+    const step = async (b: TrainingBatch) => {
+      const before = variables.map((v) => v.dataSync().slice());
+      const optimizer = new AdamW(variables);
+      const { metrics } = await grpoTrainStep(model, b, optimizer, { learningRate: 1e-3, beta: 0.05, microBatchSize: 3 });
+      const after = variables.map((v) => v.dataSync().slice());
+      optimizer.dispose();
+      variables.forEach((v, i) => v.assign(tf.tensor(before[i], v.shape)));
+      return { metrics, after };
+    };
+    const own = await step(batch);
+    const withRefs: TrainingBatch = {
+      ...batch,
+      groups: batch.groups.map((group, g) => ({ ...group, completions: group.completions.map((c, j) => ({ ...c, refLogprobs: refs[g][j] })) })),
+    };
+    const given = await step(withRefs);
+    expect(own.metrics.kl).toBeGreaterThan(0);
+    for (const name of ['loss', 'kl']) expect(given.metrics[name], name).toBeCloseTo(own.metrics[name], 6);
+    given.after.forEach((v, i) => expect(maxDiff(v, own.after[i]), `variable ${i}`).toBeLessThan(1e-6));
+    // Wrong reference log-probs are used, not silently recomputed.
+    const shifted: TrainingBatch = { ...withRefs, groups: withRefs.groups.map((group) => ({ ...group, completions: group.completions.map((c) => ({ ...c, refLogprobs: c.refLogprobs!.map((v) => v - 1) })) })) };
+    expect((await step(shifted)).metrics.kl).not.toBeCloseTo(own.metrics.kl, 3);
+    const short: TrainingBatch = { ...withRefs, groups: withRefs.groups.map((group) => ({ ...group, completions: group.completions.map((c) => ({ ...c, refLogprobs: c.refLogprobs!.slice(1) })) })) };
+    await expect(step(short)).rejects.toThrow(/reference log-probs for/);
   });
 
   it('one step with a fresh LoRA (attachLora) changes only LoRA B (A has zero gradient while B = 0), never the base; no leaks', async () => {

@@ -8,6 +8,7 @@ import { loadModel } from '../../core/llm/model-loader.js';
 import type { CausalLM } from '../../core/llm/model.js';
 import { Tokenizer } from '../../core/llm/tokenizer.js';
 import { GeneratorWorker } from '../../core/scheduler/generator-worker.js';
+import { referenceLogprobs } from '../../core/grpo/reference-logprobs.js';
 
 const LLAMA_TINY = 'test/fixtures/llama-tiny';
 
@@ -67,6 +68,17 @@ describe('GeneratorWorker', () => {
     } finally {
       loadLoraSnapshot(model, original);
     }
+  });
+
+  it('with `reference`, also returns each completion\'s base-model log-probs, as the main thread computes them', async () => {
+    const remote = await worker.generate(requests, { ...options, reference: { temperature: 1 } });
+    expect(remote.refLogprobs).toHaveLength(requests.length);
+    remote.refLogprobs!.forEach((row, i) => expect(row).toHaveLength(remote.results[i].ids.length));
+    const local = await referenceLogprobs(model, requests.map((r) => r.promptIds), remote.results.map((r) => [r.ids]), { temperature: 1 });
+    local.forEach(([row], i) => row.forEach((lp, j) => expect(remote.refLogprobs![i][j]).toBeCloseTo(lp, 5)));
+    // the base model's, not the adapted policy's that sampled them
+    expect(remote.refLogprobs!.flat().some((lp, k) => Math.abs(lp - remote.results.flatMap((r) => r.logprobs)[k]) > 1e-3)).toBe(true);
+    expect((await worker.generate(requests, options)).refLogprobs).toBeUndefined();
   });
 
   it('rejects a bad request with the worker-side message and stack, and keeps serving', async () => {
