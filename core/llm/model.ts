@@ -190,7 +190,9 @@ export class CausalLM {
       const promptAllowed = matMul(pick, promptMask.toFloat()).reshape([b, 1, 1, 1, p]);
       const causal = tf.linalg.bandPart(tf.ones([c, c]), -1, 0).reshape([1, 1, 1, c, c]);
       const ownAllowed = tf.mul(causal, mask.toFloat().reshape([b, 1, 1, 1, c]));
-      const allowed = tf.concat([tf.broadcastTo(promptAllowed, [b, 1, 1, c, p]), ownAllowed], 4);
+      // Broadcast at rank 3: tfjs-webgpu tiles rank ≥ 5 on the CPU through a synchronous read, which Node lacks.
+      const promptRows = tf.broadcastTo(promptAllowed.reshape([b, 1, p]), [b, c, p]).reshape([b, 1, 1, c, p]);
+      const allowed = tf.concat([promptRows, ownAllowed], 4);
       const { numKvHeads, headDim } = this.config;
       const perRow = (store: tf.Tensor4D) => matMul(pick, store.reshape([g, numKvHeads * p * headDim])).reshape([b, numKvHeads, p, headDim]);
       const attendOver = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => ({
