@@ -12,6 +12,7 @@ import { resumeCheckpoint } from '../core/grpo/resume.js';
 import { scoreBatch } from '../core/grpo/rewards/score.js';
 import { sampleGroups } from '../core/llm/generate.js';
 import { modelLock } from '../core/llm/model-lock.js';
+import { maybeMerged } from '../core/scheduler/merged-sampling.js';
 import { defineNode } from '../core/plugin.js';
 import { ports, type PromptRecord, type RolloutGroup } from '../core/ports.js';
 import { mergeSummary } from '../core/report/summary.js';
@@ -35,6 +36,10 @@ export const evalAccuracyConfig = z
     after: z.boolean().default(true).describe('Evaluate when training has ended (needs the policy input).'),
     every: z.number().int().min(0).default(0).describe('Also evaluate every N optimiser steps (0: never).'),
     max_batch: z.number().int().positive().default(16).describe('Sequences decoded together.'),
+    merged_sampling: z
+      .boolean()
+      .default(false)
+      .describe('Sample with the LoRA adapter folded into a copy of the adapted weights (as rollout.generate\'s merged_sampling): faster on small models.'),
     seed: z.number().int().optional().describe("Sampling seed; default the graph's seed."),
   })
   .refine((c) => c.k.every((k) => k <= c.n), { message: 'every k must be ≤ n (samples per prompt)', path: ['k'] });
@@ -116,11 +121,13 @@ export const evalAccuracy = defineNode({
     const generateGroups = async (prompts: PromptRecord[], step: number): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
-      const samples = await sampleGroups(
-        model,
-        kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
-        c.n,
-        { temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, tokenizer, signal: ctx.signal },
+      const samples = await maybeMerged(model, c.merged_sampling, () =>
+        sampleGroups(
+          model,
+          kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
+          c.n,
+          { temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, tokenizer, signal: ctx.signal },
+        ),
       );
       return kept.map((p, i) => ({
         prompt: p.record,

@@ -36,6 +36,8 @@ export interface PolicyRequest extends PolicyWeights {
 export type WorkerGenerateOptions = Omit<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'> & {
   /** Also compute each completion's log-probs under the base model (adapters off): see core/grpo/reference-logprobs.ts. */
   reference?: ReferenceOptions;
+  /** Sample with the LoRA adapter folded into a copy of the adapted weights (`withLoraMerged`). */
+  merged?: boolean;
 };
 
 export interface GenerateRequest {

@@ -4,6 +4,7 @@
 import { generate, repeatForGroups, type GenerationRequest, type GenerationResult } from '../llm/generate.js';
 import type { CausalLM } from '../llm/model.js';
 import { modelLock } from '../llm/model-lock.js';
+import { maybeMerged } from './merged-sampling.js';
 import { referenceLogprobs } from '../grpo/reference-logprobs.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
@@ -52,8 +53,8 @@ export function mainThreadEngine(model: CausalLM, tokenizer: Tokenizer): Rollout
       modelLock(model).run(async () => {
         const policyVersion = (await policy())?.version ?? 0;
         const started = performance.now();
-        const { reference, ...sampling } = options;
-        const flat = await generate(model, repeatForGroups(requests, groupSize), { ...sampling, tokenizer, signal });
+        const { reference, merged, ...sampling } = options;
+        const flat = await maybeMerged(model, merged, () => generate(model, repeatForGroups(requests, groupSize), { ...sampling, tokenizer, signal }));
         const results = regroup(flat, requests.length, groupSize);
         const refLogprobs = reference
           ? await referenceLogprobs(model, requests.map((r) => r.promptIds), results.map((group) => group.map((r) => r.ids)), reference)

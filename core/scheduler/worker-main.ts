@@ -7,6 +7,7 @@ import { tf } from '../llm/tf.js';
 import { initBackend, type BackendName } from '../llm/backend.js';
 import { loadModel } from '../llm/model-loader.js';
 import { attachLora, loadLoraSnapshot } from '../llm/lora.js';
+import { maybeMerged } from './merged-sampling.js';
 import { generate } from '../llm/generate.js';
 import { referenceLogprobs } from '../grpo/reference-logprobs.js';
 import { Tokenizer } from '../llm/tokenizer.js';
@@ -60,8 +61,8 @@ async function runGenerate(msg: GenerateRequest): Promise<GenerateReply> {
   const cancelled = () => cancelledEarly.delete(msg.id) || Atomics.load(state.cancelFlag, 0) === msg.id;
   if (cancelled()) throw new Error(`generate request ${msg.id} was cancelled`);
   const started = performance.now();
-  const { reference, ...sampling } = msg.options;
-  const results = await generate(state.model, msg.requests, {
+  const { reference, merged, ...sampling } = msg.options;
+  const results = await maybeMerged(state.model, merged, () => generate(state.model, msg.requests, {
     ...sampling,
     tokenizer: state.tokenizer,
     signal: controller.signal,
@@ -69,7 +70,7 @@ async function runGenerate(msg: GenerateRequest): Promise<GenerateReply> {
     onToken: () => {
       if (Atomics.load(state.cancelFlag, 0) === msg.id) controller.abort(new Error(`generate request ${msg.id} was cancelled`));
     },
-  });
+  }));
   const refLogprobs = reference
     ? (await referenceLogprobs(state.model, msg.requests.map((r) => r.promptIds), results.map((r) => [r.ids]), reference)).map(([row]) => row)
     : undefined;

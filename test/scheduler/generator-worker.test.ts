@@ -2,12 +2,14 @@
 // snapshots shipped by copy, errors with the worker's stack, and a clean shutdown on abort and close.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../core/llm/backend.js';
+import { tf } from '../../core/llm/tf.js';
 import { generate, type GenerationRequest } from '../../core/llm/generate.js';
 import { loadLoraSnapshot, loadPeftAdapter, loraSnapshot, type LoraSnapshot } from '../../core/llm/lora.js';
 import { loadModel } from '../../core/llm/model-loader.js';
 import type { CausalLM } from '../../core/llm/model.js';
 import { Tokenizer } from '../../core/llm/tokenizer.js';
 import { GeneratorWorker } from '../../core/scheduler/generator-worker.js';
+import { mainThreadEngine } from '../../core/scheduler/rollout-engine.js';
 import { referenceLogprobs } from '../../core/grpo/reference-logprobs.js';
 
 const LLAMA_TINY = 'test/fixtures/llama-tiny';
@@ -79,6 +81,29 @@ describe('GeneratorWorker', () => {
     // the base model's, not the adapted policy's that sampled them
     expect(remote.refLogprobs!.flat().some((lp, k) => Math.abs(lp - remote.results.flatMap((r) => r.logprobs)[k]) > 1e-3)).toBe(true);
     expect((await worker.generate(requests, options)).refLogprobs).toBeUndefined();
+  });
+
+  it('with `merged`, samples the same tokens from the adapter folded into the weights (worker and main thread), and leaves the weights as they were', async () => {
+    await worker.setPolicy({ version: worker.policyVersion, weights: loraSnapshot(model) });
+    const plain = await worker.generate(requests, options);
+    const merged = await worker.generate(requests, { ...options, merged: true });
+    expect(merged.results.map((r) => r.ids)).toEqual(plain.results.map((r) => r.ids));
+    merged.results.forEach((r, i) => r.logprobs.forEach((lp, j) => expect(lp).toBeCloseTo(plain.results[i].logprobs[j], 4)));
+    expect((await worker.generate(requests, options)).results.map((r) => r.logprobs)).toEqual(plain.results.map((r) => r.logprobs));
+
+    const before = model.weights.layers[0].proj.q_proj.weightT;
+    const engine = mainThreadEngine(model, tokenizer);
+    const products = async (merge: boolean) => {
+      let ids: number[][] = [];
+      const { kernels } = await tf.profile(async () => {
+        ids = (await engine.sample(requests, 1, { ...options, merged: merge }, () => undefined)).results.map(([r]) => r.ids);
+      });
+      expect(ids).toEqual(plain.results.map((r) => r.ids));
+      return kernels.filter((k) => k.name === 'BatchMatMul').length;
+    };
+    expect(await products(true)).toBeLessThan((await products(false)) / 2); // no adapter products per token
+    expect(model.weights.layers[0].proj.q_proj.weightT).toBe(before);
+    expect(model.lora!.merged).toBe(false);
   });
 
   it('rejects a bad request with the worker-side message and stack, and keeps serving', async () => {
