@@ -14,6 +14,8 @@ export interface GenerationModel<Cache = unknown> {
   prefill(cache: Cache, slot: number, ids: number[]): tf.Tensor1D;
   prefillMany?(cache: Cache, slots: number[], prompts: number[][]): tf.Tensor2D;
   decode(cache: Cache, slots: number[], tokens: number[]): tf.Tensor2D;
+  /** Makes slot `to[i]` hold what slot `from[i]` holds (a prompt prefilled once for several sequences). */
+  copySlots?(cache: Cache, from: number[], to: number[]): void;
   release(cache: Cache, slot: number): void;
   disposeCache(cache: Cache): void;
 }
@@ -255,6 +257,15 @@ async function readLogits(logits: tf.Tensor1D | tf.Tensor2D, scale = 1): Promise
   }
 }
 
+/** The last-position logits of prefilling `starting` into their slots, one tensor (`prefillMany`, or `prefill` for one). */
+function prefillLogits<Cache>(model: GenerationModel<Cache>, cache: Cache, starting: Sequence[], requests: readonly GenerationRequest[]): tf.Tensor1D | tf.Tensor2D {
+  if (starting.length === 1 || !model.prefillMany) {
+    if (starting.length !== 1) throw new Error('generate: copySlots needs prefillMany');
+    return model.prefill(cache, starting[0].slot, requests[starting[0].request].promptIds);
+  }
+  return model.prefillMany(cache, starting.map((s) => s.slot), starting.map((s) => requests[s.request].promptIds));
+}
+
 /** Prefills the starting sequences (batched when the model can) and returns their last-position logits, row after row. */
 async function prefillRows<Cache>(
   model: GenerationModel<Cache>,
@@ -263,6 +274,28 @@ async function prefillRows<Cache>(
   requests: readonly GenerationRequest[],
   read: (logits: tf.Tensor1D | tf.Tensor2D) => Promise<{ rows: Float32Array; lse: Float32Array }>,
 ): Promise<{ rows: Float32Array; lse: Float32Array }> {
+  // Sequences with the same prompt (GRPO's G completions per prompt) share one prefill: the prompt runs
+  // once and its cache slot is copied to the others.
+  if (starting.length > 1 && model.copySlots) {
+    const firstWith = new Map<string, number>();
+    const unique: Sequence[] = [];
+    const source = starting.map((seq) => {
+      const key = requests[seq.request].promptIds.join(',');
+      let u = firstWith.get(key);
+      if (u === undefined) firstWith.set(key, (u = unique.push(seq) - 1));
+      return u;
+    });
+    if (unique.length < starting.length) {
+      const logits = prefillLogits(model, cache, unique, requests);
+      const copies = starting.map((seq, i) => [unique[source[i]].slot, seq.slot]).filter(([from, to]) => from !== to);
+      model.copySlots(cache, copies.map(([from]) => from), copies.map(([, to]) => to));
+      const { rows, lse } = await read(logits);
+      const V = rows.length / unique.length;
+      const all = new Float32Array(starting.length * V);
+      source.forEach((u, i) => all.set(rows.subarray(u * V, (u + 1) * V), i * V));
+      return { rows: all, lse: Float32Array.from(source, (u) => lse[u]) };
+    }
+  }
   if (starting.length > 1 && model.prefillMany) {
     return read(
       model.prefillMany(

@@ -90,3 +90,13 @@ export function writeInPlace(
     }
   }
 }
+
+/** Copies whole slots (`to[i]` ← `from[i]`) of every layer's keys and values, in place. */
+export function copySlotsInPlace(cache: KVCache, from: readonly number[], to: readonly number[]): void {
+  for (const store of [...cache.keys, ...cache.values]) {
+    const view = hostView(store);
+    if (!view) throw new Error('KV cache: in-place copy on a backend without host memory');
+    const size = view.length / cache.slots;
+    from.forEach((source, i) => view.copyWithin(to[i] * size, source * size, (source + 1) * size));
+  }
+}

@@ -5,7 +5,7 @@
 import { tf } from './tf.js';
 import { Rng, type RngState } from '../rng.js';
 import type { ModelConfig } from './config.js';
-import { inPlaceWritesSupported, writeInPlace, type KVCache } from './kv-cache.js';
+import { copySlotsInPlace, inPlaceWritesSupported, writeInPlace, type KVCache } from './kv-cache.js';
 import type { LoraState, LoraAdapter } from './lora.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
@@ -392,6 +392,24 @@ export class CausalLM {
     const visible = window ? tf.logicalAnd(tf.lessEqual(column, pos), tf.greater(column, tf.sub(pos, window))) : tf.lessEqual(column, pos);
     const allowed = visible.toFloat().reshape([n, 1, 1, 1, span]);
     return { batch: n, length: 1, cos, sin, mask: tf.mul(tf.sub(1, allowed), MASKED), training: false, dropoutSeed: 0, keyValues };
+  }
+
+  copySlots(cache: KVCache, from: number[], to: number[]): void {
+    this.checkCache(cache);
+    if (from.length !== to.length) throw new Error(`copySlots: ${from.length} sources for ${to.length} targets`);
+    [...from, ...to].forEach((s) => this.checkSlot(cache, s));
+    if (from.length === 0) return;
+    if (cache.inPlace) copySlotsInPlace(cache, from, to);
+    else {
+      const [newKeys, newValues] = tf.tidy(() => {
+        const sources = tf.tensor1d(from, 'int32');
+        const targets = tf.tensor2d(to, [to.length, 1], 'int32');
+        const copy = (store: tf.Tensor4D) => tf.keep(tf.tensorScatterUpdate(store, targets, tf.gather(store, sources))) as tf.Tensor4D;
+        return [cache.keys.map(copy), cache.values.map(copy)];
+      });
+      this.replaceCache(cache, newKeys, newValues);
+    }
+    to.forEach((t, i) => (cache.lengths[t] = cache.lengths[from[i]]));
   }
 
   release(cache: KVCache, slot: number): void {

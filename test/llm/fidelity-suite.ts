@@ -102,6 +102,25 @@ export function fidelitySuite(backend: 'cpu' | 'wasm', fullGreedyVariants: Varia
             model.disposeCache(cache);
           });
 
+          it(`copySlots: a prompt prefilled once, copied to two more slots, decodes the reference in all three; cache ${writes}`, () => {
+            const cache = model.newCache(4, 256, { inPlace });
+            const chat = cases[0];
+            const first = model.prefill(cache, 3, chat.ids);
+            const token = argMax(first.dataSync());
+            first.dispose();
+            model.prefill(cache, 1, cases[1].ids).dispose(); // something else in a slot that gets overwritten
+            model.copySlots(cache, [3, 3], [0, 1]);
+            const produced = [[token], [token], [token]];
+            for (let i = 0; i < 4; i++) {
+              const logits = model.decode(cache, [0, 1, 3], produced.map((p) => p[p.length - 1]));
+              const rows = logits.arraySync() as number[][];
+              logits.dispose();
+              rows.forEach((row, j) => produced[j].push(argMax(row)));
+            }
+            for (const p of produced) expect(p).toEqual(chat.greedy.slice(0, 5));
+            model.disposeCache(cache);
+          });
+
           it(`a slot left out of a decode step keeps its cache and continues where it was; cache ${writes}`, () => {
             const cache = model.newCache(3, 256, { inPlace });
             const [a, b] = cases;

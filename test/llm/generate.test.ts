@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { tf } from '../../core/llm/tf.js';
 import { Rng } from '../../core/rng.js';
 import { generate, repeatForGroups, sampleGroups, type GenerationModel } from '../../core/llm/generate.js';
+import type { KVCache } from '../../core/llm/kv-cache.js';
 import { logProbOf } from '../../core/llm/sampling.js';
 import { Tokenizer } from '../../core/llm/tokenizer.js';
 
@@ -246,6 +247,29 @@ describe('generate with llama-tiny', async () => {
 
   it('batched greedy generation reproduces transformers for every conversation', async () => {
     await expectReference(reference.chats);
+  });
+
+  it('repeated prompts are prefilled once and copied: the same samples and log-probs as prefilling each', async () => {
+    const requests = repeatForGroups(reference.chats.map((c) => ({ promptIds: c.ids, maxNewTokens: 6 })), 3);
+    const options = { temperature: 1, seed: 5, maxBatch: 9 };
+    const copySlots = vi.spyOn(model, 'copySlots');
+    const shared = await generate(model, requests, options);
+    expect(copySlots).toHaveBeenCalledTimes(1);
+    expect(copySlots.mock.calls[0][1]).toHaveLength(6); // 9 sequences, 3 prompts
+    copySlots.mockRestore();
+    // the same model without copySlots: every sequence prefilled on its own
+    const plain: GenerationModel = {
+      config: model.config,
+      newCache: (slots, maxLength) => model.newCache(slots, maxLength),
+      prefill: (cache, slot, ids) => model.prefill(cache as KVCache, slot, ids),
+      prefillMany: (cache, slots, prompts) => model.prefillMany(cache as KVCache, slots, prompts),
+      decode: (cache, slots, tokens) => model.decode(cache as KVCache, slots, tokens),
+      release: (cache, slot) => model.release(cache as KVCache, slot),
+      disposeCache: (cache) => model.disposeCache(cache as KVCache),
+    };
+    const separate = await generate(plain, requests, options);
+    expect(shared.map((r) => r.ids)).toEqual(separate.map((r) => r.ids));
+    shared.forEach((r, i) => r.logprobs.forEach((lp, j) => expect(lp).toBeCloseTo(separate[i].logprobs[j], 5)));
   });
 
   it('does not leak tensors (KV cache included) across 50 generate calls', async () => {
