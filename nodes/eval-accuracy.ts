@@ -12,7 +12,7 @@ import { resumeCheckpoint } from '../core/grpo/resume.js';
 import { scoreBatch } from '../core/grpo/rewards/score.js';
 import { sampleGroups } from '../core/llm/generate.js';
 import { modelLock } from '../core/llm/model-lock.js';
-import { maybeMerged } from '../core/scheduler/merged-sampling.js';
+import { maybeMerged } from '../core/scheduler/sample-batch.js';
 import { defineNode } from '../core/plugin.js';
 import { ports, type PromptRecord, type RolloutGroup } from '../core/ports.js';
 import { mergeSummary } from '../core/report/summary.js';

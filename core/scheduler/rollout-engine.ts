@@ -1,11 +1,10 @@
 // Where a rollout batch is sampled: on the main thread from the shared model (under its lock), or in a
 // generator worker thread that runs in parallel with the trainer. Both return [request][member]
 // completions and the policy version that sampled them, so the rollout node does not care which.
-import { generate, repeatForGroups, type GenerationRequest, type GenerationResult } from '../llm/generate.js';
+import { repeatForGroups, type GenerationRequest, type GenerationResult } from '../llm/generate.js';
 import type { CausalLM } from '../llm/model.js';
 import { modelLock } from '../llm/model-lock.js';
-import { maybeMerged } from './merged-sampling.js';
-import { referenceLogprobs } from '../grpo/reference-logprobs.js';
+import { sampleBatch } from './sample-batch.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
 import { GeneratorWorker } from './generator-worker.js';
@@ -53,13 +52,13 @@ export function mainThreadEngine(model: CausalLM, tokenizer: Tokenizer): Rollout
       modelLock(model).run(async () => {
         const policyVersion = (await policy())?.version ?? 0;
         const started = performance.now();
-        const { reference, merged, ...sampling } = options;
-        const flat = await maybeMerged(model, merged, () => generate(model, repeatForGroups(requests, groupSize), { ...sampling, tokenizer, signal }));
-        const results = regroup(flat, requests.length, groupSize);
-        const refLogprobs = reference
-          ? await referenceLogprobs(model, requests.map((r) => r.promptIds), results.map((group) => group.map((r) => r.ids)), reference)
-          : undefined;
-        return { results, refLogprobs, policyVersion, seconds: (performance.now() - started) / 1000 };
+        const { results, refLogprobs } = await sampleBatch(model, repeatForGroups(requests, groupSize), options, { tokenizer, signal });
+        return {
+          results: regroup(results, requests.length, groupSize),
+          refLogprobs: refLogprobs && regroup(refLogprobs, requests.length, groupSize),
+          policyVersion,
+          seconds: (performance.now() - started) / 1000,
+        };
       }),
     close: async () => {},
   };

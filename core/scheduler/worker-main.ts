@@ -7,9 +7,7 @@ import { tf } from '../llm/tf.js';
 import { initBackend, type BackendName } from '../llm/backend.js';
 import { loadModel } from '../llm/model-loader.js';
 import { attachLora, loadLoraSnapshot } from '../llm/lora.js';
-import { maybeMerged } from './merged-sampling.js';
-import { generate } from '../llm/generate.js';
-import { referenceLogprobs } from '../grpo/reference-logprobs.js';
+import { sampleBatch } from './sample-batch.js';
 import { Tokenizer } from '../llm/tokenizer.js';
 import type { CausalLM } from '../llm/model.js';
 import { serializeError, type CancelRequest, type GenerateReply, type GenerateRequest, type InitReply, type InitRequest, type PolicyWeights, type ReplyValues, type WorkerReply, type WorkerRequest } from './protocol.js';
@@ -61,19 +59,14 @@ async function runGenerate(msg: GenerateRequest): Promise<GenerateReply> {
   const cancelled = () => cancelledEarly.delete(msg.id) || Atomics.load(state.cancelFlag, 0) === msg.id;
   if (cancelled()) throw new Error(`generate request ${msg.id} was cancelled`);
   const started = performance.now();
-  const { reference, merged, ...sampling } = msg.options;
-  const results = await maybeMerged(state.model, merged, () => generate(state.model, msg.requests, {
-    ...sampling,
+  const { results, refLogprobs } = await sampleBatch(state.model, msg.requests, msg.options, {
     tokenizer: state.tokenizer,
     signal: controller.signal,
     // Compute never yields to the message loop mid-batch, so the cancel flag lives in shared memory.
     onToken: () => {
       if (Atomics.load(state.cancelFlag, 0) === msg.id) controller.abort(new Error(`generate request ${msg.id} was cancelled`));
     },
-  }));
-  const refLogprobs = reference
-    ? (await referenceLogprobs(state.model, msg.requests.map((r) => r.promptIds), results.map((r) => [r.ids]), reference)).map(([row]) => row)
-    : undefined;
+  });
   return { results, refLogprobs, policyVersion: state.policyVersion, busyMs: performance.now() - started };
 }
 
