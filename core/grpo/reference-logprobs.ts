@@ -13,30 +13,43 @@ export interface ReferenceOptions {
   padTokenId?: number;
 }
 
-/** `[request][member][token]` log-probs of `completions[request][member]` after `prompts[request]`. */
+/**
+ * Log-probs of each `completions[i]` after `prompts[i]`. Rows with the same prompt (GRPO's G completions)
+ * form one group, so the trainer's shared prompt pass computes each prompt once.
+ */
 export async function referenceLogprobs(
   model: PolicyModel,
   prompts: number[][],
-  completions: number[][][],
+  completions: number[][],
   options: ReferenceOptions,
-): Promise<number[][][]> {
+): Promise<number[][]> {
+  const groupOf = new Map<string, number>();
+  const groups: { promptIds: number[]; rows: number[] }[] = [];
+  prompts.forEach((promptIds, i) => {
+    const key = promptIds.join(',');
+    let g = groupOf.get(key);
+    if (g === undefined) groupOf.set(key, (g = groups.push({ promptIds, rows: [] }) - 1));
+    groups[g].rows.push(i);
+  });
   const batch: TrainingBatch = {
     index: 0,
     policyVersion: 0,
-    groups: prompts.map((promptIds, g) => ({
+    groups: groups.map(({ promptIds, rows }, g) => ({
       prompt: { id: `reference-${g}`, messages: [], fields: {} },
       promptText: '',
       promptIds,
-      completions: completions[g].map((ids) => ({ text: '', ids, logprobs: [], finishReason: 'eos' as const })),
+      completions: rows.map((i) => ({ text: '', ids: completions[i], logprobs: [], finishReason: 'eos' as const })),
     })),
     rewards: [],
-    totals: completions.map((group) => group.map(() => 0)),
-    advantages: completions.map((group) => group.map(() => 0)),
+    totals: groups.map(({ rows }) => rows.map(() => 0)),
+    advantages: groups.map(({ rows }) => rows.map(() => 0)),
   };
   const config = { learningRate: 0, temperature: options.temperature, microBatchSize: options.microBatchSize ?? 16, padTokenId: options.padTokenId };
   // Every device operation is queued before computeRowLogprobs first awaits, so the adapters are back on
   // before anything else can run on this model.
-  const rows = await model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, config));
-  let next = 0;
-  return completions.map((group) => group.map(() => Array.from(rows[next++])));
+  const values = await model.withAdaptersDisabled(() => computeRowLogprobs(model, batch, config));
+  const out: number[][] = new Array(prompts.length);
+  let next = 0; // computeRowLogprobs returns rows group after group
+  for (const { rows } of groups) for (const i of rows) out[i] = Array.from(values[next++]);
+  return out;
 }

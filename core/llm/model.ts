@@ -237,8 +237,9 @@ export class CausalLM {
    */
   newCache(slots: number, maxLength: number, options: { inPlace?: boolean } = {}): KVCache {
     if (!(slots > 0 && maxLength > 0)) throw new Error(`newCache: slots (${slots}) and maxLength (${maxLength}) must be positive`);
-    const inPlace = options.inPlace ?? inPlaceWritesSupported();
-    if (inPlace && !inPlaceWritesSupported()) throw new Error(`newCache: the ${tf.getBackend()} backend cannot write a cache in place`);
+    const supported = inPlaceWritesSupported();
+    const inPlace = options.inPlace ?? supported;
+    if (inPlace && !supported) throw new Error(`newCache: the ${tf.getBackend()} backend cannot write a cache in place`);
     const { numLayers, numKvHeads, headDim } = this.config;
     return {
       slots,
@@ -273,20 +274,22 @@ export class CausalLM {
     prompts.forEach((p, i) => p.forEach((tok, j) => ((idsData[i * longest + j] = tok), (maskData[i * longest + j] = 1))));
     const newKeys: tf.Tensor4D[] = [];
     const newValues: tf.Tensor4D[] = [];
+    const starts = slots.map(() => 0);
     const logits = tf.tidy(() => {
       const ids = tf.tensor2d(idsData, [n, longest], 'int32');
       const mask = tf.tensor2d(maskData, [n, longest], 'int32');
-      const slotIndex = tf.tensor2d(slots, [n, 1], 'int32');
+      // For the copying writes: each slot's new rows, scattered whole.
+      const slotIndex = cache.inPlace ? undefined : tf.tensor2d(slots, [n, 1], 'int32');
       const padColumns = cache.maxLength - longest;
       const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
         if (cache.inPlace) {
-          writeInPlace(cache, layer, k, v, slots, slots.map(() => 0), lengths);
+          writeInPlace(cache, layer, k, v, slots, starts, lengths);
         } else {
           const write = (store: tf.Tensor4D, x: tf.Tensor4D, axis: number) => {
             const padding: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
             padding[axis] = [0, padColumns];
             const rows = padColumns > 0 ? tf.pad(x, padding) : x;
-            return tf.keep(tf.tensorScatterUpdate(store, slotIndex, rows)) as tf.Tensor4D;
+            return tf.keep(tf.tensorScatterUpdate(store, slotIndex!, rows)) as tf.Tensor4D;
           };
           newKeys[layer] = write(cache.keys[layer], swapLastAxes(k), 3);
           newValues[layer] = write(cache.values[layer], v, 2);

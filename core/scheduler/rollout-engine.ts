@@ -41,6 +41,22 @@ function regroup<T>(flat: T[], requests: number, groupSize: number): T[][] {
   return Array.from({ length: requests }, (_, i) => flat.slice(i * groupSize, (i + 1) * groupSize));
 }
 
+/** A flat batch (request after request, G members each) as an EngineSample. */
+function grouped(
+  { results, refLogprobs }: { results: GenerationResult[]; refLogprobs?: number[][] },
+  requests: number,
+  groupSize: number,
+  policyVersion: number,
+  seconds: number,
+): EngineSample {
+  return {
+    results: regroup(results, requests, groupSize),
+    refLogprobs: refLogprobs && regroup(refLogprobs, requests, groupSize),
+    policyVersion,
+    seconds,
+  };
+}
+
 /**
  * Samples from the shared model under its lock. The trainer updates the same weights in place, so the
  * version is whatever the newest snapshot says when the lock is taken.
@@ -52,13 +68,8 @@ export function mainThreadEngine(model: CausalLM, tokenizer: Tokenizer): Rollout
       modelLock(model).run(async () => {
         const policyVersion = (await policy())?.version ?? 0;
         const started = performance.now();
-        const { results, refLogprobs } = await sampleBatch(model, repeatForGroups(requests, groupSize), options, { tokenizer, signal });
-        return {
-          results: regroup(results, requests.length, groupSize),
-          refLogprobs: refLogprobs && regroup(refLogprobs, requests.length, groupSize),
-          policyVersion,
-          seconds: (performance.now() - started) / 1000,
-        };
+        const sampled = await sampleBatch(model, repeatForGroups(requests, groupSize), options, { tokenizer, signal });
+        return grouped(sampled, requests.length, groupSize, policyVersion, (performance.now() - started) / 1000);
       }),
     close: async () => {},
   };
@@ -79,13 +90,8 @@ export async function workerEngine(model: CausalLM, tokenizer: Tokenizer, option
       const generated = worker.generate(repeatForGroups(requests, groupSize), generateOptions, signal);
       generated.catch(() => {}); // awaited below
       await shipped;
-      const { results, refLogprobs, policyVersion, busyMs } = await generated;
-      return {
-        results: regroup(results, requests.length, groupSize),
-        refLogprobs: refLogprobs && regroup(refLogprobs, requests.length, groupSize),
-        policyVersion,
-        seconds: busyMs / 1000,
-      };
+      const sampled = await generated;
+      return grouped(sampled, requests.length, groupSize, sampled.policyVersion, sampled.busyMs / 1000);
     },
     close: () => worker.close(),
   };

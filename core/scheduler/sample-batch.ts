@@ -27,6 +27,6 @@ export async function sampleBatch(
   const { reference, merged, ...sampling } = options;
   const results = await maybeMerged(model, merged, () => generate(model, requests, { ...sampling, ...local }));
   if (!reference) return { results };
-  const perRequest = await referenceLogprobs(model, requests.map((r) => r.promptIds), results.map((r) => [r.ids]), reference);
-  return { results, refLogprobs: perRequest.map(([row]) => row) };
+  const refLogprobs = await referenceLogprobs(model, requests.map((r) => r.promptIds), results.map((r) => r.ids), reference);
+  return { results, refLogprobs };
 }

@@ -193,12 +193,13 @@ describe('GRPO train step on llama-tiny', () => {
     const batch = referenceBatch();
     // With the adapter loaded, the reference is the base model: for the base's greedy continuations
     // (member 1) that is transformers' sequence_logprobs of the base model.
-    const refs = await referenceLogprobs(
+    const flat = await referenceLogprobs(
       model,
-      batch.groups.map((g) => g.promptIds),
-      batch.groups.map((g) => g.completions.map((c) => c.ids)),
+      batch.groups.flatMap((g) => g.completions.map(() => g.promptIds)),
+      batch.groups.flatMap((g) => g.completions.map((c) => c.ids)),
       { temperature: 1, microBatchSize: 4 },
     );
+    const refs = batch.groups.map((group, g) => group.completions.map((_, j) => flat[g * group.completions.length + j]));
     batch.groups.forEach((group, g) => expect(maxDiff(refs[g][1], group.completions[1].logprobs), `group ${g}`).toBeLessThan(1e-4));
     // ... and the adapters are on again afterwards: the adapted log-probs of the adapter's continuations.
     const adapted = await computeRowLogprobs(model, batch, { learningRate: 0 });

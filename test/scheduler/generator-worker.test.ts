@@ -76,8 +76,8 @@ describe('GeneratorWorker', () => {
     const remote = await worker.generate(requests, { ...options, reference: { temperature: 1 } });
     expect(remote.refLogprobs).toHaveLength(requests.length);
     remote.refLogprobs!.forEach((row, i) => expect(row).toHaveLength(remote.results[i].ids.length));
-    const local = await referenceLogprobs(model, requests.map((r) => r.promptIds), remote.results.map((r) => [r.ids]), { temperature: 1 });
-    local.forEach(([row], i) => row.forEach((lp, j) => expect(remote.refLogprobs![i][j]).toBeCloseTo(lp, 5)));
+    const local = await referenceLogprobs(model, requests.map((r) => r.promptIds), remote.results.map((r) => r.ids), { temperature: 1 });
+    local.forEach((row, i) => row.forEach((lp, j) => expect(remote.refLogprobs![i][j]).toBeCloseTo(lp, 5)));
     // the base model's, not the adapted policy's that sampled them
     expect(remote.refLogprobs!.flat().some((lp, k) => Math.abs(lp - remote.results.flatMap((r) => r.logprobs)[k]) > 1e-3)).toBe(true);
     expect((await worker.generate(requests, options)).refLogprobs).toBeUndefined();
