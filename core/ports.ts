@@ -72,8 +72,11 @@ export interface ScoredBatch extends RolloutBatch {
 export interface TrainingBatch extends ScoredBatch {
   /** Group-relative advantages, `[group][completion]`. */
   advantages: number[][];
-  /** How the advantages were scaled (the trainer's `reward_std` metric follows it); 'group' when absent. */
-  scaleRewards?: 'group' | 'batch' | 'none';
+  /**
+   * The batch's reward metrics (`reward`, `reward_std`, `frac_reward_zero_std`, `rewards/NAME/mean|std`),
+   * computed once with the advantages' scaling (advantage.group); the trainer logs them with each step.
+   */
+  rewardMetrics?: Record<string, number>;
 }
 
 /** A reward function: one number per completion. */

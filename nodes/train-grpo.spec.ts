@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachLora } from '../core/llm/lora.js';
 import { loadModel, type CausalLM } from '../core/llm/model.js';
 import { tf } from '../core/llm/tf.js';
-import type { MetricRecord, PolicySnapshot, TrainingBatch } from '../core/ports.js';
+import { computeAdvantages, unbiasedStd } from '../core/grpo/advantages.js';
+import type { MetricRecord, PolicySnapshot, ScoredBatch, TrainingBatch } from '../core/ports.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { trainGrpo } from './train-grpo.js';
 
@@ -100,6 +101,31 @@ describe('train.grpo', () => {
     const name = Object.keys(after.weights).find((n) => n.endsWith('q_proj.lora_B.weight'))!;
     expect(after.weights[name].data).not.toEqual(initial.weights[name].data);
     await run.runTeardown();
+  });
+
+  it("logs the reward metrics advantage.group computed with its scale_rewards (batch, none), not recomputed as 'group'", async () => {
+    // Two prompts whose reward spreads differ, so the batch std and the mean group std differ.
+    const two = (index: number): ScoredBatch => {
+      const one = batch(index);
+      const other = { ...one.groups[0], prompt: { ...one.groups[0].prompt, id: `q${index}` } };
+      const totals = [[0, 1], [0, 5]];
+      return { ...one, groups: [one.groups[0], other], totals, rewards: [{ name: 'r', weight: 1, values: totals }] };
+    };
+    const logged: Record<string, number>[] = [];
+    for (const scale of ['batch', 'none', 'group'] as const) {
+      const { batch: scaled, metrics: published } = computeAdvantages(two(0), scale);
+      const run = start({ max_steps: 1, num_generations: 2, per_device_train_batch_size: 4, save_steps: 0 }, of(scaled), path.join(out, `scale-${scale}`));
+      await run.done;
+      const values = run.metrics[0].values;
+      for (const name of Object.keys(published)) expect(values[name], `${scale} ${name}`).toBe(published[name]);
+      logged.push(values);
+      await run.runTeardown();
+    }
+    const [batchScaled, noneScaled, groupScaled] = logged;
+    expect(batchScaled.reward_std).toBeCloseTo(unbiasedStd([0, 1, 0, 5]), 12);
+    expect(groupScaled.reward_std).toBeCloseTo((unbiasedStd([0, 1]) + unbiasedStd([0, 5])) / 2, 12);
+    expect(batchScaled.reward_std).not.toBeCloseTo(groupScaled.reward_std, 3);
+    expect(noneScaled.reward_std).toBe(groupScaled.reward_std); // TRL logs the group std when not scaling
   });
 
   it('warns once when completions are longer than max_completion_length', async () => {

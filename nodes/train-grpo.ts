@@ -251,7 +251,7 @@ export const trainGrpo = defineNode({
         warnedStale = true;
         ctx.metrics.event('warn', `batch ${batch.index} was sampled ${staleness} step(s) behind (overlap); set importance_sampling_correction: true to reweight stale batches`);
       }
-      const steps = trainer.stepsOnBatch(batch, batch.scaleRewards ? { scaleRewards: batch.scaleRewards } : {});
+      const steps = trainer.stepsOnBatch(batch);
       let iterations = 0;
       try {
         while (trainer.step < c.max_steps) {

@@ -68,8 +68,16 @@ export function rewardFunctionMetrics(batch: ScoredBatch): Record<string, number
   return metrics;
 }
 
-/** Adds advantages to a scored batch. */
+/** Adds advantages to a scored batch, and the batch's reward metrics (computed here once, with the
+ *  scaling that made the advantages; the trainer logs them with each of its steps on this batch). */
 export function computeAdvantages(batch: ScoredBatch, scaleRewards: ScaleRewards = 'group'): { batch: TrainingBatch; metrics: Record<string, number> } {
-  const { advantages, metrics } = groupAdvantages(batch.totals, scaleRewards);
-  return { batch: { ...batch, advantages }, metrics: { ...metrics, ...rewardFunctionMetrics(batch) } };
+  const { advantages, metrics: groupMetrics } = groupAdvantages(batch.totals, scaleRewards);
+  const metrics = { ...groupMetrics, ...rewardFunctionMetrics(batch) };
+  return { batch: { ...batch, advantages, rewardMetrics: metrics }, metrics };
+}
+
+/** The reward metrics a training batch carries; for a batch built without computeAdvantages, those of
+ *  'group' scaling (the advantages' scaling is unknown there). */
+export function batchRewardMetrics(batch: TrainingBatch): Record<string, number> {
+  return batch.rewardMetrics ?? { ...groupAdvantages(batch.totals, 'group').metrics, ...rewardFunctionMetrics(batch) };
 }

@@ -2,7 +2,7 @@
 // accumulation over the policy's trainable (LoRA) variables only, global-norm clipping, AdamW.
 import { tf } from '../llm/tf.js';
 import type { TrainingBatch } from '../ports.js';
-import { groupAdvantages, mean, rewardFunctionMetrics, type ScaleRewards } from './advantages.js';
+import { batchRewardMetrics, mean } from './advantages.js';
 import { grpoLoss, resolveLossConfig, type GrpoLossConfig } from './loss.js';
 import { readFloat32 } from '../llm/read-back.js';
 import { AdamW, clipGradNorm, type AdamWState } from './optimizer.js';
@@ -54,8 +54,6 @@ export interface TrainStepConfig extends Omit<GrpoLossConfig, 'numItemsInBatch' 
   /** Compute each prompt once for all its completions instead of once per row (default true; off with
    *  gradient checkpointing, and where the model cannot). The log-probs are the same either way. */
   sharePromptPass?: boolean;
-  /** Only for the reward metrics (reward_std); the advantages themselves come with the batch. */
-  scaleRewards?: ScaleRewards;
 }
 
 /** Per-row log-probs from a no-grad pass, reusable across the num_iterations passes over one batch. */
@@ -275,8 +273,7 @@ export async function grpoTrainStep(
 
     const lengths = rows.map((r) => r.completionIds.length);
     const terminated = rows.filter((r) => r.finishReason !== 'length').map((r) => r.completionIds.length);
-    const scaleRewards = config.scaleRewards ?? 'group';
-    Object.assign(metrics, groupAdvantages(batch.totals, scaleRewards).metrics, rewardFunctionMetrics(batch), {
+    Object.assign(metrics, batchRewardMetrics(batch), {
       'completions/mean_length': mean(lengths),
       'completions/min_length': Math.min(...lengths),
       'completions/max_length': Math.max(...lengths),
@@ -336,7 +333,7 @@ export class GrpoTrainer {
   /**
    * The numIterations optimiser steps on one generation batch, one per `next()` (so a caller can run
    * each under a lock, publish between steps, or stop early); yields each step's metrics. `overrides`
-   * adjust the step config for this batch (e.g. its reward scaling, for the metrics).
+   * adjust the step config for this batch.
    */
   async *stepsOnBatch(batch: TrainingBatch, overrides: Partial<TrainStepConfig> = {}): AsyncGenerator<Record<string, number>, void, void> {
     const config = { ...this.config, ...overrides };
