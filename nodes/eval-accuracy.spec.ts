@@ -4,7 +4,6 @@ import path from 'node:path';
 import { from, lastValueFrom, Observable, Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../core/llm/chat-template.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import { loadModel, type CausalLM } from '../core/llm/model.js';
 import { tf } from '../core/llm/tf.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
@@ -50,8 +49,7 @@ describe('eval.accuracy', () => {
     const dir = mkdtempSync(path.join(out, 'run-'));
     const { run, metrics, events } = start({ n: 2, k: [1, 2], temperature: 1, max_new_tokens: 3, every: 2 }, policy, dir);
     const result = await run();
-    // The trainer announces versions from inside its step, holding the model lock.
-    for (const version of [0, 1, 2]) await modelLock(model).run(() => policy.next({ version, weights: {} }));
+    for (const version of [0, 1, 2]) policy.next({ version, weights: {} });
     policy.complete();
     await result.done;
 
@@ -85,7 +83,7 @@ describe('eval.accuracy', () => {
     const recorded = recordingContext(evalAccuracy.config.parse({ before: false, max_new_tokens: 2 }), { id: 'eval', services: { seed: 1 } });
     const result = await evalAccuracy.run({ ...recorded.ctx, outDir: dir }, { model, tokenizer, template, prompts: heldOut, rewards: [format, correctness], policy });
     expect(subscribed).toBe(true); // before any policy version arrived
-    await modelLock(model).run(() => policy.next({ version: 1, weights: {} }));
+    policy.next({ version: 1, weights: {} });
     policy.complete();
     await result.done;
     const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));

@@ -1,20 +1,20 @@
 // eval.accuracy: accuracy and pass@k of the model on held-out prompts, scored by the reward functions.
 // A sample is correct when the `correct_reward` function gives it at least `correct_score` (with the
-// reference correctness reward: 3.0, an exact match of the answer). It evaluates "before" training (its
-// generation is queued on the model lock first thing, ahead of any optimiser step), every `every`
-// optimiser steps (at the policy version the trainer announces, before the next step), and "after"
-// (when the trainer's policy stream ends). Results go to the metrics bus (`eval/accuracy`,
+// reference correctness reward: 3.0, an exact match of the answer). It samples with its own rollout
+// engine (the model's weights as they are when the node starts; then the weights each policy snapshot
+// carries). It evaluates "before" training, every `every` optimiser steps (with the weights of the
+// policy version the trainer announces), and "after" (the last version, when the trainer's policy
+// stream ends). Results go to the metrics bus (`eval/accuracy`,
 // `eval/pass@k`, `eval/rewards/NAME/mean`), to the UI (an event whose data holds `eval`), and to
 // OUT/summary.json under `eval.before`, `eval.after` and `eval.periodic.STEP`.
 import { lastValueFrom, take, toArray, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import { resumeCheckpoint } from '../core/grpo/resume.js';
 import { scoreBatch } from '../core/grpo/rewards/score.js';
-import { sampleGroups } from '../core/llm/generate.js';
-import { modelLock } from '../core/llm/model-lock.js';
-import { maybeMerged } from '../core/scheduler/sample-batch.js';
+import { sampledGroup } from '../core/engine/sampled.js';
+import { TfjsRolloutEngine } from '../engines/tfjs/rollout-engine.js';
 import { defineNode } from '../core/plugin.js';
-import { ports, type PromptRecord, type RolloutGroup } from '../core/ports.js';
+import { ports, type PolicySnapshot, type PromptRecord, type RolloutGroup } from '../core/ports.js';
 import { mergeSummary } from '../core/report/summary.js';
 import { preparePrompt, stopTokenIds } from './rollout-generate.js';
 
@@ -95,7 +95,9 @@ export const evalAccuracy = defineNode({
     if (c.after && !inputs.policy) {
       throw new Error(`${where}: after: true needs the policy input (connect it to the trainer's policy output), or set after: false`);
     }
-    const lock = modelLock(model);
+    // Its own adapter weights: the trainer's steps never change them under an evaluation in progress.
+    const engine = TfjsRolloutEngine.fork(model, tokenizer);
+    ctx.onTeardown(() => engine.close());
     const eosTokenIds = stopTokenIds(model, tokenizer, template);
     const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0);
 
@@ -107,11 +109,11 @@ export const evalAccuracy = defineNode({
       }));
 
     const results = new Map<number, EvalResult>();
-    const evaluate = async (label: string, step: number): Promise<EvalResult> => {
-      const groups = await lock.run(async () => {
-        const prompts = await heldOut();
-        return generateGroups(prompts, step);
-      });
+    /** Evaluates the engine's current weights, or `policy`'s. The engine runs its calls in order. */
+    const evaluate = async (label: string, step: number, policy?: PolicySnapshot): Promise<EvalResult> => {
+      if (policy) engine.setWeights(policy).catch(() => undefined); // its failure fails the sample queued after it
+      const prompts = await heldOut();
+      const groups = await generateGroups(prompts, step);
       const result = await score(label, step, groups);
       results.set(step, result);
       await report(result);
@@ -121,19 +123,17 @@ export const evalAccuracy = defineNode({
     const generateGroups = async (prompts: PromptRecord[], step: number): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
-      const samples = await maybeMerged(model, c.merged_sampling, () =>
-        sampleGroups(
-          model,
-          kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
-          c.n,
-          { temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, tokenizer, signal: ctx.signal },
-        ),
+      const rows = await engine.sample(
+        kept.map((p) => p.promptIds),
+        c.n,
+        { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, merged: c.merged_sampling },
+        ctx.signal,
       );
       return kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,
         promptIds: p.promptIds,
-        completions: samples[i].map((r) => ({ text: r.text ?? '', ids: r.ids, logprobs: r.logprobs, finishReason: r.finishReason })),
+        completions: sampledGroup(rows, i, c.n),
       }));
     };
 
@@ -177,15 +177,16 @@ export const evalAccuracy = defineNode({
 
     const periodic: Promise<EvalResult>[] = [];
     let lastVersion = startStep;
+    let lastPolicy: PolicySnapshot | undefined;
     let policySub: Subscription | undefined;
     const policyEnded = new Promise<void>((resolve, reject) => {
       if (!inputs.policy) return resolve();
       policySub = inputs.policy.subscribe({
         next: (policy) => {
           lastVersion = policy.version;
-          // Queued from inside the trainer's step, so it runs before the next step changes the weights.
+          lastPolicy = policy;
           if (c.every > 0 && policy.version > startStep && policy.version % c.every === 0 && !results.has(policy.version)) {
-            const pending = evaluate(`step ${policy.version}`, policy.version);
+            const pending = evaluate(`step ${policy.version}`, policy.version, policy);
             pending.catch(() => undefined);
             periodic.push(pending);
           }
@@ -207,7 +208,7 @@ export const evalAccuracy = defineNode({
           afterResult = { ...same, label: 'after' };
           await report(afterResult);
         } else {
-          afterResult = await evaluate('after', lastVersion);
+          afterResult = await evaluate('after', lastVersion, lastPolicy);
         }
       }
       const rows = [beforeResult, afterResult].filter((r): r is EvalResult => r !== undefined);

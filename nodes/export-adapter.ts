@@ -5,7 +5,6 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { savePeftAdapter } from '../core/llm/lora.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 import { outputPath } from './export-paths.js';
@@ -29,7 +28,7 @@ export const exportAdapter = defineNode({
     const model = inputs.model;
     if (!model.lora) throw new Error(`export.adapter ${ctx.id}: the model has no LoRA adapter to export`);
     const target = outputPath(ctx.outDir, ctx.config.path);
-    const done = modelLock(model).run(async () => {
+    const done = (async () => {
       // Written beside the target, then renamed, so the folder holds one whole adapter or none.
       const staging = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
       await rm(staging, { recursive: true, force: true });
@@ -37,7 +36,7 @@ export const exportAdapter = defineNode({
       await rm(target, { recursive: true, force: true });
       await rename(staging, target);
       ctx.metrics.event('info', `adapter exported to ${target}`, { export: target });
-    });
+    })();
     return { done };
   },
 });

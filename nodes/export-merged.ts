@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { withLoraMerged } from '../core/llm/lora.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import { saveModel, TOKENIZER_FILES } from '../core/llm/save-model.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
@@ -59,7 +58,7 @@ export const exportMerged = defineNode({
     const tokenizerDir = ctx.config.tokenizer_dir !== undefined ? resolve(ctx.baseDir, ctx.config.tokenizer_dir) : model.dir;
     if (tokenizerDir === undefined) throw new Error(`${where}: the model has no source folder to copy tokenizer files from; set tokenizer_dir`);
     const target = outputPath(ctx.outDir, ctx.config.path);
-    const done = modelLock(model).run(async () => {
+    const done = (async () => {
       let tokenizerFiles: Record<string, string>;
       try {
         tokenizerFiles = tokenizerFilesFrom(tokenizerDir, template?.source);
@@ -70,7 +69,7 @@ export const exportMerged = defineNode({
       if (model.lora) await withLoraMerged(model, save);
       else await save();
       ctx.metrics.event('info', `merged model exported to ${target} (${ctx.config.dtype})`, { export: target });
-    });
+    })();
     return { done };
   },
 });

@@ -2,9 +2,8 @@ import { BehaviorSubject, from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../core/llm/backend.js';
 import { ChatTemplate } from '../core/llm/chat-template.js';
-import { loadPeftAdapter, detachLora } from '../core/llm/lora.js';
+import { loadLoraSnapshot, loadPeftAdapter, detachLora, loraSnapshot } from '../core/llm/lora.js';
 import { loadModel } from '../core/llm/model.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
 import type { Services } from '../core/plugin.js';
 import type { PolicySnapshot, PromptRecord, RolloutBatch } from '../core/ports.js';
@@ -144,17 +143,24 @@ describe('rollout.generate', () => {
     expect(skipped.events.filter((e) => e.level === 'warn')).toHaveLength(2);
   });
 
-  it("waits for the model's lock: no sampling while another holder works on the weights", async () => {
-    let release!: () => void;
-    const held = modelLock(model).run(() => new Promise<void>((r) => (release = r)));
-    let done = false;
-    const pending = rollouts({ num_generations: 1, max_new_tokens: 2 }, records.slice(1, 2)).then((r) => ((done = true), r));
-    await new Promise((r) => setTimeout(r, 50));
-    expect(done).toBe(false);
-    release();
-    await held;
-    expect((await pending).batches).toHaveLength(1);
+  it("samples with its own copy of the adapter weights: changes to the model's reach it only through a policy snapshot", async () => {
+    loadPeftAdapter(model, `${FIXTURE}/adapter`);
+    const config = { num_generations: 2, max_new_tokens: 4, seed: 3 };
+    const first = await rollouts(config, records.slice(1, 2));
+    const original = loraSnapshot(model);
+    const scaled = Object.fromEntries(Object.entries(original).map(([name, t]) => [name, { shape: t.shape, data: t.data.map((v) => (name.includes('lora_B') ? v * 4 : v)) }]));
+    let changed: Awaited<ReturnType<typeof rollouts>> | undefined;
+    try {
+      const pending = rollouts(config, records.slice(1, 2));
+      loadLoraSnapshot(model, scaled); // the trainer's model changes after the generator started
+      expect((await pending).batches).toEqual(first.batches);
+      changed = await rollouts(config, records.slice(1, 2), new BehaviorSubject<PolicySnapshot>({ version: 0, weights: scaled }));
+    } finally {
+      detachLora(model);
+    }
+    expect(changed.batches[0].groups[0].completions.map((c) => c.logprobs)).not.toEqual(first.batches[0].groups[0].completions.map((c) => c.logprobs));
   });
+
   it('overlap: samples in a worker thread exactly what the main thread samples, and reports the generator busy', async () => {
     const config = { num_generations: 2, prompts_per_batch: 2, max_new_tokens: 6, top_k: 50, drop_last: false };
     const services = { backend: { name: 'wasm', notes: [] } }; // the worker takes the run's backend

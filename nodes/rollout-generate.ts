@@ -1,8 +1,8 @@
 // rollout.generate: the generator. Collects `prompts_per_batch` prompts, renders each through the chat
 // template (with the generation prompt), tokenizes it (no extra specials: the template writes bos), samples
 // G completions per prompt with continuous batching, and emits one RolloutBatch. Where and when it samples
-// is the scheduler's (core/scheduler): on the main thread under the model's lock (never from weights
-// half-way through an optimiser step), or with `overlap` in a worker thread that samples batch k+1 while
+// is the scheduler's (core/scheduler): a rollout engine with its own copy of the policy weights, on the
+// main thread or, with `overlap`, in a worker thread that samples batch k+1 while
 // the trainer works on batch k; batch k starts only within `max_staleness` optimiser steps of the
 // trainer's policy (0 without overlap: strictly on-policy). The bounded edge downstream also keeps it at
 // most `buffer` batches ahead of training. Prompts over max_prompt_length are
@@ -18,6 +18,8 @@ import { ports, type PromptRecord, type RolloutBatch, type RolloutGroup } from '
 import { Rng } from '../core/rng.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
 import { RolloutScheduler, schedulerConfigShape } from '../core/scheduler/rollout-scheduler.js';
+import type { SamplingOptions } from '../core/engine/interfaces.js';
+import { sampledGroup } from '../core/engine/sampled.js';
 import { sampledCompletionEvent } from './sampled-completion.js';
 
 export const rolloutGenerateConfig = z.strictObject({
@@ -170,7 +172,8 @@ export const rolloutGenerate = defineNode({
 
     /** undefined: the trainer has finished, so no more batches are wanted. */
     const generateBatch = async (kept: ReadyPrompt[]): Promise<RolloutBatch | undefined> => {
-      const options = {
+      const options: SamplingOptions = {
+        maxNewTokens: c.max_new_tokens,
         temperature: c.temperature,
         // Behaviour log-probs of logits / T, as train.grpo recomputes them (its `temperature` must match).
         logprobTemperature: c.temperature > 0 ? c.temperature : 1,
@@ -185,25 +188,18 @@ export const rolloutGenerate = defineNode({
         merged: c.merged_sampling,
         reference: c.reference_logprobs ? { temperature: c.temperature > 0 ? c.temperature : 1, padTokenId: tokenizer.padTokenId } : undefined,
       };
-      const requests = kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens }));
-      const sampled = await scheduler.sample(nextIndex - firstIndex, requests, G, options, ctx.signal);
+      const sampled = await scheduler.sample(nextIndex - firstIndex, kept.map((p) => p.promptIds), G, options, ctx.signal);
       if (!sampled) return undefined;
-      const { results, refLogprobs, policyVersion: version, seconds } = sampled;
+      const { policyVersion: version, seconds } = sampled;
       const groups: RolloutGroup[] = kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,
         promptIds: p.promptIds,
-        completions: results[i].map((r, j) => ({
-          text: r.text ?? '',
-          ids: r.ids,
-          logprobs: r.logprobs,
-          ...(refLogprobs ? { refLogprobs: refLogprobs[i][j] } : {}),
-          finishReason: r.finishReason,
-        })),
+        completions: sampledGroup(sampled, i, G),
       }));
       const batch: RolloutBatch = { index: nextIndex++, policyVersion: version, groups };
 
-      const tokens = results.flat().reduce((sum, r) => sum + r.ids.length, 0);
+      const tokens = sampled.completionIds.length;
       ctx.metrics.publish(batch.index, {
         'rollout/tokens_per_s': seconds > 0 ? tokens / seconds : 0,
         'rollout/batch_time': seconds,

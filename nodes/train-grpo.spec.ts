@@ -74,7 +74,7 @@ describe('train.grpo', () => {
     await run.done;
     const policies = (await run.policies) as PolicySnapshot[];
     expect(policies.map((p) => p.version)).toEqual([0, 1, 2]);
-    expect(policies[1].weights).toEqual({}); // shared model: the version only
+    expect(Object.keys(policies[1].weights)).toHaveLength(2 * 2 * 2); // the adapter weights travel with every version
     const metrics = await run.metricStream;
     expect(metrics.map((m) => m.step)).toEqual([1, 2]);
     expect(run.metrics.map((m) => m.step)).toEqual([1, 2]); // the same on the metrics bus
@@ -93,8 +93,8 @@ describe('train.grpo', () => {
     await run.runTeardown();
   });
 
-  it("with policy_weights 'copy', each policy message carries the adapter weights of its version", async () => {
-    const run = start({ max_steps: 1, num_generations: 2, per_device_train_batch_size: 2, learning_rate: 0.01, save_steps: 0, policy_weights: 'copy' }, of(batch(0)), path.join(out, 'copy'));
+  it('each policy message carries the adapter weights of its version', async () => {
+    const run = start({ max_steps: 1, num_generations: 2, per_device_train_batch_size: 2, learning_rate: 0.01, save_steps: 0 }, of(batch(0)), path.join(out, 'copy'));
     await run.done;
     const [initial, after] = (await run.policies) as PolicySnapshot[];
     expect(Object.keys(after.weights)).toHaveLength(2 * 2 * 2); // 2 layers × (q, v) × (A, B)

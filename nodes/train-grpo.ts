@@ -11,12 +11,13 @@ import { saveCheckpoint } from '../core/grpo/checkpoint.js';
 import { LOSS_TYPES, type LossType } from '../core/grpo/loss.js';
 import { resumeCheckpoint, resumePosition, type TrainingPosition } from '../core/grpo/resume.js';
 import { learningRateSchedule, SCHEDULE_TYPES, type ScheduleType } from '../core/grpo/schedule.js';
-import { GrpoTrainer } from '../core/grpo/train-step.js';
-import { loadLoraSnapshot, loraSnapshotAsync, savePeftAdapter } from '../core/llm/lora.js';
+import { stepsOnBatch } from '../core/engine/policy-steps.js';
+import { writePeftAdapter } from '../core/llm/lora.js';
 import type { CausalLM } from '../core/llm/model.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import { readSafetensors } from '../core/llm/safetensors.js';
+import { TfjsPolicyTrainer } from '../engines/tfjs/policy-trainer.js';
 import { defineNode } from '../core/plugin.js';
+import type { AdamWState } from '../core/grpo/optimizer.js';
 import { ports, type MetricRecord, type PolicySnapshot, type TrainingBatch } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mergeSummary } from '../core/report/summary.js';
@@ -65,12 +66,6 @@ export const trainGrpoConfig = z
     output_dir: z.string().min(1).default('trainer_output').describe("Checkpoint folder, relative to the run's --out folder unless absolute."),
     seed: z.number().int().optional().describe("Seeds the LoRA-dropout draws; default the graph's seed."),
     logging_steps: positiveInt().default(1).describe('Publish metrics every N optimiser steps (and at the last).'),
-    policy_weights: z
-      .enum(['shared', 'copy'])
-      .default('shared')
-      .describe(
-        "'shared': policy messages carry the version only (the generator shares this model object); 'copy': they also carry a copy of the adapter weights, for a generator holding its own model.",
-      ),
   })
   .superRefine((c, issues) => {
     const problem = batchPlanProblem(c);
@@ -141,20 +136,20 @@ export const trainGrpo = defineNode({
     const model: CausalLM = inputs.model;
     const where = `train.grpo ${ctx.id}`;
     if (!model.lora) throw new Error(`${where}: the model has no LoRA adapter; connect its model input through lora.apply`);
+    const lora = model.lora.config;
     const plan = batchPlanFor(c);
     for (const message of plan.messages) ctx.metrics.event('warn', message);
     const outputDir = isAbsolute(c.output_dir) ? c.output_dir : join(ctx.outDir, c.output_dir);
-    const lock = modelLock(model);
     const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : undefined);
 
-    const trainer = new GrpoTrainer(model, {
+    const spec = {
       learningRate: learningRateSchedule({
         type: c.lr_scheduler_type as ScheduleType,
         learningRate: c.learning_rate,
         totalSteps: c.max_steps,
         warmupRatio: c.warmup_ratio,
       }),
-      betas: [c.adam_beta1, c.adam_beta2],
+      betas: [c.adam_beta1, c.adam_beta2] as [number, number],
       adamEps: c.adam_epsilon,
       weightDecay: c.weight_decay,
       maxGradNorm: c.max_grad_norm,
@@ -170,7 +165,10 @@ export const trainGrpo = defineNode({
       importanceSamplingCap: c.importance_sampling_cap,
       temperature: c.temperature,
       gradientCheckpointing: c.gradient_checkpointing,
-    });
+    };
+    // The trainer owns the model's adapter weights from here on: they leave only as versioned values on
+    // the policy output (a rollout engine or evaluation holds its own copy), so nothing needs a lock.
+    const trainer = new TfjsPolicyTrainer(model, spec);
 
     const policy$ = new Subject<PolicySnapshot>();
     const metrics$ = new Subject<MetricRecord>();
@@ -181,31 +179,29 @@ export const trainGrpo = defineNode({
     let lastStepEnd: number | undefined;
 
     // stepsPerBatch lets the generator count its staleness bound in optimiser steps (core/scheduler).
-    // Call with the model lock held. Afterwards one macrotask passes before the caller goes on, so a
-    // generator that copies the weights on this announcement (an asynchronous read) has its copy and has
-    // handed its work on before the next step occupies this thread.
+    // Afterwards one macrotask passes before the caller goes on, so a generator that was waiting for this
+    // version has handed its work on (to a worker thread) before the next step occupies this thread.
     const emitPolicy = async () => {
-      const weights = c.policy_weights === 'copy' ? await loraSnapshotAsync(model) : {};
-      policy$.next({ version: trainer.step, weights, stepsPerBatch: c.num_iterations });
+      policy$.next({ ...(await trainer.weights()), stepsPerBatch: c.num_iterations });
       await new Promise<void>((resolve) => setImmediate(resolve));
     };
     /** Utilisation over the whole run (`busy` is per step), next to the generator's scheduler/generator_busy. */
     const trainerBusy = new BusyMeter();
     let warnedStale = false;
 
-    // Call with the model lock held.
     const writeCheckpoint = async () => {
-      const step = trainer.step;
+      const step = trainer.version;
+      const state = await trainer.save();
       const dir = await saveCheckpoint(
         outputDir,
         {
           step,
-          optimizer: await trainer.optimizer.exportState(),
-          rngStates: { dropout: model.dropoutRngState() },
+          optimizer: state.optimizer as AdamWState,
+          rngStates: state.rngStates,
           datasetPosition: { ...position },
-          extra: { numTokensSeen: trainer.numTokensSeen, maxSteps: c.max_steps, node: ctx.id },
+          extra: { numTokensSeen: state.numTokensSeen, maxSteps: c.max_steps, node: ctx.id },
         },
-        { writeAdapter: async (temp) => savePeftAdapter(model, temp), totalLimit: c.save_total_limit },
+        { writeAdapter: async (temp) => writePeftAdapter(temp, state.weights.weights, lora, model.dir), totalLimit: c.save_total_limit },
       );
       lastSaved = step;
       ctx.metrics.event('info', `checkpoint ${dir} (step ${step})`, { checkpoint: dir, step });
@@ -213,19 +209,24 @@ export const trainGrpo = defineNode({
     };
 
     const restore = () => {
-      if (seed !== undefined) model.setDropoutRngState(new Rng(seed).state());
+      if (seed !== undefined) trainer.seedDropout(new Rng(seed).state());
       const checkpoint = resumeCheckpoint(ctx.services);
       if (!checkpoint) return;
       const weightsPath = join(checkpoint.dir, 'adapter_model.safetensors');
-      loadLoraSnapshot(model, Object.fromEntries(readSafetensors(weightsPath)), weightsPath);
       if (!checkpoint.optimizer) throw new Error(`${where}: checkpoint ${checkpoint.dir} has no optimiser state`);
       const tokens = checkpoint.extra?.numTokensSeen;
-      trainer.importState({ optimizer: checkpoint.optimizer, numTokensSeen: typeof tokens === 'number' ? tokens : 0 });
-      const dropout = checkpoint.rngStates?.dropout;
-      if (dropout) model.setDropoutRngState(dropout);
+      trainer.restore(
+        {
+          weights: { version: checkpoint.step, weights: Object.fromEntries(readSafetensors(weightsPath)) },
+          optimizer: checkpoint.optimizer,
+          rngStates: checkpoint.rngStates ?? {},
+          numTokensSeen: typeof tokens === 'number' ? tokens : 0,
+        },
+        weightsPath,
+      );
       position = resumePosition(ctx.services)!;
-      lastSaved = trainer.step;
-      ctx.metrics.event('info', `resumed from ${checkpoint.dir} at step ${trainer.step} (${position.prompts} prompts, ${position.batches} batches trained on)`);
+      lastSaved = trainer.version;
+      ctx.metrics.event('info', `resumed from ${checkpoint.dir} at step ${trainer.version} (${position.prompts} prompts, ${position.batches} batches trained on)`);
     };
 
     // dr_grpo normalises by max_completion_length; a generator allowed longer completions is a wiring slip.
@@ -246,22 +247,22 @@ export const trainGrpo = defineNode({
     const trainBatch = async (batch: TrainingBatch): Promise<boolean> => {
       checkBatch(batch, plan, where);
       warnIfLonger(batch);
-      const staleness = trainer.step - batch.policyVersion;
+      const staleness = trainer.version - batch.policyVersion;
       if (staleness > 0 && !c.importance_sampling_correction && !warnedStale) {
         warnedStale = true;
         ctx.metrics.event('warn', `batch ${batch.index} was sampled ${staleness} step(s) behind (overlap); set importance_sampling_correction: true to reweight stale batches`);
       }
-      const steps = trainer.stepsOnBatch(batch);
+      const steps = stepsOnBatch(trainer, batch, spec);
       let iterations = 0;
       try {
-        while (trainer.step < c.max_steps) {
-          const more = await lock.run(async () => {
+        while (trainer.version < c.max_steps) {
+          const more = await (async () => {
             if (ctx.signal.aborted) return false;
             const started = performance.now();
             const next = await steps.next();
             if (next.done) return false;
             iterations++;
-            const step = trainer.step;
+            const step = trainer.version;
             if (iterations === c.num_iterations || step >= c.max_steps) position = { prompts: position.prompts + batch.groups.length, batches: position.batches + 1 };
             const now = performance.now();
             const wall = lastStepEnd === undefined ? now - started : now - lastStepEnd;
@@ -280,45 +281,41 @@ export const trainGrpo = defineNode({
             await emitPolicy();
             if (c.save_steps > 0 && step % c.save_steps === 0) await writeCheckpoint();
             return iterations < c.num_iterations;
-          });
+          })();
           if (!more) break;
         }
       } finally {
         await steps.return();
       }
-      return trainer.step >= c.max_steps;
+      return trainer.version >= c.max_steps;
     };
 
     const finish = async () => {
-      if (trainer.step < c.max_steps) {
-        ctx.metrics.event('warn', `the training batches ended after ${trainer.step} of max_steps ${c.max_steps} steps`);
+      if (trainer.version < c.max_steps) {
+        ctx.metrics.event('warn', `the training batches ended after ${trainer.version} of max_steps ${c.max_steps} steps`);
       }
-      await lock.run(async () => {
-        if (trainer.step > lastSaved) await writeCheckpoint();
-      });
+      if (trainer.version > lastSaved) await writeCheckpoint();
       finished = true;
-      await mergeSummary(ctx.outDir, { steps: trainer.step });
-      ctx.metrics.event('info', `training done after ${trainer.step} steps`, { step: trainer.step });
+      await mergeSummary(ctx.outDir, { steps: trainer.version });
+      ctx.metrics.event('info', `training done after ${trainer.version} steps`, { step: trainer.version });
       trained$.next(model);
       for (const subject of [trained$, policy$, metrics$] as Subject<unknown>[]) subject.complete();
     };
 
     ctx.onTeardown(async () => {
       // Interrupted (Ctrl-C, or another node failed): keep what was learnt since the last checkpoint.
-      if (!finished && trainer.step > lastSaved && trainer.step > 0) {
-        await lock.run(async () => {
-          await writeCheckpoint();
-        });
+      if (!finished && trainer.version > lastSaved && trainer.version > 0) {
+        await writeCheckpoint();
       }
       trainer.dispose();
     });
 
-    const training$ = defer(() => from(lock.run(async () => {
+    const training$ = defer(async () => {
       restore();
       await emitPolicy();
-    }))).pipe(
+    }).pipe(
       concatMap(() => {
-        if (trainer.step >= c.max_steps) return EMPTY;
+        if (trainer.version >= c.max_steps) return EMPTY;
         return inputs.batches.pipe(
           mapAsync((batch) => from(trainBatch(batch))),
           takeWhile((reachedEnd) => !reachedEnd),

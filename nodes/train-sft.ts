@@ -8,7 +8,6 @@ import { bufferCount, defaultIfEmpty, lastValueFrom, take, takeWhile, toArray, t
 import { z } from 'zod';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
 import type { CausalLM } from '../core/llm/model.js';
-import { modelLock } from '../core/llm/model-lock.js';
 import { saveModel } from '../core/llm/save-model.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { learningRateSchedule, SCHEDULE_TYPES } from '../core/grpo/schedule.js';
@@ -78,7 +77,7 @@ async function trainLoop(
   const heldOut = test$ ? (await lastValueFrom(test$.pipe(toArray(), defaultIfEmpty([])))).slice(0, c.eval_size) : [];
   if (c.stop_accuracy && heldOut.length === 0) throw new Error(`train.sft ${ctx.id}: stop_accuracy needs held-out records on the "test" input`);
 
-  if (c.full_training) await modelLock(model).run(() => model.trainBaseWeights());
+  if (c.full_training) model.trainBaseWeights();
   const trainer = new SftTrainer(model, {
     learningRate: learningRateSchedule({ type: c.schedule as 'cosine', learningRate: c.learning_rate, totalSteps: c.max_steps, warmupSteps: c.warmup_steps }),
     weightDecay: c.weight_decay,
@@ -90,9 +89,7 @@ async function trainLoop(
 
   const probe = async (step: number): Promise<ProbeResult | undefined> => {
     if (heldOut.length === 0) return undefined;
-    const result = await modelLock(model).run(() =>
-      accuracyProbe(model, tokenizer, template, heldOut, { maxNewTokens: c.eval_max_new_tokens, answerField: c.answer_field, signal: ctx.signal }),
-    );
+    const result = await accuracyProbe(model, tokenizer, template, heldOut, { maxNewTokens: c.eval_max_new_tokens, answerField: c.answer_field, signal: ctx.signal });
     const values: Record<string, number> = { 'sft/accuracy': result.accuracy, 'sft/format_rate': result.formatRate };
     for (const [level, r] of Object.entries(result.byLevel)) if (level !== 'all') values[`sft/accuracy/level${level}`] = r.accuracy;
     ctx.metrics.publish(step, values);
@@ -107,16 +104,14 @@ async function trainLoop(
   const save = async (step: number) => {
     if (!c.save_to) return;
     const dir = resolve(ctx.baseDir, c.save_to);
-    await modelLock(model).run(() =>
-      saveModel(model, dir, {
-        dtype: c.save_dtype,
-        tokenizerFiles: {
-          'tokenizer.json': tokenizer.source.tokenizerJson,
-          'tokenizer_config.json': tokenizer.source.tokenizerConfig,
-          'chat_template.jinja': template.source,
-        },
-      }),
-    );
+    await saveModel(model, dir, {
+      dtype: c.save_dtype,
+      tokenizerFiles: {
+        'tokenizer.json': tokenizer.source.tokenizerJson,
+        'tokenizer_config.json': tokenizer.source.tokenizerConfig,
+        'chat_template.jinja': template.source,
+      },
+    });
     ctx.metrics.event('info', `sft: saved the step-${step} model to ${dir}`);
   };
 
@@ -136,13 +131,12 @@ async function trainLoop(
       if (stopped || ctx.signal.aborted) return [];
       const examples = records.map((r) => encodeSftExample(r, tokenizer, template, { completionField: c.completion_field, maxLength: c.max_length }));
       const batch = packSftBatch(examples, padId, c.prompt_loss_weight);
-      const result = await modelLock(model).run(async () => {
-        try {
-          return await trainer.step(batch);
-        } finally {
-          batch.dispose();
-        }
-      });
+      let result: Awaited<ReturnType<typeof trainer.step>>;
+      try {
+        result = await trainer.step(batch);
+      } finally {
+        batch.dispose();
+      }
       tokens += batch.inputs.shape[0] * batch.inputs.shape[1];
       const seconds = (performance.now() - started) / 1000;
       ctx.metrics.publish(result.step, {

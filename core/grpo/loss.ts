@@ -6,27 +6,9 @@
 // The IS weight multiplies the surrogate only, never the KL term (TRL's order).
 import { tf } from '../llm/tf.js';
 import { detach } from './detach.js';
+import { resolveLossConfig, type GrpoLossConfig } from './loss-spec.js';
 
-export type LossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
-export const LOSS_TYPES: readonly LossType[] = ['grpo', 'bnpo', 'dr_grpo', 'dapo'];
-
-export interface GrpoLossConfig {
-  /** Lower clip range ε (TRL `epsilon`). */
-  epsilon?: number;
-  /** Upper clip range (TRL `epsilon_high`); defaults to `epsilon`. */
-  epsilonHigh?: number;
-  /** KL coefficient; 0 (TRL's default) skips the reference policy entirely. */
-  beta?: number;
-  lossType?: LossType;
-  /** dr_grpo's constant normaliser: B × maxCompletionLength. */
-  maxCompletionLength?: number;
-  /** dapo's normaliser: active completion tokens in the whole accumulated batch (defaults to this micro-batch's). */
-  numItemsInBatch?: number;
-  /** grpo/bnpo/dr_grpo divide by this so that summed micro-batch gradients average (HF Trainer's convention); dapo's normaliser already covers the whole batch. */
-  gradientAccumulationSteps?: number;
-  /** Truncation of the importance-sampling weight exp(old − behaviour) (TRL `vllm_importance_sampling_cap`). */
-  importanceSamplingCap?: number;
-}
+export { LOSS_TYPES, resolveLossConfig, type GrpoLossConfig, type LossType } from './loss-spec.js';
 
 export interface GrpoLossInputs {
   /** Current-policy log-probs of the completion tokens, [B, T]; the loss is differentiable w.r.t. these. */
@@ -47,27 +29,6 @@ export interface GrpoLossOutput {
   loss: tf.Scalar;
   /** TRL-named scalars: `kl` (when ref given), `clip_ratio/low_mean`, `clip_ratio/high_mean`, `clip_ratio/region_mean`, `sampling/importance_sampling_ratio/mean` (when behaviour given). */
   metrics: Record<string, tf.Scalar>;
-}
-
-export function resolveLossConfig(config: GrpoLossConfig) {
-  const epsilon = config.epsilon ?? 0.2;
-  const resolved = {
-    epsilon,
-    epsilonHigh: config.epsilonHigh ?? epsilon,
-    beta: config.beta ?? 0,
-    lossType: config.lossType ?? 'grpo',
-    maxCompletionLength: config.maxCompletionLength,
-    numItemsInBatch: config.numItemsInBatch,
-    gradientAccumulationSteps: config.gradientAccumulationSteps ?? 1,
-    importanceSamplingCap: config.importanceSamplingCap ?? 2.0,
-  };
-  if (!LOSS_TYPES.includes(resolved.lossType)) throw new Error(`grpoLoss: lossType "${resolved.lossType}" is not one of ${LOSS_TYPES.join(', ')}`);
-  if (!(resolved.epsilon >= 0) || !(resolved.epsilonHigh >= 0)) throw new Error(`grpoLoss: epsilon and epsilonHigh must be ≥ 0`);
-  if (!(resolved.importanceSamplingCap > 0)) throw new Error(`grpoLoss: importanceSamplingCap must be > 0`);
-  if (resolved.lossType === 'dr_grpo' && !(resolved.maxCompletionLength! > 0)) {
-    throw new Error('grpoLoss: lossType "dr_grpo" needs maxCompletionLength (its normaliser is B × maxCompletionLength)');
-  }
-  return resolved;
 }
 
 export function grpoLoss(inputs: GrpoLossInputs, config: GrpoLossConfig = {}): GrpoLossOutput {

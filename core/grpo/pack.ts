@@ -2,41 +2,42 @@
 // Layout per row: [left padding | prompt | completion | right padding], so every completion starts at
 // the same column P (the longest prompt); hidden state at column P−1+t predicts completion token t.
 import { tf } from '../llm/tf.js';
-import type { FinishReason, TrainingBatch } from '../ports.js';
+import type { TrainingBatch } from '../ports.js';
+import { completionOf, promptOf, rowCount, tokenValuesOf, trainingRowsOf, type Rows, type TrainingRows } from '../engine/rows.js';
 
+/** One row of TrainingRows, as views into its arrays (nothing copied). */
 export interface TrainingRow {
+  /** Index in its TrainingRows. */
+  index: number;
   group: number;
-  completion: number;
-  promptIds: number[];
-  completionIds: number[];
-  /** The sampler's log-probs of completionIds (may be empty when the sampler did not record them). */
-  behaviourLogprobs: number[];
+  promptIds: Int32Array;
+  completionIds: Int32Array;
+  /** The sampler's log-probs of completionIds (absent when the sampler did not record them). */
+  behaviourLogprobs?: Float32Array;
   /** The base model's log-probs of completionIds, when the rollout computed them (Completion.refLogprobs). */
-  refLogprobs?: number[];
-  finishReason: FinishReason;
+  refLogprobs?: Float32Array;
+  truncated: boolean;
   advantage: number;
 }
 
+/** Each row of `rows` as views; rows without advantages (a scoring pass) get advantage 0. */
+export function rowViews(rows: Rows | TrainingRows): TrainingRow[] {
+  const training = 'advantages' in rows ? rows : undefined;
+  return Array.from({ length: rowCount(rows) }, (_, i) => ({
+    index: i,
+    group: rows.group[i],
+    promptIds: promptOf(rows, i),
+    completionIds: completionOf(rows, i),
+    behaviourLogprobs: training?.behaviourLogprobs && tokenValuesOf(rows, training.behaviourLogprobs, i),
+    refLogprobs: training?.refLogprobs && tokenValuesOf(rows, training.refLogprobs, i),
+    truncated: training ? training.truncated[i] === 1 : false,
+    advantage: training ? training.advantages[i] : 0,
+  }));
+}
+
+/** A training batch's rows, as views (see trainingRowsOf). */
 export function flattenBatch(batch: TrainingBatch): TrainingRow[] {
-  if (batch.advantages.length !== batch.groups.length) {
-    throw new Error(`training batch ${batch.index}: ${batch.advantages.length} advantage groups for ${batch.groups.length} prompt groups`);
-  }
-  return batch.groups.flatMap((group, g) => {
-    if (group.promptIds.length === 0) throw new Error(`training batch ${batch.index}, group ${g} ("${group.prompt.id}"): empty prompt (no token to predict the first completion token from)`);
-    if (batch.advantages[g].length !== group.completions.length) {
-      throw new Error(`training batch ${batch.index}, group ${g}: ${batch.advantages[g].length} advantages for ${group.completions.length} completions`);
-    }
-    return group.completions.map((completion, c) => ({
-      group: g,
-      completion: c,
-      promptIds: group.promptIds,
-      completionIds: completion.ids,
-      behaviourLogprobs: completion.logprobs,
-      refLogprobs: completion.refLogprobs,
-      finishReason: completion.finishReason,
-      advantage: batch.advantages[g][c],
-    }));
-  });
+  return rowViews(trainingRowsOf(batch));
 }
 
 export interface PackedRows {
@@ -77,14 +78,13 @@ export function packRows(rows: TrainingRow[], options: { padTokenId: number; mas
   const completionMask = new Float32Array(b * C);
   rows.forEach((row, i) => {
     const start = i * width + P - row.promptIds.length;
-    const tokens = [...row.promptIds, ...row.completionIds];
-    tokens.forEach((token, j) => {
-      ids[start + j] = token;
-      attention[start + j] = 1;
-      positions[start + j] = j;
-    });
+    const length = row.promptIds.length + row.completionIds.length;
+    ids.set(row.promptIds, start);
+    ids.set(row.completionIds, start + row.promptIds.length);
+    attention.fill(1, start, start + length);
+    for (let j = 0; j < length; j++) positions[start + j] = j;
     targets.set(row.completionIds, i * C);
-    const counts = !(options.maskTruncatedCompletions && row.finishReason === 'length');
+    const counts = !(options.maskTruncatedCompletions && row.truncated);
     if (counts) completionMask.fill(1, i * C, i * C + row.completionIds.length);
   });
   const packed = {
@@ -118,7 +118,7 @@ export interface SharedPromptRows {
 
 export function packSharedPrompts(rows: TrainingRow[], completionLength: number, padTokenId: number): SharedPromptRows {
   const local = new Map<number, number>();
-  const prompts: number[][] = [];
+  const prompts: Int32Array[] = [];
   const group = rows.map((row) => {
     if (!local.has(row.group)) {
       local.set(row.group, prompts.length);

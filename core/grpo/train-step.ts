@@ -3,10 +3,16 @@
 import { tf } from '../llm/tf.js';
 import type { TrainingBatch } from '../ports.js';
 import { batchRewardMetrics, mean } from './advantages.js';
-import { grpoLoss, resolveLossConfig, type GrpoLossConfig } from './loss.js';
+import type { ScoreOptions, StepRows } from '../engine/interfaces.js';
+import { stepsOnBatch } from '../engine/policy-steps.js';
+import { grpoLoss } from './loss.js';
+import { resolveLossConfig, type TrainStepConfig } from './loss-spec.js';
+
+export type { TrainStepConfig } from './loss-spec.js';
 import { readFloat32 } from '../llm/read-back.js';
 import { AdamW, clipGradNorm, type AdamWState } from './optimizer.js';
-import { flattenBatch, packRows, packSharedPrompts, padRows, type PackedRows, type SharedPromptRows, type TrainingRow } from './pack.js';
+import { packRows, packSharedPrompts, padRows, rowViews, type PackedRows, type SharedPromptRows, type TrainingRow } from './pack.js';
+import { rowCount, tokenValuesOf, trainingRowsOf, type Rows, type TokenLogprobs, type TrainingRows } from '../engine/rows.js';
 
 /** What the train step needs from a model (core/llm/model.ts's CausalLM provides it). */
 export interface PolicyModel {
@@ -34,34 +40,25 @@ export interface PolicyModel {
   ): tf.Tensor3D | undefined;
 }
 
-export interface TrainStepConfig extends Omit<GrpoLossConfig, 'numItemsInBatch' | 'gradientAccumulationSteps'> {
-  /** A fixed LR, or a schedule of the number of completed optimiser steps (see schedule.ts). */
-  learningRate: number | ((step: number) => number);
-  /** Global-norm clip (HF's default 1.0); 0 disables clipping (grad_norm is still reported). */
-  maxGradNorm?: number;
-  /** Completions per forward/backward pass (per_device_train_batch_size); the batch is split into
-   *  ceil(B / microBatchSize) micro-batches whose gradients accumulate into one step. Default: all at once. */
-  microBatchSize?: number;
-  /** Drop truncated completions (finish reason 'length') from the loss entirely. */
-  maskTruncatedCompletions?: boolean;
-  /** Weight each token by min(exp(old − behaviour), cap) using the sampler's log-probs (Completion.logprobs). */
-  importanceSamplingCorrection?: boolean;
-  padTokenId?: number;
-  /** Sampling temperature: log-probs are of logits / temperature, as TRL computes them. */
-  temperature?: number;
-  logprobChunkSize?: number;
-  gradientCheckpointing?: boolean;
-  /** Compute each prompt once for all its completions instead of once per row (default true; off with
-   *  gradient checkpointing, and where the model cannot). The log-probs are the same either way. */
-  sharePromptPass?: boolean;
-}
-
 /** Per-row log-probs from a no-grad pass, reusable across the num_iterations passes over one batch. */
 export type RowLogprobs = Float32Array[];
 
 export interface TrainStepOptions {
-  /** Old-policy log-probs (first pass over this generation batch). Omitted: the current log-probs, detached. */
-  oldLogprobs?: RowLogprobs;
+  /** Old-policy log-probs (first pass over this generation batch), per row or aligned with the rows'
+   *  completionIds. Omitted: the current log-probs, detached. */
+  oldLogprobs?: RowLogprobs | TokenLogprobs;
+}
+
+/** Old log-probs aligned with the rows' completionIds. */
+function oldAligned(old: RowLogprobs | TokenLogprobs, rows: Rows): TokenLogprobs {
+  if (old instanceof Float32Array) {
+    if (old.length !== rows.completionIds.length) throw new Error(`oldLogprobs has ${old.length} values, the rows have ${rows.completionIds.length} completion tokens`);
+    return old;
+  }
+  if (old.length !== rowCount(rows)) throw new Error(`oldLogprobs has ${old.length} rows, the batch has ${rowCount(rows)} completions`);
+  const out = new Float32Array(rows.completionIds.length);
+  old.forEach((row, i) => out.set(row.subarray(0, rows.completionOffsets[i + 1] - rows.completionOffsets[i]), rows.completionOffsets[i]));
+  return out;
 }
 
 export interface TrainStepResult {
@@ -125,14 +122,15 @@ function packOptions(config: TrainStepConfig) {
 }
 
 /**
- * Log-probs of every completion under the current policy, without gradients (old log-probs for
- * num_iterations > 1). The micro-batches are all computed first and read back together, once; every
- * device operation is queued before the first await, so a caller may wrap the call in
- * `withAdaptersDisabled` (which restores the adapters when the synchronous part returns).
+ * Log-probs of every row's completion under the current policy, without gradients (old log-probs for
+ * num_iterations > 1, the reference pass with adapters off), aligned with rows.completionIds. The
+ * micro-batches are all computed first and read back together, once; every device operation is queued
+ * before the first await, so a caller may wrap the call in `withAdaptersDisabled` (which restores the
+ * adapters when the synchronous part returns).
  */
-export async function computeRowLogprobs(model: PolicyModel, batch: TrainingBatch, config: TrainStepConfig): Promise<RowLogprobs> {
-  const rows = flattenBatch(batch);
-  const parts = splitRows(rows, config.microBatchSize ?? rows.length);
+export async function scoreRows(model: PolicyModel, rows: Rows, config: TrainStepConfig): Promise<TokenLogprobs> {
+  const views = rowViews(rows);
+  const parts = splitRows(views, config.microBatchSize ?? views.length);
   const perPart: tf.Tensor2D[] = [];
   try {
     for (const part of parts) {
@@ -143,20 +141,42 @@ export async function computeRowLogprobs(model: PolicyModel, batch: TrainingBatc
         packedPart.dispose();
       }
     }
-    const values = await readFloat32(perPart, 'computeRowLogprobs');
-    return parts.flatMap((part, p) => {
+    const values = await readFloat32(perPart, 'scoreRows');
+    const out = new Float32Array(rows.completionIds.length);
+    parts.forEach((part, p) => {
       const width = perPart[p].shape[1];
-      return part.map((row, i) => values[p].slice(i * width, i * width + row.completionIds.length));
+      part.forEach((row, i) => out.set(values[p].subarray(i * width, i * width + row.completionIds.length), rows.completionOffsets[row.index]));
     });
+    return out;
   } finally {
     tf.dispose(perPart);
   }
 }
 
+/** scoreRows with the adapters on or off (the KL reference pass), at the options' temperature. */
+export function scoreRowsWith(model: PolicyModel, rows: Rows, options: ScoreOptions, base: TrainStepConfig = { learningRate: 0 }): Promise<TokenLogprobs> {
+  const config: TrainStepConfig = {
+    ...base,
+    temperature: options.temperature,
+    microBatchSize: options.microBatchSize ?? base.microBatchSize,
+    padTokenId: options.padTokenId ?? base.padTokenId,
+  };
+  // Every device operation is queued before scoreRows first awaits, so the adapters are back on before
+  // anything else can run on this model.
+  return options.adapters === 'off' ? model.withAdaptersDisabled(() => scoreRows(model, rows, config)) : scoreRows(model, rows, config);
+}
+
+/** scoreRows of a training batch's rows, one array per row (views). */
+export async function computeRowLogprobs(model: PolicyModel, batch: TrainingBatch, config: TrainStepConfig): Promise<RowLogprobs> {
+  const rows = trainingRowsOf(batch);
+  const values = await scoreRows(model, rows, config);
+  return Array.from({ length: rowCount(rows) }, (_, i) => tokenValuesOf(rows, values, i));
+}
+
 /**
- * Runs one optimiser step on `batch` and returns its metrics. The whole step is queued on the device
- * before its one read-back (loss, loss metrics and grad norm together), so it never blocks on a
- * synchronous read (which WebGPU in Node does not have).
+ * Runs one optimiser step on `batch` and returns its metrics, the batch's reward metrics included. The
+ * whole step is queued on the device before its one read-back (loss, loss metrics and grad norm together),
+ * so it never blocks on a synchronous read (which WebGPU in Node does not have).
  */
 export async function grpoTrainStep(
   model: PolicyModel,
@@ -165,41 +185,38 @@ export async function grpoTrainStep(
   config: TrainStepConfig,
   options: TrainStepOptions = {},
 ): Promise<TrainStepResult> {
+  const rows = trainingRowsOf(batch, { requireBehaviour: config.importanceSamplingCorrection, reference: (config.beta ?? 0) !== 0 });
+  if (rowCount(rows) === 0) throw new Error(`training batch ${batch.index} has no completions`);
+  const { metrics } = await trainStepOnRows(model, rows, optimizer, config, options);
+  return { metrics: { ...metrics, ...batchRewardMetrics(batch) } };
+}
+
+/** One optimiser step on training rows (the policy trainer's step): the metrics of the step, no reward metrics. */
+export async function trainStepOnRows(
+  model: PolicyModel,
+  trainingRows: TrainingRows,
+  optimizer: AdamW,
+  config: TrainStepConfig,
+  options: TrainStepOptions = {},
+): Promise<TrainStepResult> {
   const started = performance.now();
   const lossConfig = resolveLossConfig({ ...config, gradientAccumulationSteps: 1 });
-  const rows = flattenBatch(batch);
-  if (rows.length === 0) throw new Error(`training batch ${batch.index} has no completions`);
+  const rows = rowViews(trainingRows);
+  if (rows.length === 0) throw new Error('trainStepOnRows: no rows');
   const microBatchSize = config.microBatchSize ?? rows.length;
   if (!(Number.isInteger(microBatchSize) && microBatchSize >= 1)) throw new Error(`microBatchSize must be a positive integer (got ${microBatchSize})`);
-  if (options.oldLogprobs && options.oldLogprobs.length !== rows.length) {
-    throw new Error(`oldLogprobs has ${options.oldLogprobs.length} rows, the batch has ${rows.length} completions`);
-  }
-  if (config.importanceSamplingCorrection) {
-    rows.forEach((row, i) => {
-      if (row.behaviourLogprobs.length !== row.completionIds.length) {
-        throw new Error(
-          `importance-sampling correction needs the sampler's log-probs: group ${row.group}, completion ${row.completion} (row ${i}) has ` +
-            `${row.behaviourLogprobs.length} log-probs for ${row.completionIds.length} tokens`,
-        );
-      }
-    });
+  const oldLogprobs = options.oldLogprobs && oldAligned(options.oldLogprobs, trainingRows);
+  if (config.importanceSamplingCorrection && !trainingRows.behaviourLogprobs) {
+    throw new Error("importance-sampling correction needs the sampler's log-probs (the rows carry none)");
   }
   const variables = model.trainableVariables();
   if (variables.length === 0) throw new Error('grpoTrainStep: the model has no trainable variables (attach a LoRA adapter first)');
 
-  // The reference log-probs come with the batch when the rollout computed them; otherwise a pass here.
-  const givenReference = lossConfig.beta !== 0 && rows.every((row) => row.refLogprobs !== undefined);
-  if (givenReference) {
-    rows.forEach((row, i) => {
-      if (row.refLogprobs!.length !== row.completionIds.length) {
-        throw new Error(`group ${row.group}, completion ${row.completion} (row ${i}) has ${row.refLogprobs!.length} reference log-probs for ${row.completionIds.length} tokens`);
-      }
-    });
-  }
-  const rowIndex = new Map(rows.map((row, i) => [row, i]));
+  // The reference log-probs come with the rows when the rollout computed them; otherwise a pass here.
+  const givenReference = lossConfig.beta !== 0 && trainingRows.refLogprobs !== undefined;
   const parts = splitRows(rows, microBatchSize);
   const accumulationSteps = parts.length;
-  const counts = (row: TrainingRow) => (config.maskTruncatedCompletions && row.finishReason === 'length' ? 0 : row.completionIds.length);
+  const counts = (row: TrainingRow) => (config.maskTruncatedCompletions && row.truncated ? 0 : row.completionIds.length);
   const numItemsInBatch = rows.reduce((sum, row) => sum + counts(row), 0);
 
   const accumulated: (tf.Tensor | undefined)[] = variables.map(() => undefined);
@@ -217,8 +234,8 @@ export async function grpoTrainStep(
       const { packed } = packedPart;
       const [b, C] = packed.targets.shape;
       const rowTensor = (perRow: (row: TrainingRow) => ArrayLike<number>) => tf.tensor2d(padRows(part.map(perRow), C), [b, C]);
-      const old = options.oldLogprobs ? rowTensor((row) => options.oldLogprobs![rowIndex.get(row)!]) : undefined;
-      const behaviour = config.importanceSamplingCorrection ? rowTensor((row) => row.behaviourLogprobs) : undefined;
+      const old = oldLogprobs ? rowTensor((row) => tokenValuesOf(trainingRows, oldLogprobs, row.index)) : undefined;
+      const behaviour = config.importanceSamplingCorrection ? rowTensor((row) => row.behaviourLogprobs!) : undefined;
       const ref =
         lossConfig.beta === 0
           ? undefined
@@ -272,12 +289,12 @@ export async function grpoTrainStep(
     names.forEach((name, i) => (metrics[name] = scalars[i + 2]));
 
     const lengths = rows.map((r) => r.completionIds.length);
-    const terminated = rows.filter((r) => r.finishReason !== 'length').map((r) => r.completionIds.length);
-    Object.assign(metrics, batchRewardMetrics(batch), {
+    const terminated = rows.filter((r) => !r.truncated).map((r) => r.completionIds.length);
+    Object.assign(metrics, {
       'completions/mean_length': mean(lengths),
       'completions/min_length': Math.min(...lengths),
       'completions/max_length': Math.max(...lengths),
-      'completions/clipped_ratio': rows.filter((r) => r.finishReason === 'length').length / rows.length,
+      'completions/clipped_ratio': rows.filter((r) => r.truncated).length / rows.length,
       // TRL reports 0 for these when every completion was truncated.
       'completions/mean_terminated_length': terminated.length ? mean(terminated) : 0,
       'completions/min_terminated_length': terminated.length ? Math.min(...terminated) : 0,
@@ -310,6 +327,9 @@ export class GrpoTrainer {
   readonly optimizer: AdamW;
   /** Prompt + completion tokens seen so far (TRL's cumulative `num_tokens`). */
   numTokensSeen = 0;
+  /** Rows already counted in numTokensSeen (TRL counts a generation batch once, however often it is reused),
+   *  by their token array (a StepRows spread from TrainingRows keeps it). */
+  private readonly counted = new WeakSet<object>();
 
   constructor(
     readonly model: PolicyModel,
@@ -323,6 +343,21 @@ export class GrpoTrainer {
     return this.optimizer.stepCount;
   }
 
+  /** One optimiser step on `rows` (with their old log-probs, if any); `num_tokens` is cumulative. */
+  async trainStep(rows: StepRows, spec: TrainStepConfig = this.config): Promise<Record<string, number>> {
+    const { metrics } = await trainStepOnRows(this.model, rows, this.optimizer, spec, { oldLogprobs: rows.oldLogprobs });
+    if (!this.counted.has(rows.completionIds)) {
+      this.counted.add(rows.completionIds);
+      this.numTokensSeen += metrics.num_tokens;
+    }
+    return { ...metrics, num_tokens: this.numTokensSeen };
+  }
+
+  /** Per-token log-probs under the current policy, or the base model with `adapters: 'off'`. */
+  score(rows: Rows, options: ScoreOptions): Promise<TokenLogprobs> {
+    return scoreRowsWith(this.model, rows, options, this.config);
+  }
+
   /** Trains on one generation batch: numIterations optimiser steps; resolves to each step's metrics. */
   async trainOnBatch(batch: TrainingBatch): Promise<Record<string, number>[]> {
     const metrics: Record<string, number>[] = [];
@@ -331,21 +366,11 @@ export class GrpoTrainer {
   }
 
   /**
-   * The numIterations optimiser steps on one generation batch, one per `next()` (so a caller can run
-   * each under a lock, publish between steps, or stop early); yields each step's metrics. `overrides`
-   * adjust the step config for this batch.
+   * The numIterations optimiser steps on one generation batch, one per `next()`; yields each step's
+   * metrics. `overrides` adjust the step config for this batch.
    */
-  async *stepsOnBatch(batch: TrainingBatch, overrides: Partial<TrainStepConfig> = {}): AsyncGenerator<Record<string, number>, void, void> {
-    const config = { ...this.config, ...overrides };
-    const iterations = config.numIterations ?? 1;
-    if (!(Number.isInteger(iterations) && iterations >= 1)) throw new Error(`numIterations must be a positive integer (got ${iterations})`);
-    const oldLogprobs = iterations > 1 ? await computeRowLogprobs(this.model, batch, config) : undefined;
-    for (let i = 0; i < iterations; i++) {
-      const { metrics } = await grpoTrainStep(this.model, batch, this.optimizer, config, { oldLogprobs });
-      // Counted once per generation batch, however many times it is reused (TRL counts at generation).
-      if (i === 0) this.numTokensSeen += metrics.num_tokens;
-      yield { ...metrics, num_tokens: this.numTokensSeen };
-    }
+  stepsOnBatch(batch: TrainingBatch, overrides: Partial<TrainStepConfig> = {}): AsyncGenerator<Record<string, number>, void, void> {
+    return stepsOnBatch({ step: (rows, spec) => this.trainStep(rows, spec), score: (rows, options) => this.score(rows, options) }, batch, { ...this.config, ...overrides });
   }
 
   /** What a checkpoint must hold to resume this trainer (the adapter weights are saved separately). */

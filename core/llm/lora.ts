@@ -7,7 +7,7 @@ import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { Rng } from '../rng.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
-import { PROJECTIONS, projectionPath, type CausalLM, type Linear, type ProjectionName } from './model.js';
+import { CausalLM, PROJECTIONS, projectionPath, type Linear, type ProjectionName } from './model.js';
 
 export interface LoraConfig {
   r: number;
@@ -83,6 +83,29 @@ export function attachLora(model: CausalLM, options: LoraOptions): LoraState {
   const state: LoraState = { config: { ...config, targetModules: [...config.targetModules] }, scale: loraScale(config), adapters, merged: false };
   model.lora = state;
   return state;
+}
+
+/**
+ * A model on the same base weight tensors with its own copy of the LoRA adapters (rollout engines,
+ * evaluation): loading weights into one, or folding its adapter in (withLoraMerged swaps its own
+ * projection references), leaves the other alone. Memory: the adapters only. Free it with
+ * detachLora(fork), never dispose() (the base tensors are shared). Base weights must not be trained
+ * in place meanwhile (trainBaseWeights): the fork would see them change.
+ */
+export function forkWithOwnAdapters(model: CausalLM): CausalLM {
+  if (model.lora?.merged) throw new Error('forkWithOwnAdapters: the adapter is merged into the weights; unmerge it first');
+  const w = model.weights;
+  const weights = {
+    ...w,
+    layers: w.layers.map((layer) => ({ ...layer, proj: Object.fromEntries(PROJECTIONS.map((p) => [p, { ...layer.proj[p] }])) as Record<ProjectionName, Linear> })),
+  };
+  const fork = new CausalLM(model.config, weights, { dir: model.dir });
+  if (model.lora) {
+    const adapters = new Map<string, LoraAdapter>();
+    for (const [path, a] of model.lora.adapters) adapters.set(path, { A: tf.variable(a.A, false), B: tf.variable(a.B, false) });
+    fork.lora = { config: { ...model.lora.config, targetModules: [...model.lora.config.targetModules] }, scale: model.lora.scale, adapters, merged: false };
+  }
+  return fork;
 }
 
 /** Remove adapters (unmerging first if merged) and free them. */
@@ -253,13 +276,16 @@ function parseTargetModules(value: unknown, where: string): string[] {
 /** Save the adapter in PEFT's format: adapter_config.json + adapter_model.safetensors (float32). */
 export async function savePeftAdapter(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): Promise<void> {
   const lora = requireLora(model, 'savePeftAdapter');
-  const weights = await loraSnapshotAsync(model);
+  writePeftAdapter(dir, await loraSnapshotAsync(model), lora.config, options.baseModelNameOrPath ?? model.dir);
+}
+
+/** Writes adapter weights (by PEFT name) and their LoRA config as a PEFT adapter folder. */
+export function writePeftAdapter(dir: string, weights: LoraSnapshot, c: LoraConfig, baseModelNameOrPath: string | undefined): void {
   mkdirSync(dir, { recursive: true });
-  const c = lora.config;
   const config = {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
-    base_model_name_or_path: options.baseModelNameOrPath ?? model.dir ?? null,
+    base_model_name_or_path: baseModelNameOrPath ?? null,
     r: c.r,
     lora_alpha: c.alpha,
     lora_dropout: c.dropout,

@@ -7,6 +7,7 @@ import type { Tokenizer } from '../llm/tokenizer.js';
 import type { GenerationRequest, GenerationResult } from '../llm/generate.js';
 import { loraSnapshotAsync, type LoraSnapshot } from '../llm/lora.js';
 import type { PolicySnapshot } from '../ports.js';
+import type { RolloutEngine } from '../engine/interfaces.js';
 import type { InitRequest, PolicyWeights, ReplyValues, SerializedError, WorkerGenerateOptions, WorkerReply, WorkerRequest } from './protocol.js';
 
 export interface GeneratorWorkerOptions {
@@ -133,14 +134,30 @@ export class GeneratorWorker {
     this.shippedVersion = reply.policyVersion;
   }
 
+  /** The worker's rollout engine behind the RolloutEngine interface. Calls are posted in the order made,
+   *  so a sample() called right after setWeights() (not awaited) samples with those weights. */
+  engine(): RolloutEngine {
+    return {
+      name: 'tfjs',
+      setWeights: (weights) => this.setPolicy(weights),
+      sample: (prompts, n, options, signal) => this.cancellable(signal, (id) => this.request<'sample'>({ type: 'sample', prompts: prompts.map((p) => Array.from(p)), n, options }, [], id)),
+      score: (rows, options) => this.request<'score'>({ type: 'score', rows, options }),
+      close: () => this.close(),
+    };
+  }
+
   /** Samples a batch in the worker. Aborting `signal` cancels it (the worker stops within one token). */
-  async generate(requests: GenerationRequest[], options: WorkerGenerateOptions = {}, signal?: AbortSignal): Promise<WorkerGeneration> {
+  generate(requests: GenerationRequest[], options: WorkerGenerateOptions = {}, signal?: AbortSignal): Promise<WorkerGeneration> {
+    return this.cancellable(signal, (id) => this.request<'generate'>({ type: 'generate', requests, options }, [], id));
+  }
+
+  private async cancellable<T>(signal: AbortSignal | undefined, post: (id: number) => Promise<T>): Promise<T> {
     signal?.throwIfAborted();
     const id = this.nextId++;
     const onAbort = () => this.cancel(id);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await this.request<'generate'>({ type: 'generate', requests, options }, [], id);
+      return await post(id);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

@@ -33,7 +33,12 @@ export class PolicyFollower {
    * may complete a snapshot the moment it arrives (synchronously, while the trainer still holds the
    * weights at that version).
    */
-  constructor(policy$: Observable<PolicySnapshot> | undefined, onArrival: (snapshot: PolicySnapshot) => PolicySnapshot = (s) => s) {
+  constructor(
+    policy$: Observable<PolicySnapshot> | undefined,
+    onArrival: (snapshot: PolicySnapshot) => PolicySnapshot = (s) => s,
+    /** Batch 0 too waits for the trainer's first snapshot (a resumed run: the checkpoint's weights). */
+    private readonly firstWaits = false,
+  ) {
     if (!policy$) return;
     this.hasTrainer = true;
     this.subscription = policy$.subscribe({
@@ -129,7 +134,7 @@ export class PolicyFollower {
   }
 
   private admits(batchIndex: number, maxStaleness: number): boolean {
-    if (!this.hasTrainer || batchIndex === 0) return true;
+    if (!this.hasTrainer || (batchIndex === 0 && !this.firstWaits)) return true;
     if (!this.snapshot) return false;
     return this.snapshot.version >= this.startVersion + requiredPolicyVersion(batchIndex, maxStaleness, this.snapshot.stepsPerBatch ?? 1);
   }

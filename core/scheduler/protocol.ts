@@ -1,9 +1,12 @@
-// The messages between the main thread and a generator worker (worker-main.ts). Every request carries
+// The messages between the main thread and a generator worker (worker-main.ts), which runs a rollout
+// engine: policy = setWeights, sample, score (and generate, per-request generation for tools and tests). Every request carries
 // an id and is answered by exactly one reply with that id: a value, or an error with the worker's stack.
 import type { GenerateOptions, GenerationRequest, GenerationResult } from '../llm/generate.js';
 import type { LoraConfig, LoraSnapshot } from '../llm/lora.js';
 import type { TokenizerSource } from '../llm/tokenizer.js';
 import type { ReferenceOptions } from '../grpo/reference-logprobs.js';
+import type { SampledRows, SamplingOptions, ScoreOptions } from '../engine/interfaces.js';
+import type { Rows, TokenLogprobs } from '../engine/rows.js';
 
 /** A policy's trainable weights at one optimiser step, as shipped to the worker. */
 export interface PolicyWeights {
@@ -47,6 +50,23 @@ export interface GenerateRequest {
   options: WorkerGenerateOptions;
 }
 
+/** RolloutEngine.sample, in the worker. */
+export interface SampleRequest {
+  type: 'sample';
+  id: number;
+  prompts: number[][];
+  n: number;
+  options: SamplingOptions;
+}
+
+/** RolloutEngine.score, in the worker. */
+export interface ScoreRequest {
+  type: 'score';
+  id: number;
+  rows: Rows;
+  options: ScoreOptions;
+}
+
 export interface CancelRequest {
   type: 'cancel';
   id: number;
@@ -54,7 +74,7 @@ export interface CancelRequest {
   target: number;
 }
 
-export type WorkerRequest = InitRequest | PolicyRequest | GenerateRequest | CancelRequest;
+export type WorkerRequest = InitRequest | PolicyRequest | GenerateRequest | SampleRequest | ScoreRequest | CancelRequest;
 
 export interface InitReply {
   backend: string;
@@ -75,6 +95,8 @@ export interface ReplyValues {
   init: InitReply;
   policy: { policyVersion: number };
   generate: GenerateReply;
+  sample: SampledRows;
+  score: TokenLogprobs;
   cancel: { cancelled: boolean };
 }
 

@@ -4,15 +4,13 @@
 // from the bounded stream edges plus the policy feedback stream.
 import type { Observable } from 'rxjs';
 import { z } from 'zod';
-import type { GenerationRequest } from '../llm/generate.js';
-import { loraSnapshotAsync, type LoraSnapshot } from '../llm/lora.js';
+import type { RolloutEngine, SampledRows, SamplingOptions } from '../engine/interfaces.js';
 import type { CausalLM } from '../llm/model.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
 import { BusyMeter } from './busy-meter.js';
 import { PolicyFollower } from './policy-follower.js';
-import type { WorkerGenerateOptions } from './protocol.js';
-import { mainThreadEngine, workerEngine, type EngineSample, type RolloutEngine } from './rollout-engine.js';
+import { mainThreadEngine, workerEngine } from './rollout-engine.js';
 
 /** The rollout node's scheduling options (spread into its config schema). */
 export const schedulerConfigShape = {
@@ -56,12 +54,12 @@ export class RolloutScheduler {
   private readonly busy = new BusyMeter();
   private waitedMs = 0;
   private lastLag = 0;
-  /** The adapter weights copied for the newest snapshot that came without them (read asynchronously). */
-  private copied: { version: number; weights: Promise<LoraSnapshot> } | undefined;
+  /** The version last handed to the engine's setWeights (-1: none yet; the first snapshot always goes). */
+  private shippedVersion = -1;
 
   private constructor(
     private readonly engine: RolloutEngine,
-    private readonly model: CausalLM,
+    readonly engineKind: 'main' | 'worker',
     policy$: Observable<PolicySnapshot> | undefined,
     /** Steps a batch may trail the trainer: max_staleness with overlap, 0 without (strictly on-policy). */
     readonly maxStaleness: number,
@@ -69,19 +67,8 @@ export class RolloutScheduler {
     /** The worker's backend ('' on the main thread). */
     readonly workerBackend: string,
   ) {
-    // A worker needs the adapter weights of every version. A trainer that shares this model object sends
-    // the version only; it announces inside its step, so the model holds exactly that version's weights
-    // while the announcement is delivered: copy them then (no lock wait, no half-updated weights). The
-    // read is asynchronous (WebGPU has no other) but issued here, so it holds that version's values.
-    const needsWeights = engine.kind === 'worker' && model.lora !== undefined;
-    this.follower = new PolicyFollower(policy$, (snapshot) => {
-      if (needsWeights && Object.keys(snapshot.weights).length === 0) {
-        const weights = loraSnapshotAsync(model);
-        weights.catch(() => {}); // awaited in latestPolicy
-        this.copied = { version: snapshot.version, weights };
-      }
-      return snapshot;
-    });
+    // A resumed run's first batch waits for the trainer's restored weights (its first snapshot).
+    this.follower = new PolicyFollower(policy$, undefined, initialVersion > 0);
   }
 
   static async start(args: {
@@ -98,31 +85,28 @@ export class RolloutScheduler {
     const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
     const engine = engineKind === 'worker' ? await workerEngine(model, tokenizer, { backend }) : mainThreadEngine(model, tokenizer);
     const maxStaleness = options.overlap ? options.maxStaleness : 0;
-    return new RolloutScheduler(engine, model, args.policy, maxStaleness, options.initialVersion ?? 0, engineKind === 'worker' ? backend : '');
-  }
-
-  get engineKind(): 'main' | 'worker' {
-    return this.engine.kind;
+    const scheduler = new RolloutScheduler(engine, engineKind, args.policy, maxStaleness, options.initialVersion ?? 0, engineKind === 'worker' ? backend : '');
+    // Without a trainer, a resumed run's batches are stamped with the checkpoint's step.
+    if (!args.policy && scheduler.initialVersion > 0) await scheduler.ship({ version: scheduler.initialVersion, weights: {} });
+    return scheduler;
   }
 
   /**
-   * Samples batch `index` (counted from 0 in this run): `groupSize` completions per request, once the
-   * staleness bound admits it, with the newest policy at that moment. undefined: the trainer has
-   * finished, so no more batches are wanted.
+   * Samples batch `index` (counted from 0 in this run): `n` completions per prompt, once the staleness
+   * bound admits it, with the newest policy at that moment. undefined: the trainer has finished, so no
+   * more batches are wanted.
    */
-  async sample(
-    index: number,
-    requests: GenerationRequest[],
-    groupSize: number,
-    options: WorkerGenerateOptions,
-    signal?: AbortSignal,
-  ): Promise<EngineSample | undefined> {
+  async sample(index: number, prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal?: AbortSignal): Promise<SampledRows | undefined> {
     const waitStarted = performance.now();
-    let sampling: Promise<EngineSample> | undefined;
+    let sampling: Promise<SampledRows> | undefined;
     // Started inside the admission itself: a worker gets its weights and the batch before the trainer's
-    // next step blocks this thread (awaiting first would leave the worker idle during that step).
+    // next step blocks this thread (awaiting first would leave the worker idle during that step). Both
+    // are posted without awaiting in between; the engine applies them in order.
     const admission = await this.follower.admit(index, this.maxStaleness, signal, () => {
-      sampling = this.engine.sample(requests, groupSize, options, () => this.latestPolicy(), signal);
+      const latest = this.follower.latest;
+      const shipped = latest && latest.version !== this.shippedVersion ? this.ship(latest) : Promise.resolve();
+      const sampled = this.engine.sample(prompts, n, options, signal);
+      sampling = Promise.all([shipped, sampled]).then(([, rows]) => rows);
       sampling.catch(() => {}); // awaited below; not unhandled while the admission settles
     });
     this.waitedMs += performance.now() - waitStarted;
@@ -153,16 +137,9 @@ export class RolloutScheduler {
     await this.engine.close();
   }
 
-  /**
-   * The trainer's newest snapshot. Before its first: on a resumed run, the restored weights at the
-   * resumed step (the trainer restored them into the shared model before anything was generated).
-   */
-  private async latestPolicy(): Promise<PolicySnapshot | undefined> {
-    const latest = this.follower.latest;
-    if (latest) return this.copied?.version === latest.version ? { ...latest, weights: await this.copied.weights } : latest;
-    if (this.initialVersion === 0) return undefined;
-    return { version: this.initialVersion, weights: this.engine.kind === 'worker' && this.model.lora ? await loraSnapshotAsync(this.model) : {} };
+  /** Hands a policy to the engine (the only place weights reach it). */
+  private ship(policy: PolicySnapshot): Promise<void> {
+    this.shippedVersion = policy.version;
+    return this.engine.setWeights(policy);
   }
-
-
 }

@@ -3,24 +3,24 @@
 // policy snapshots, and samples batches with generate(). Requests are handled one at a time, in order,
 // so a generate request uses exactly the policy shipped before it.
 import { parentPort } from 'node:worker_threads';
-import { tf } from '../llm/tf.js';
 import { initBackend, type BackendName } from '../llm/backend.js';
 import { loadModel } from '../llm/model-loader.js';
-import { attachLora, loadLoraSnapshot } from '../llm/lora.js';
+import { attachLora } from '../llm/lora.js';
 import { sampleBatch } from './sample-batch.js';
 import { Tokenizer } from '../llm/tokenizer.js';
-import type { CausalLM } from '../llm/model.js';
-import { serializeError, type CancelRequest, type GenerateReply, type GenerateRequest, type InitReply, type InitRequest, type PolicyWeights, type ReplyValues, type WorkerReply, type WorkerRequest } from './protocol.js';
+import { TfjsRolloutEngine } from '../../engines/tfjs/rollout-engine.js';
+import { serializeError, type CancelRequest, type GenerateReply, type GenerateRequest, type InitReply, type InitRequest, type ReplyValues, type SampleRequest, type WorkerReply, type WorkerRequest } from './protocol.js';
 
 if (!parentPort) throw new Error('core/scheduler/worker-main.ts must run inside a worker thread');
 const port = parentPort;
 
 interface Loaded {
-  model: CausalLM;
+  engine: TfjsRolloutEngine;
   tokenizer: Tokenizer;
   cancelFlag: Int32Array;
-  policyVersion: number;
 }
+/** The request being sampled (the engine's per-token hook checks the cancel flag against it). */
+let running: { id: number; controller: AbortController } | undefined;
 let loaded: Loaded | undefined;
 /** Generate requests cancelled before they started. */
 const cancelledEarly = new Set<number>();
@@ -30,44 +30,44 @@ function requireLoaded(what: string): Loaded {
   return loaded;
 }
 
-function applyPolicy(state: Loaded, policy: PolicyWeights): void {
-  if (!state.model.lora) throw new Error('generator worker: got policy weights, but the model has no LoRA adapter (only LoRA policies can be shipped)');
-  // tidy frees the host-side tensors loadLoraSnapshot builds; the variables keep their new values.
-  tf.tidy(() => loadLoraSnapshot(state.model, policy.weights, `policy version ${policy.version}`));
-  state.policyVersion = policy.version;
-}
-
 async function init(msg: InitRequest): Promise<InitReply> {
   if (loaded) throw new Error('generator worker: init sent twice');
   const backend = await initBackend(msg.backend as BackendName);
   const model = await loadModel(msg.modelDir);
   if (msg.lora) attachLora(model, msg.lora);
-  const state: Loaded = {
-    model,
-    tokenizer: new Tokenizer(msg.tokenizer.tokenizerJson, msg.tokenizer.tokenizerConfig, msg.tokenizer.generationConfig),
-    cancelFlag: new Int32Array(msg.cancelFlag),
-    policyVersion: 0,
-  };
-  if (msg.policy) applyPolicy(state, msg.policy);
+  const tokenizer = new Tokenizer(msg.tokenizer.tokenizerJson, msg.tokenizer.tokenizerConfig, msg.tokenizer.generationConfig);
+  const cancelFlag = new Int32Array(msg.cancelFlag);
+  const state: Loaded = { engine: new TfjsRolloutEngine(model, tokenizer, { onToken }), tokenizer, cancelFlag };
+  if (msg.policy) await state.engine.setWeights(msg.policy);
   loaded = state;
-  return { backend: backend.name, policyVersion: state.policyVersion };
+  return { backend: backend.name, policyVersion: state.engine.policyVersion };
 }
 
-async function runGenerate(msg: GenerateRequest): Promise<GenerateReply> {
-  const state = requireLoaded('generate');
-  const controller = new AbortController();
+/** Called after every sampled token: compute never yields to the message loop mid-batch, so the cancel
+ *  flag lives in shared memory. */
+function onToken(): void {
+  if (loaded && running && Atomics.load(loaded.cancelFlag, 0) === running.id) running.controller.abort(new Error(`generate request ${running.id} was cancelled`));
+}
+
+/** Runs a cancellable request (generate, sample): `work` gets the signal the cancel flag aborts. */
+async function cancellable<T>(msg: GenerateRequest | SampleRequest, work: (state: Loaded, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const state = requireLoaded(msg.type);
   const cancelled = () => cancelledEarly.delete(msg.id) || Atomics.load(state.cancelFlag, 0) === msg.id;
   if (cancelled()) throw new Error(`generate request ${msg.id} was cancelled`);
-  const started = performance.now();
-  const { results, refLogprobs } = await sampleBatch(state.model, msg.requests, msg.options, {
-    tokenizer: state.tokenizer,
-    signal: controller.signal,
-    // Compute never yields to the message loop mid-batch, so the cancel flag lives in shared memory.
-    onToken: () => {
-      if (Atomics.load(state.cancelFlag, 0) === msg.id) controller.abort(new Error(`generate request ${msg.id} was cancelled`));
-    },
+  running = { id: msg.id, controller: new AbortController() };
+  try {
+    return await work(state, running.controller.signal);
+  } finally {
+    running = undefined;
+  }
+}
+
+function runGenerate(msg: GenerateRequest): Promise<GenerateReply> {
+  return cancellable(msg, async (state, signal) => {
+    const started = performance.now();
+    const { results, refLogprobs } = await sampleBatch(state.engine.model, msg.requests, msg.options, { tokenizer: state.tokenizer, signal, onToken });
+    return { results, refLogprobs, policyVersion: state.engine.policyVersion, busyMs: performance.now() - started };
   });
-  return { results, refLogprobs, policyVersion: state.policyVersion, busyMs: performance.now() - started };
 }
 
 async function handle(msg: Exclude<WorkerRequest, CancelRequest>): Promise<ReplyValues[keyof ReplyValues]> {
@@ -75,12 +75,16 @@ async function handle(msg: Exclude<WorkerRequest, CancelRequest>): Promise<Reply
     case 'init':
       return init(msg);
     case 'policy': {
-      const state = requireLoaded('policy');
-      applyPolicy(state, msg);
-      return { policyVersion: state.policyVersion };
+      const { engine } = requireLoaded('policy');
+      await engine.setWeights(msg);
+      return { policyVersion: engine.policyVersion };
     }
     case 'generate':
       return runGenerate(msg);
+    case 'sample':
+      return cancellable(msg, (state, signal) => state.engine.sample(msg.prompts, msg.n, msg.options, signal));
+    case 'score':
+      return requireLoaded('score').engine.score(msg.rows, msg.options);
   }
 }
 

@@ -7,7 +7,6 @@ import { z } from 'zod';
 import { tf } from '../../core/llm/tf.js';
 import { loadLoraSnapshot, loraSnapshot, type LoraSnapshot } from '../../core/llm/lora.js';
 import type { CausalLM } from '../../core/llm/model.js';
-import { modelLock } from '../../core/llm/model-lock.js';
 import { defineNode, definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
 import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch } from '../../core/ports.js';
 import { fromIterableWithBackpressure } from '../../core/runtime/operators/from-iterable.js';
@@ -57,7 +56,6 @@ export const fakeTrainer = defineNode({
     /** Recompute each batch's log-probs with the weights of the version it is stamped with. */
     verify_behaviour: z.boolean().default(false),
     max_batches: z.number().int().optional(),
-    copy_weights: z.boolean().default(false),
   }),
   run(ctx, inputs) {
     const c = ctx.config;
@@ -69,7 +67,7 @@ export const fakeTrainer = defineNode({
     const versions = new Map<number, LoraSnapshot>();
     const announce = () => {
       if (c.verify_behaviour) versions.set(step, copyOf(loraSnapshot(model)));
-      policy$.next({ version: step, weights: c.copy_weights ? loraSnapshot(model) : {}, stepsPerBatch: c.steps_per_batch });
+      policy$.next({ version: step, weights: loraSnapshot(model), stepsPerBatch: c.steps_per_batch });
     };
     const nudge = () =>
       tf.tidy(() => {
@@ -82,16 +80,14 @@ export const fakeTrainer = defineNode({
           probe.trained.push({ index: batch.index, policyVersion: batch.policyVersion, step });
           if (batch.index === c.fail_at_batch) throw new Error(`trainer exploded on batch ${batch.index}`);
           if (c.verify_behaviour) {
-            const error = await modelLock(model).run(() => behaviourError(model, batch, versions.get(batch.policyVersion)!));
+            const error = behaviourError(model, batch, versions.get(batch.policyVersion)!);
             probe.behaviourError = Math.max(probe.behaviourError ?? 0, error);
           }
           for (let i = 0; i < c.steps_per_batch; i++) {
-            await modelLock(model).run(async () => {
-              await sleep(c.step_ms);
-              nudge();
-              step++;
-              announce();
-            });
+            await sleep(c.step_ms);
+            nudge();
+            step++;
+            announce();
           }
           batches++;
           if (c.max_batches !== undefined && batches >= c.max_batches) policy$.complete();

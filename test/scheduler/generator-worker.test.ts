@@ -11,6 +11,7 @@ import { Tokenizer } from '../../core/llm/tokenizer.js';
 import { GeneratorWorker } from '../../core/scheduler/generator-worker.js';
 import { mainThreadEngine } from '../../core/scheduler/rollout-engine.js';
 import { referenceLogprobs } from '../../core/grpo/reference-logprobs.js';
+import { completionOf } from '../../core/engine/rows.js';
 
 const LLAMA_TINY = 'test/fixtures/llama-tiny';
 
@@ -96,7 +97,8 @@ describe('GeneratorWorker', () => {
     const products = async (merge: boolean) => {
       let ids: number[][] = [];
       const { kernels } = await tf.profile(async () => {
-        ids = (await engine.sample(requests, 1, { ...options, merged: merge }, () => undefined)).results.map(([r]) => r.ids);
+        const rows = await engine.sample(requests.map((r) => r.promptIds), 1, { ...options, maxNewTokens: 6, merged: merge });
+        ids = requests.map((_, i) => Array.from(completionOf(rows, i)));
       });
       expect(ids).toEqual(plain.results.map((r) => r.ids));
       return kernels.filter((k) => k.name === 'BatchMatMul').length;

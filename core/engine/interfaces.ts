@@ -1,0 +1,98 @@
+// The engine boundary: what a rollout engine and a policy trainer offer, in plain data (flat rows,
+// typed arrays, versioned weights). Any engine (tfjs on the main thread or in a worker, a GPU engine,
+// llama.cpp, a remote server) plugs in behind these; nothing here imports a tensor library.
+import type { FinishReason, PolicySnapshot } from '../ports.js';
+import type { TrainStepConfig } from '../grpo/loss-spec.js';
+import type { Rows, TokenLogprobs, TrainingRows } from './rows.js';
+
+/** The trainable weights of a policy at one optimiser step, by PEFT tensor name (what travels on the `policy` edge). */
+export type PolicyWeights = PolicySnapshot;
+
+export interface SamplingOptions {
+  /** Most tokens per completion. */
+  maxNewTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  /** Sequences decoded together. */
+  maxBatch?: number;
+  /** Seeds one generator per completion, drawn in order, so results do not depend on batching. */
+  seed?: number;
+  eosTokenIds?: number[];
+  /** Stop strings: the text is cut before them. */
+  stop?: string[];
+  /** Temperature of the recorded behaviour log-probs (log_softmax(logits / T)); default 1. */
+  logprobTemperature?: number;
+  /** Fold the adapter into a copy of the weights while sampling (an engine may ignore it). */
+  merged?: boolean;
+  /** Also score every completion with the adapters off at this temperature (the KL reference). */
+  reference?: { temperature: number; microBatchSize?: number; padTokenId?: number };
+}
+
+/** What sample() returns: one row per completion (prompt after prompt, n each; group = prompt index). */
+export interface SampledRows extends Rows {
+  /** Behaviour log-probs, aligned with completionIds. */
+  logprobs: TokenLogprobs;
+  finishReasons: FinishReason[];
+  /** Decoded completions, cut before a stop string. */
+  texts: string[];
+  /** Reference log-probs (adapters off), aligned with completionIds, when `reference` was asked. */
+  refLogprobs?: TokenLogprobs;
+  /** The policy version whose weights sampled every row. */
+  policyVersion: number;
+  /** Seconds spent sampling. */
+  seconds: number;
+}
+
+export interface ScoreOptions {
+  /** 'off': the base model (the KL reference); 'on': the current policy. */
+  adapters: 'on' | 'off';
+  /** Log-probs of logits / temperature. */
+  temperature: number;
+  microBatchSize?: number;
+  padTokenId?: number;
+}
+
+export interface RolloutEngine {
+  /** The engine's registered name (`tfjs`, ...). */
+  readonly name: string;
+  /** The only place policy weights reach the engine. A snapshot with no weights (a policy without an
+   *  adapter) only moves the version. */
+  setWeights(weights: PolicyWeights): Promise<void>;
+  /** n completions per prompt with the newest weights set. */
+  sample(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal?: AbortSignal): Promise<SampledRows>;
+  /** Per-token log-probs of each row's completion (the KL reference pass, any re-scoring). */
+  score(rows: Rows, options: ScoreOptions): Promise<TokenLogprobs>;
+  close(): Promise<void>;
+}
+
+/** Training rows plus the old-policy log-probs (num_iterations > 1: from before the first step on them). */
+export interface StepRows extends TrainingRows {
+  oldLogprobs?: TokenLogprobs;
+}
+
+/** What a checkpoint holds to resume a trainer: plain values only. */
+export interface TrainerState {
+  weights: PolicyWeights;
+  /** The optimiser's state (moments, step count) as the engine lays it out. */
+  optimizer: unknown;
+  /** Random-number generator states (e.g. LoRA dropout), as core/rng.ts's Rng.state() gives them. */
+  rngStates: Record<string, [number, number, number, number]>;
+  numTokensSeen: number;
+}
+
+export interface PolicyTrainer {
+  /** Completed optimiser steps: the version of weights(). */
+  readonly version: number;
+  /** One optimiser step; resolves to its TRL-named metrics (`num_tokens` cumulative, counted once per rows object). */
+  step(rows: StepRows, spec: TrainStepConfig): Promise<Record<string, number>>;
+  /** Per-token log-probs under the trainer's current policy (old log-probs for num_iterations > 1). */
+  score(rows: Rows, options: ScoreOptions): Promise<TokenLogprobs>;
+  /** The versioned trainable weights (PEFT names), read at the call. */
+  weights(): Promise<PolicyWeights>;
+  save(): Promise<TrainerState>;
+  restore(state: TrainerState): void;
+  dispose(): void;
+}

@@ -1,0 +1,134 @@
+// Rows: the one layout in which token sequences cross the engine boundary (rollout engines' sample and
+// score, the policy trainer's step). Flat typed arrays, row after row, so they cross a thread boundary as
+// a few buffers and no side converts nested lists back and forth. Plain data: no tensor library here.
+import type { FinishReason, TrainingBatch } from '../ports.js';
+
+export interface Rows {
+  /** Every row's prompt tokens, row after row; row i's are promptIds[promptOffsets[i] .. promptOffsets[i + 1]). */
+  promptIds: Int32Array;
+  /** rows + 1 offsets into promptIds. */
+  promptOffsets: Int32Array;
+  /** Every row's completion tokens, row after row (completionOffsets as promptOffsets). */
+  completionIds: Int32Array;
+  completionOffsets: Int32Array;
+  /** Row → prompt group: rows of one group share their prompt (GRPO's G completions), numbered from 0. */
+  group: Int32Array;
+}
+
+/** Rows with what the policy trainer's step needs besides the tokens. */
+export interface TrainingRows extends Rows {
+  /** One advantage per row. */
+  advantages: Float32Array;
+  /** 1 where the completion was cut at the length limit (finish reason 'length'). */
+  truncated: Uint8Array;
+  /** The sampler's log-probs, aligned with completionIds (absent where the sampler did not record them). */
+  behaviourLogprobs?: Float32Array;
+  /** The reference (adapter-free) log-probs, aligned with completionIds, when the rollout computed them. */
+  refLogprobs?: Float32Array;
+}
+
+/** Per-token log-probs of rows: aligned with their completionIds (the same offsets). */
+export type TokenLogprobs = Float32Array;
+
+export function rowCount(rows: Rows): number {
+  return rows.group.length;
+}
+
+/** Row i's prompt tokens (a view, not a copy). */
+export function promptOf(rows: Rows, i: number): Int32Array {
+  return rows.promptIds.subarray(rows.promptOffsets[i], rows.promptOffsets[i + 1]);
+}
+
+/** Row i's completion tokens (a view, not a copy). */
+export function completionOf(rows: Rows, i: number): Int32Array {
+  return rows.completionIds.subarray(rows.completionOffsets[i], rows.completionOffsets[i + 1]);
+}
+
+/** Row i's part of values aligned with completionIds (log-probs). */
+export function tokenValuesOf<T extends Float32Array | Int32Array>(rows: Rows, values: T, i: number): T {
+  return values.subarray(rows.completionOffsets[i], rows.completionOffsets[i + 1]) as T;
+}
+
+function concat(lists: ArrayLike<number>[]): { values: Int32Array; offsets: Int32Array } {
+  const offsets = new Int32Array(lists.length + 1);
+  lists.forEach((list, i) => (offsets[i + 1] = offsets[i] + list.length));
+  const values = new Int32Array(offsets[lists.length]);
+  lists.forEach((list, i) => values.set(list, offsets[i]));
+  return { values, offsets };
+}
+
+/** Float values per row, laid out along `offsets` (checked: each row's count must match). */
+function concatAligned(lists: ArrayLike<number>[], offsets: Int32Array, what: (i: number, got: number, want: number) => string): Float32Array {
+  const values = new Float32Array(offsets[offsets.length - 1]);
+  lists.forEach((list, i) => {
+    const want = offsets[i + 1] - offsets[i];
+    if (list.length !== want) throw new Error(what(i, list.length, want));
+    values.set(list, offsets[i]);
+  });
+  return values;
+}
+
+/**
+ * Rows of `(prompt, completion)` pairs; pairs with the same prompt form one group, so an engine can compute
+ * each prompt once for its completions. `groups` gives the grouping instead, when the caller knows it.
+ */
+export function rowsOf(prompts: ArrayLike<number>[], completions: ArrayLike<number>[], groups?: ArrayLike<number>): Rows {
+  if (prompts.length !== completions.length) throw new Error(`rows: ${prompts.length} prompts for ${completions.length} completions`);
+  let group: Int32Array;
+  if (groups) group = Int32Array.from(groups);
+  else {
+    const byPrompt = new Map<string, number>();
+    group = Int32Array.from(prompts, (p) => {
+      const key = Array.prototype.join.call(p, ',');
+      let g = byPrompt.get(key);
+      if (g === undefined) byPrompt.set(key, (g = byPrompt.size));
+      return g;
+    });
+  }
+  const p = concat(prompts);
+  const c = concat(completions);
+  return { promptIds: p.values, promptOffsets: p.offsets, completionIds: c.values, completionOffsets: c.offsets, group };
+}
+
+export interface TrainingRowsOptions {
+  /** The sampler's log-probs are needed (importance-sampling correction): a row without them is an error. */
+  requireBehaviour?: boolean;
+  /** Take the reference log-probs the rollout computed (when every row has them). */
+  reference?: boolean;
+}
+
+/** A training batch (the graph's nested value) as training rows: group after group, completion after completion. */
+export function trainingRowsOf(batch: TrainingBatch, options: TrainingRowsOptions = {}): TrainingRows {
+  if (batch.advantages.length !== batch.groups.length) {
+    throw new Error(`training batch ${batch.index}: ${batch.advantages.length} advantage groups for ${batch.groups.length} prompt groups`);
+  }
+  const entries = batch.groups.flatMap((group, g) => {
+    if (group.promptIds.length === 0) throw new Error(`training batch ${batch.index}, group ${g} ("${group.prompt.id}"): empty prompt (no token to predict the first completion token from)`);
+    if (batch.advantages[g].length !== group.completions.length) {
+      throw new Error(`training batch ${batch.index}, group ${g}: ${batch.advantages[g].length} advantages for ${group.completions.length} completions`);
+    }
+    return group.completions.map((completion, c) => ({ promptIds: group.promptIds, completion, g, c, advantage: batch.advantages[g][c] }));
+  });
+  const rows = rowsOf(
+    entries.map((e) => e.promptIds),
+    entries.map((e) => e.completion.ids),
+    entries.map((e) => e.g),
+  );
+  const where = (i: number) => `group ${entries[i].g}, completion ${entries[i].c} (row ${i})`;
+  const hasBehaviour = entries.every(({ completion }) => completion.logprobs.length === completion.ids.length);
+  if (options.requireBehaviour && !hasBehaviour) {
+    const i = entries.findIndex(({ completion }) => completion.logprobs.length !== completion.ids.length);
+    const { completion } = entries[i];
+    throw new Error(`importance-sampling correction needs the sampler's log-probs: ${where(i)} has ${completion.logprobs.length} log-probs for ${completion.ids.length} tokens`);
+  }
+  const hasReference = options.reference && entries.length > 0 && entries.every(({ completion }) => completion.refLogprobs !== undefined);
+  return {
+    ...rows,
+    advantages: Float32Array.from(entries, (e) => e.advantage),
+    truncated: Uint8Array.from(entries, (e) => (e.completion.finishReason === 'length' ? 1 : 0)),
+    behaviourLogprobs: hasBehaviour ? concatAligned(entries.map((e) => e.completion.logprobs), rows.completionOffsets, () => '') : undefined,
+    refLogprobs: hasReference
+      ? concatAligned(entries.map((e) => e.completion.refLogprobs!), rows.completionOffsets, (i, got, want) => `${where(i)} has ${got} reference log-probs for ${want} tokens`)
+      : undefined,
+  };
+}
