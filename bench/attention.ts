@@ -3,9 +3,9 @@
 // each as GFLOP/s and as a fraction of the backend's 2-D matmul rate measured in the same run.
 // Run: `npm run bench -- attention`. Last line: one JSON object.
 import { pathToFileURL } from 'node:url';
-import { initBackend } from '../core/llm/backend.js';
-import { tf } from '../core/llm/tf.js';
-import { batchMatMul, simdBatchMatMulUnavailable } from '../core/llm/wasm-batch-matmul.js';
+import { initBackend } from '../engines/tfjs/backend.js';
+import { tf } from '../engines/tfjs/tf.js';
+import { batchMatMul, simdBatchMatMulUnavailable } from '../engines/tfjs/wasm-batch-matmul.js';
 import { measureMatmulGflops } from './matmul.js';
 
 const SHAPES: { name: string; a: number[]; b: number[] }[] = [

@@ -3,10 +3,11 @@
 // tokens (through the KV cache) are identical, for the base model, the PEFT adapter and the merged model.
 // The tests assert the same on cpu and wasm; this is how the GPU backends are checked (`BENCH_BACKEND=webgpu`).
 // Last line: one JSON object.
-import { initBackend, type BackendName } from '../core/llm/backend.js';
-import { loadPeftAdapter, mergeLora } from '../core/llm/lora.js';
-import { loadModel, type CausalLM } from '../core/llm/model.js';
-import { tf } from '../core/llm/tf.js';
+import { initBackend, type BackendName } from '../engines/tfjs/backend.js';
+import { loadPeftAdapter, mergeLora } from '../engines/tfjs/lora.js';
+import { type CausalLM } from '../engines/tfjs/model.js';
+import { loadModel } from '../engines/tfjs/model-loader.js';
+import { tf } from '../engines/tfjs/tf.js';
 import { LLAMA_TINY, readReference, type ReferenceChat } from '../test/llm/fixture.js';
 
 interface VariantResult {

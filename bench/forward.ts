@@ -3,11 +3,12 @@
 // on wasm, next to the backend's own matmul GFLOP/s measured around each timing in the same run.
 // Run: `npm run bench -- forward`. One JSON line per model; the last is the larger model.
 import { pathToFileURL } from 'node:url';
-import { tf } from '../core/llm/tf.js';
-import { initBackend } from '../core/llm/backend.js';
+import { tf } from '../engines/tfjs/tf.js';
+import { initBackend } from '../engines/tfjs/backend.js';
 import { parseModelConfig, type ModelConfig } from '../core/llm/config.js';
-import { createModel, loadModel, type CausalLM } from '../core/llm/model.js';
-import { attachLora } from '../core/llm/lora.js';
+import { type CausalLM } from '../engines/tfjs/model.js';
+import { createModel, loadModel } from '../engines/tfjs/model-loader.js';
+import { attachLora } from '../engines/tfjs/lora.js';
 import { Rng } from '../core/rng.js';
 import { measureMatmulGflops } from './matmul.js';
 import { smolLM2ShapedConfig, benchBackend } from './shapes.js';

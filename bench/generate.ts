@@ -2,13 +2,13 @@
 // SmolLM2-135M, on wasm, next to the backend's own matmul GFLOP/s measured in the same run.
 // Run: `node --import tsx bench/generate.ts` (or `npm run bench -- generate`). Last line: one JSON object.
 import { pathToFileURL } from 'node:url';
-import { initBackend } from '../core/llm/backend.js';
+import { initBackend } from '../engines/tfjs/backend.js';
 import { parseModelConfig } from '../core/llm/config.js';
-import { generate, type GenerationModel } from '../core/llm/generate.js';
-import { createModel, loadModel } from '../core/llm/model.js';
+import { generate, type GenerationModel } from '../engines/tfjs/generate.js';
+import { createModel, loadModel } from '../engines/tfjs/model-loader.js';
 import type { ModelConfig } from '../core/llm/config.js';
 import { Rng } from '../core/rng.js';
-import { tf } from '../core/llm/tf.js';
+import { tf } from '../engines/tfjs/tf.js';
 import { measureMatmulGflops } from './matmul.js';
 import { smolLM2ShapedConfig, benchBackend } from './shapes.js';
 

@@ -2,8 +2,8 @@
 // benches report their figures as a fraction of this limit, measured in the same run.
 // Run: `npm run bench -- matmul`.
 import { pathToFileURL } from 'node:url';
-import { tf } from '../core/llm/tf.js';
-import { initBackend, type BackendName } from '../core/llm/backend.js';
+import { tf } from '../engines/tfjs/tf.js';
+import { initBackend, type BackendName } from '../engines/tfjs/backend.js';
 import { benchBackend } from './shapes.js';
 
 /** GFLOP/s of an n×n×n float32 matmul on the current backend (2n³ flops each), over about `seconds`. */

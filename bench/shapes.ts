@@ -1,5 +1,5 @@
 // What the benches share: model shapes and the backend they run on.
-import type { BackendName } from '../core/llm/backend.js';
+import type { BackendName } from '../engines/tfjs/backend.js';
 
 /** wasm by default (the CPU path every user has); `BENCH_BACKEND=webgpu npm run bench -- NAME` on a GPU machine. */
 export function benchBackend(): BackendName {

@@ -2,6 +2,7 @@
 // Built-in nodes (nodes/) and third-party plugins use exactly these helpers.
 import type { Observable } from 'rxjs';
 import type { z } from 'zod';
+import type { RolloutEngineDefinition } from './engine/interfaces.js';
 
 /** The plugin API version this build of grpoflow speaks. Plugins declare the one they were written for. */
 export const PLUGIN_API_VERSION = 1;
@@ -149,6 +150,8 @@ export interface PluginDefinition {
   // Node definitions are heterogeneous; each was checked by defineNode where it was written.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   nodes: NodeDefinition<any, any, any>[];
+  /** Rollout engines this plugin provides, by name (`rollout.generate: {engine: NAME}`). */
+  rolloutEngines?: RolloutEngineDefinition[];
 }
 
 export function definePlugin(def: PluginDefinition): PluginDefinition {

@@ -1,13 +1,12 @@
 // The port types that built-in nodes exchange. Plugins may use these or declare their own.
 import { latestPort, resourcePort, streamPort } from './plugin.js';
-import type { CausalLM } from './llm/model.js';
+import type { CausalLM } from '../engines/tfjs/model.js';
 import type { Tokenizer } from './llm/tokenizer.js';
-import type { ChatTemplate } from './llm/chat-template.js';
+import type { ChatMessage, ChatTemplate } from './llm/chat-template.js';
+import type { FinishReason, PolicySnapshot } from './engine/interfaces.js';
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
+export type { ChatMessage } from './llm/chat-template.js';
+export type { FinishReason, PolicySnapshot } from './engine/interfaces.js';
 
 /** One dataset row after mapping: the conversation to prompt with, plus the row's other fields (the answer, ...). */
 export interface PromptRecord {
@@ -24,7 +23,6 @@ export interface DatasetRow {
   data: Record<string, unknown>;
 }
 
-export type FinishReason = 'eos' | 'stop' | 'length';
 
 export interface Completion {
   text: string;
@@ -92,16 +90,6 @@ export interface RewardFunction {
   }): number[] | Promise<number[]>;
 }
 
-/** The trainable weights of a policy at one optimiser step (LoRA A/B matrices by PEFT name). */
-export interface PolicySnapshot {
-  version: number;
-  weights: Record<string, { shape: number[]; data: Float32Array }>;
-  /**
-   * Optimiser steps the trainer takes per rollout batch (its num_iterations; default 1). The generator's
-   * staleness bound counts optimiser steps, so it needs this to know which version batch k will meet.
-   */
-  stepsPerBatch?: number;
-}
 
 /** A named set of metric values at one step, as carried on the metrics stream. */
 export interface MetricRecord {

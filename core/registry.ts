@@ -3,6 +3,7 @@
 // core plugin's types are un-namespaced.
 import type { InputSpec, NodeDefinition, PluginDefinition } from './plugin.js';
 import { PLUGIN_API_VERSION } from './plugin.js';
+import type { RolloutEngineDefinition } from './engine/interfaces.js';
 
 export const CORE_PLUGIN = 'core';
 /** Output names the runtime reserves: `done` is how a sink with no outputs says it has finished. */
@@ -35,6 +36,12 @@ export interface RegisteredNode {
   def: AnyNodeDefinition;
 }
 
+export interface RegisteredEngine {
+  plugin: string;
+  origin: string;
+  def: RolloutEngineDefinition;
+}
+
 export interface RegisteredPlugin {
   name: string;
   apiVersion: number;
@@ -44,6 +51,7 @@ export interface RegisteredPlugin {
 export class NodeRegistry {
   private readonly nodes = new Map<string, Map<number, RegisteredNode>>();
   private readonly plugins = new Map<string, RegisteredPlugin>();
+  private readonly engines = new Map<string, RegisteredEngine>();
 
   /** Registers every node of `plugin`; nothing is registered if any check fails. */
   register(plugin: PluginDefinition, origin: string): void {
@@ -92,6 +100,21 @@ export class NodeRegistry {
       }
       staged.push({ type, version: def.version, plugin: plugin.name, origin, def });
     }
+    const engines = plugin.rolloutEngines ?? [];
+    for (const engine of engines) {
+      if (!engine || typeof engine.name !== 'string' || typeof engine.create !== 'function' || !Array.isArray(engine.threads)) {
+        throw new PluginLoadError('BAD_PLUGIN', `a rollout engine of plugin \`${plugin.name}\` is not a valid { name, description, threads, create }`, { plugin: plugin.name });
+      }
+      const clash = this.engines.get(engine.name) ?? (engines.filter((e) => e.name === engine.name).length > 1 ? { origin } : undefined);
+      if (clash) {
+        throw new PluginLoadError(
+          'DUPLICATE_NODE_TYPE',
+          `rollout engine \`${engine.name}\` from ${origin} is already registered by ${clash.origin}`,
+          { engine: engine.name, origin, existing: clash.origin },
+        );
+      }
+    }
+    for (const engine of engines) this.engines.set(engine.name, { plugin: plugin.name, origin, def: engine });
     for (const node of staged) {
       let versions = this.nodes.get(node.type);
       if (!versions) this.nodes.set(node.type, (versions = new Map()));
@@ -129,11 +152,22 @@ export class NodeRegistry {
     return this.plugins.has(name);
   }
 
+  /** The rollout engine registered as `name`. */
+  engine(name: string): RegisteredEngine | undefined {
+    return this.engines.get(name);
+  }
+
+  /** Every registered rollout engine, by name. */
+  listEngines(): RegisteredEngine[] {
+    return [...this.engines.values()].sort((a, b) => a.def.name.localeCompare(b.def.name));
+  }
+
   /** A copy to which a graph's own plugins can be added without touching the shared one. */
   clone(): NodeRegistry {
     const copy = new NodeRegistry();
     for (const [type, versions] of this.nodes) copy.nodes.set(type, new Map(versions));
     for (const [name, plugin] of this.plugins) copy.plugins.set(name, plugin);
+    for (const [name, engine] of this.engines) copy.engines.set(name, engine);
     return copy;
   }
 }

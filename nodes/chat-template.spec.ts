@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import type { CausalLM } from '../core/llm/model.js';
+import type { CausalLM } from '../engines/tfjs/model.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { chatTemplate } from './chat-template.js';

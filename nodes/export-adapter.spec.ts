@@ -2,9 +2,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadPeftAdapter, loraSnapshot } from '../core/llm/lora.js';
-import { loadModel, type CausalLM } from '../core/llm/model.js';
-import { tf } from '../core/llm/tf.js';
+import { loadPeftAdapter, loraSnapshot } from '../engines/tfjs/lora.js';
+import { type CausalLM } from '../engines/tfjs/model.js';
+import { loadModel } from '../engines/tfjs/model-loader.js';
+import { tf } from '../engines/tfjs/tf.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { exportAdapter } from './export-adapter.js';
 

@@ -4,7 +4,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { savePeftAdapter } from '../core/llm/lora.js';
+import { savePeftAdapter } from '../engines/tfjs/lora.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 import { outputPath } from './export-paths.js';

@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { withLoraMerged } from '../core/llm/lora.js';
-import { saveModel, TOKENIZER_FILES } from '../core/llm/save-model.js';
+import { withLoraMerged } from '../engines/tfjs/lora.js';
+import { saveModel, TOKENIZER_FILES } from '../engines/tfjs/save-model.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 import { outputPath } from './export-paths.js';

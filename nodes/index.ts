@@ -1,7 +1,7 @@
 // The built-in nodes, published as the `core` plugin. The registry loads this exactly like a
 // third-party plugin; only the core plugin's node types are un-namespaced. Add new nodes to the list.
 import { definePlugin, PLUGIN_API_VERSION } from '../core/plugin.js';
-import { debugLog } from './debug/log.js';
+import { debugLog } from './debug-log.js';
 import { datasetLoad } from './dataset-load.js';
 import { datasetMap } from './dataset-map.js';
 import { datasetSynthetic } from './dataset-synthetic.js';
@@ -21,9 +21,11 @@ import { exportAdapter } from './export-adapter.js';
 import { exportMerged } from './export-merged.js';
 import { modelCreate } from './model-create.js';
 import { trainSft } from './train-sft.js';
+import { tfjsRolloutEngine } from '../engines/tfjs/index.js';
 
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
   nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, trainGrpo, evalAccuracy, exportAdapter, exportMerged, modelCreate, trainSft],
+  rolloutEngines: [tfjsRolloutEngine],
 });

@@ -1,7 +1,8 @@
 import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tf } from '../core/llm/tf.js';
-import { loadModel, type CausalLM } from '../core/llm/model.js';
+import { tf } from '../engines/tfjs/tf.js';
+import { type CausalLM } from '../engines/tfjs/model.js';
+import { loadModel } from '../engines/tfjs/model-loader.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { loraApply } from './lora-apply.js';
 

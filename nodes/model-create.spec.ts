@@ -1,7 +1,7 @@
 import { firstValueFrom } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../core/llm/backend.js';
-import { generate } from '../core/llm/generate.js';
+import { initBackend } from '../engines/tfjs/backend.js';
+import { generate } from '../engines/tfjs/generate.js';
 import { fakeContext } from '../test/data/fake-context.js';
 import { modelCreate } from './model-create.js';
 

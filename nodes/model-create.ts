@@ -4,7 +4,7 @@ import { of } from 'rxjs';
 import { z } from 'zod';
 import { BYTE_CHAT_BOS_ID, BYTE_CHAT_EOS_ID, BYTE_CHAT_PAD_ID, BYTE_CHAT_VOCAB_SIZE, byteChatTemplate, byteChatTokenizer } from '../core/llm/byte-chat.js';
 import { parseModelConfig } from '../core/llm/config.js';
-import { createModel } from '../core/llm/model-loader.js';
+import { createModel } from '../engines/tfjs/model-loader.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 

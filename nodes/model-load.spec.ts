@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CausalLM } from '../core/llm/model.js';
+import type { CausalLM } from '../engines/tfjs/model.js';
 import { buildByteLevelTokenizerJson } from '../core/llm/tokenizer.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { modelLoad } from './model-load.js';

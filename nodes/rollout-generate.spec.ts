@@ -1,9 +1,9 @@
 import { BehaviorSubject, from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../core/llm/backend.js';
+import { initBackend } from '../engines/tfjs/backend.js';
 import { ChatTemplate } from '../core/llm/chat-template.js';
-import { loadLoraSnapshot, loadPeftAdapter, detachLora, loraSnapshot } from '../core/llm/lora.js';
-import { loadModel } from '../core/llm/model.js';
+import { loadLoraSnapshot, loadPeftAdapter, detachLora, loraSnapshot } from '../engines/tfjs/lora.js';
+import { loadModel } from '../engines/tfjs/model-loader.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
 import type { Services } from '../core/plugin.js';
 import type { PolicySnapshot, PromptRecord, RolloutBatch } from '../core/ports.js';

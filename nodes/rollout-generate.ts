@@ -11,14 +11,16 @@ import { bufferCount, filter, map, skip, takeWhile } from 'rxjs';
 import { z } from 'zod';
 import { resumeCheckpoint, resumePosition } from '../core/grpo/resume.js';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
-import type { CausalLM } from '../core/llm/model.js';
+import type { CausalLM } from '../engines/tfjs/model.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { defineNode } from '../core/plugin.js';
 import { ports, type PromptRecord, type RolloutBatch, type RolloutGroup } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
 import { RolloutScheduler, schedulerConfigShape } from '../core/scheduler/rollout-scheduler.js';
-import type { SamplingOptions } from '../core/engine/interfaces.js';
+import type { RolloutEngineDefinition, SamplingOptions } from '../core/engine/interfaces.js';
+
+const THREADS = ['auto', 'main', 'worker'] as const;
 import { sampledGroup } from '../core/engine/sampled.js';
 import { sampledCompletionEvent } from './sampled-completion.js';
 
@@ -141,14 +143,22 @@ export const rolloutGenerate = defineNode({
     for (let i = 0; i < nextIndex; i++) batchSeeds.nextUint32();
 
     const backend = ctx.services.backend as { name?: string } | undefined;
+    // `engine: auto | main | worker` is the older spelling of the thread, with the tfjs engine.
+    const legacyThread = (THREADS as readonly string[]).includes(c.engine);
+    const engineName = legacyThread ? 'tfjs' : c.engine;
+    const engines = ctx.services.rolloutEngines as ((name: string) => RolloutEngineDefinition | undefined) | undefined;
+    const engine = engines?.(engineName);
+    if (!engine) throw new Error(`rollout.generate ${ctx.id}: no rollout engine named "${engineName}" is installed (grpoflow nodes lists them)`);
     const scheduler = await RolloutScheduler.start({
+      engine,
       model,
       tokenizer,
       policy: inputs.policy,
       options: {
         overlap: c.overlap,
         maxStaleness: c.max_staleness,
-        engine: c.engine,
+        thread: legacyThread ? (c.engine as 'auto' | 'main' | 'worker') : c.thread,
+        threadKey: legacyThread ? 'engine' : 'thread',
         workerBackend: c.worker_backend,
         runBackend: backend?.name,
         initialVersion: resumedStep,

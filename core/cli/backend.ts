@@ -1,4 +1,4 @@
-// Backend selection before a run: `initBackend(name)` from core/llm/backend.ts (written separately;
+// Backend selection before a run: `initBackend(name)` from engines/tfjs/backend.ts (written separately;
 // the engine runs without it, for graphs that need no model).
 import { importOptional } from './optional-import.js';
 
@@ -12,7 +12,7 @@ interface BackendModule {
 }
 
 export async function selectBackend(name: string): Promise<BackendInfo> {
-  const mod = await importOptional<BackendModule>('../llm/backend.js', import.meta.url);
-  if (!mod?.initBackend) return { name: 'none', notes: ['core/llm/backend.ts is not available; no tensor backend was initialised'] };
+  const mod = await importOptional<BackendModule>('../../engines/tfjs/backend.js', import.meta.url);
+  if (!mod?.initBackend) return { name: 'none', notes: ['engines/tfjs/backend.ts is not available; no tensor backend was initialised'] };
   return mod.initBackend(name);
 }

@@ -1,11 +1,23 @@
 // The engine boundary: what a rollout engine and a policy trainer offer, in plain data (flat rows,
 // typed arrays, versioned weights). Any engine (tfjs on the main thread or in a worker, a GPU engine,
 // llama.cpp, a remote server) plugs in behind these; nothing here imports a tensor library.
-import type { FinishReason, PolicySnapshot } from '../ports.js';
 import type { TrainStepConfig } from '../grpo/loss-spec.js';
+import type { Tokenizer } from '../llm/tokenizer.js';
 import type { Rows, TokenLogprobs, TrainingRows } from './rows.js';
 
-/** The trainable weights of a policy at one optimiser step, by PEFT tensor name (what travels on the `policy` edge). */
+export type FinishReason = 'eos' | 'stop' | 'length';
+
+/** The trainable weights of a policy at one optimiser step (LoRA A/B matrices by PEFT name): what travels on the `policy` edge. */
+export interface PolicySnapshot {
+  version: number;
+  weights: Record<string, { shape: number[]; data: Float32Array }>;
+  /**
+   * Optimiser steps the trainer takes per rollout batch (its num_iterations; default 1). The generator's
+   * staleness bound counts optimiser steps, so it needs this to know which version batch k will meet.
+   */
+  stepsPerBatch?: number;
+}
+
 export type PolicyWeights = PolicySnapshot;
 
 export interface SamplingOptions {
@@ -95,4 +107,26 @@ export interface PolicyTrainer {
   save(): Promise<TrainerState>;
   restore(state: TrainerState): void;
   dispose(): void;
+}
+
+/** Where the scheduler runs an engine: this thread, or a generator worker thread beside the trainer. */
+export type EngineThread = 'main' | 'worker';
+
+export interface RolloutEngineArgs {
+  /** The graph's `model` resource (for the tfjs engine a CausalLM; another engine reads what it needs, e.g. its folder). */
+  model: unknown;
+  tokenizer: Tokenizer;
+  thread: EngineThread;
+  /** The tensor backend for an engine started in a worker thread (wasm, cpu, webgpu). */
+  backend?: string;
+}
+
+/** A rollout engine as a plugin registers it (`definePlugin({ rolloutEngines: [...] })`); graphs pick it by
+ *  name (`rollout.generate: {engine: NAME}`). */
+export interface RolloutEngineDefinition {
+  name: string;
+  description: string;
+  /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). */
+  threads: EngineThread[];
+  create(args: RolloutEngineArgs): Promise<RolloutEngine>;
 }

@@ -5,7 +5,8 @@ import { batchRewardMetrics } from '../grpo/advantages.js';
 import type { TrainStepConfig } from '../grpo/loss-spec.js';
 import type { TrainingBatch } from '../ports.js';
 import type { PolicyTrainer } from './interfaces.js';
-import { rowCount, trainingRowsOf } from './rows.js';
+import { rowCount } from './rows.js';
+import { trainingRowsOf } from './training-rows.js';
 
 export interface IterationSpec extends TrainStepConfig {
   /** Optimiser steps per generation batch (TRL num_iterations, μ); old log-probs come from before the first. */

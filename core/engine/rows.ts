@@ -1,7 +1,6 @@
 // Rows: the one layout in which token sequences cross the engine boundary (rollout engines' sample and
 // score, the policy trainer's step). Flat typed arrays, row after row, so they cross a thread boundary as
 // a few buffers and no side converts nested lists back and forth. Plain data: no tensor library here.
-import type { FinishReason, TrainingBatch } from '../ports.js';
 
 export interface Rows {
   /** Every row's prompt tokens, row after row; row i's are promptIds[promptOffsets[i] .. promptOffsets[i + 1]). */
@@ -58,7 +57,7 @@ function concat(lists: ArrayLike<number>[]): { values: Int32Array; offsets: Int3
 }
 
 /** Float values per row, laid out along `offsets` (checked: each row's count must match). */
-function concatAligned(lists: ArrayLike<number>[], offsets: Int32Array, what: (i: number, got: number, want: number) => string): Float32Array {
+export function concatAligned(lists: ArrayLike<number>[], offsets: Int32Array, what: (i: number, got: number, want: number) => string): Float32Array {
   const values = new Float32Array(offsets[offsets.length - 1]);
   lists.forEach((list, i) => {
     const want = offsets[i + 1] - offsets[i];
@@ -90,45 +89,3 @@ export function rowsOf(prompts: ArrayLike<number>[], completions: ArrayLike<numb
   return { promptIds: p.values, promptOffsets: p.offsets, completionIds: c.values, completionOffsets: c.offsets, group };
 }
 
-export interface TrainingRowsOptions {
-  /** The sampler's log-probs are needed (importance-sampling correction): a row without them is an error. */
-  requireBehaviour?: boolean;
-  /** Take the reference log-probs the rollout computed (when every row has them). */
-  reference?: boolean;
-}
-
-/** A training batch (the graph's nested value) as training rows: group after group, completion after completion. */
-export function trainingRowsOf(batch: TrainingBatch, options: TrainingRowsOptions = {}): TrainingRows {
-  if (batch.advantages.length !== batch.groups.length) {
-    throw new Error(`training batch ${batch.index}: ${batch.advantages.length} advantage groups for ${batch.groups.length} prompt groups`);
-  }
-  const entries = batch.groups.flatMap((group, g) => {
-    if (group.promptIds.length === 0) throw new Error(`training batch ${batch.index}, group ${g} ("${group.prompt.id}"): empty prompt (no token to predict the first completion token from)`);
-    if (batch.advantages[g].length !== group.completions.length) {
-      throw new Error(`training batch ${batch.index}, group ${g}: ${batch.advantages[g].length} advantages for ${group.completions.length} completions`);
-    }
-    return group.completions.map((completion, c) => ({ promptIds: group.promptIds, completion, g, c, advantage: batch.advantages[g][c] }));
-  });
-  const rows = rowsOf(
-    entries.map((e) => e.promptIds),
-    entries.map((e) => e.completion.ids),
-    entries.map((e) => e.g),
-  );
-  const where = (i: number) => `group ${entries[i].g}, completion ${entries[i].c} (row ${i})`;
-  const hasBehaviour = entries.every(({ completion }) => completion.logprobs.length === completion.ids.length);
-  if (options.requireBehaviour && !hasBehaviour) {
-    const i = entries.findIndex(({ completion }) => completion.logprobs.length !== completion.ids.length);
-    const { completion } = entries[i];
-    throw new Error(`importance-sampling correction needs the sampler's log-probs: ${where(i)} has ${completion.logprobs.length} log-probs for ${completion.ids.length} tokens`);
-  }
-  const hasReference = options.reference && entries.length > 0 && entries.every(({ completion }) => completion.refLogprobs !== undefined);
-  return {
-    ...rows,
-    advantages: Float32Array.from(entries, (e) => e.advantage),
-    truncated: Uint8Array.from(entries, (e) => (e.completion.finishReason === 'length' ? 1 : 0)),
-    behaviourLogprobs: hasBehaviour ? concatAligned(entries.map((e) => e.completion.logprobs), rows.completionOffsets, () => '') : undefined,
-    refLogprobs: hasReference
-      ? concatAligned(entries.map((e) => e.completion.refLogprobs!), rows.completionOffsets, (i, got, want) => `${where(i)} has ${got} reference log-probs for ${want} tokens`)
-      : undefined,
-  };
-}

@@ -6,6 +6,7 @@ import type { ResolvedEdge, ResolvedNode } from './resolved.js';
 import { DEFAULT_BUFFER } from './resolved.js';
 import type { SourceMap } from './source.js';
 import { didYouMean } from './suggest.js';
+import { stronglyConnected } from './strongly-connected.js';
 
 /** An input port whose type is named `any` accepts every port type of the same kind (debug nodes). */
 export const ANY_PORT_TYPE = 'any';
@@ -148,37 +149,8 @@ export function orderNodes(ids: string[], edges: ResolvedEdge[], map: SourceMap,
   const next = new Map(ids.map((id) => [id, [] as ResolvedEdge[]]));
   for (const e of forward) next.get(e.from.node)?.push(e);
 
-  // Tarjan's strongly connected components: each component with more than one node (or a self-loop) is a cycle.
-  let counter = 0;
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const stack: string[] = [];
-  const onStack = new Set<string>();
-  const components: string[][] = [];
-  const visit = (v: string) => {
-    index.set(v, counter);
-    low.set(v, counter++);
-    stack.push(v);
-    onStack.add(v);
-    for (const e of next.get(v) ?? []) {
-      const w = e.to.node;
-      if (!index.has(w)) {
-        visit(w);
-        low.set(v, Math.min(low.get(v)!, low.get(w)!));
-      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
-    }
-    if (low.get(v) === index.get(v)) {
-      const comp: string[] = [];
-      let w: string;
-      do {
-        w = stack.pop()!;
-        onStack.delete(w);
-        comp.push(w);
-      } while (w !== v);
-      components.push(comp);
-    }
-  };
-  for (const id of ids) if (!index.has(id)) visit(id);
+  // Each strongly connected component with more than one node (or a self-loop) is a cycle.
+  const components = stronglyConnected(ids, (v) => (next.get(v) ?? []).map((e) => e.to.node));
 
   for (const comp of components) {
     const members = new Set(comp);

@@ -10,7 +10,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { RngState } from '../rng.js';
-import type { AdamWState } from './optimizer.js';
+import type { AdamWState } from '../../engines/tfjs/grpo/optimizer.js';
 
 export type FileData = string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
 

@@ -2,8 +2,12 @@
 import { Template } from '@huggingface/jinja';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChatMessage } from '../ports.js';
 import { builtinChatTemplates } from './chat-templates/index.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
 
 export interface RenderOptions {
   /** End with the header that opens the assistant's turn (what a prompt for generation needs). */

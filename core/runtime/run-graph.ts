@@ -68,7 +68,8 @@ export function runGraph(graph: ResolvedGraph, options: RunOptions): RunHandle {
   const controller = new AbortController();
   const bus = options.bus ?? new MetricsBus();
   const tracker = new NodeStateTracker(graph.nodes);
-  const services = options.services ?? {};
+  // Nodes find the registered rollout engines by name here (rollout.generate's `engine`).
+  const services: Services = { rolloutEngines: (name: string) => graph.registry.engine(name)?.def, ...(options.services ?? {}) };
 
   // Wiring, created before any node runs so feedback edges have somewhere to land.
   const gates = new Map(graph.nodes.map((n) => [n.id, new OutputGate()]));

@@ -4,13 +4,11 @@
 // from the bounded stream edges plus the policy feedback stream.
 import type { Observable } from 'rxjs';
 import { z } from 'zod';
-import type { RolloutEngine, SampledRows, SamplingOptions } from '../engine/interfaces.js';
-import type { CausalLM } from '../llm/model.js';
+import type { EngineThread, RolloutEngine, RolloutEngineDefinition, SampledRows, SamplingOptions } from '../engine/interfaces.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
 import { BusyMeter } from './busy-meter.js';
 import { PolicyFollower } from './policy-follower.js';
-import { mainThreadEngine, workerEngine } from './rollout-engine.js';
 
 /** The rollout node's scheduling options (spread into its config schema). */
 export const schedulerConfigShape = {
@@ -27,9 +25,16 @@ export const schedulerConfigShape = {
     .default(1)
     .describe('With overlap: the most optimiser steps a batch\'s sampling policy may be behind the trainer when it trains on it.'),
   engine: z
+    .string()
+    .min(1)
+    .default('tfjs')
+    .describe(
+      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs). The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
+    ),
+  thread: z
     .enum(['auto', 'main', 'worker'])
     .default('auto')
-    .describe('Where sampling runs: the main thread (sharing the model) or a worker thread with its own model copy. auto: worker when overlap is on.'),
+    .describe('Where the engine runs: this thread, or a worker thread (the tfjs engine with its own model copy there). auto: worker when overlap is on.'),
   worker_backend: z
     .enum(['wasm', 'cpu', 'webgpu'])
     .optional()
@@ -39,7 +44,9 @@ export const schedulerConfigShape = {
 export interface SchedulerOptions {
   overlap: boolean;
   maxStaleness: number;
-  engine: 'auto' | 'main' | 'worker';
+  thread: 'auto' | EngineThread;
+  /** The config key that chose the thread, for the error message (`thread`, or the older `engine`). */
+  threadKey?: string;
   workerBackend?: string;
   /** The run's backend (`ctx.services.backend.name`), the worker's default. */
   runBackend?: string;
@@ -59,7 +66,7 @@ export class RolloutScheduler {
 
   private constructor(
     private readonly engine: RolloutEngine,
-    readonly engineKind: 'main' | 'worker',
+    readonly engineKind: EngineThread,
     policy$: Observable<PolicySnapshot> | undefined,
     /** Steps a batch may trail the trainer: max_staleness with overlap, 0 without (strictly on-policy). */
     readonly maxStaleness: number,
@@ -71,19 +78,25 @@ export class RolloutScheduler {
     this.follower = new PolicyFollower(policy$, undefined, initialVersion > 0);
   }
 
+  /** Starts `engine` on the thread the options call for (running it in a worker is the scheduler's choice). */
   static async start(args: {
-    model: CausalLM;
+    engine: RolloutEngineDefinition;
+    model: unknown;
     tokenizer: Tokenizer;
     policy?: Observable<PolicySnapshot>;
     options: SchedulerOptions;
   }): Promise<RolloutScheduler> {
     const { model, tokenizer, options } = args;
-    const engineKind = options.engine === 'auto' ? (options.overlap ? 'worker' : 'main') : options.engine;
+    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap ? 'worker' : 'main') : options.thread;
     if (options.overlap && engineKind === 'main') {
-      throw new Error('overlap: true needs engine: worker (on the main thread, sampling and training take turns on one model)');
+      const key = options.threadKey ?? 'thread';
+      throw new Error(`overlap: true needs ${key}: worker (on the main thread, sampling and training take turns)`);
+    }
+    if (!args.engine.threads.includes(engineKind)) {
+      throw new Error(`rollout engine ${args.engine.name} cannot run on the ${engineKind} thread (it runs on: ${args.engine.threads.join(', ')})`);
     }
     const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
-    const engine = engineKind === 'worker' ? await workerEngine(model, tokenizer, { backend }) : mainThreadEngine(model, tokenizer);
+    const engine = await args.engine.create({ model, tokenizer, thread: engineKind, backend });
     const maxStaleness = options.overlap ? options.maxStaleness : 0;
     const scheduler = new RolloutScheduler(engine, engineKind, args.policy, maxStaleness, options.initialVersion ?? 0, engineKind === 'worker' ? backend : '');
     // Without a trainer, a resumed run's batches are stamped with the checkpoint's step.

@@ -1,13 +1,13 @@
-// The tfjs policy trainer: GRPO optimiser steps on a CausalLM's LoRA weights (core/grpo/train-step.ts),
+// The tfjs policy trainer: GRPO optimiser steps on a CausalLM's LoRA weights (grpo/train-step.ts),
 // behind the PolicyTrainer interface. It owns its model's adapter weights: nothing else changes them,
 // and they leave only as plain versioned values (weights(), save()).
 import type { PolicyTrainer, PolicyWeights, ScoreOptions, StepRows, TrainerState } from '../../core/engine/interfaces.js';
 import type { Rows, TokenLogprobs } from '../../core/engine/rows.js';
 import type { TrainStepConfig } from '../../core/grpo/loss-spec.js';
-import type { AdamWState } from '../../core/grpo/optimizer.js';
-import { GrpoTrainer, type GrpoTrainerConfig } from '../../core/grpo/train-step.js';
-import { loadLoraSnapshot, loraSnapshotAsync } from '../../core/llm/lora.js';
-import type { CausalLM } from '../../core/llm/model.js';
+import type { AdamWState } from './grpo/optimizer.js';
+import { GrpoTrainer, type GrpoTrainerConfig } from './grpo/train-step.js';
+import { loadLoraSnapshot, loraSnapshotAsync } from './lora.js';
+import type { CausalLM } from './model.js';
 import type { RngState } from '../../core/rng.js';
 
 export class TfjsPolicyTrainer implements PolicyTrainer {

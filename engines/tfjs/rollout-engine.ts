@@ -1,15 +1,15 @@
-// The tfjs rollout engine: continuous-batching generation (core/llm/generate.ts) and scoring on a
+// The tfjs rollout engine: continuous-batching generation (generate.ts) and scoring on a
 // CausalLM whose adapter weights are its own (a fork of the loaded model sharing the base tensors, or a
 // model it loaded itself in a worker thread). Weights arrive only through setWeights.
 import type { PolicyWeights, RolloutEngine, SampledRows, SamplingOptions, ScoreOptions } from '../../core/engine/interfaces.js';
 import { rowsOf, type Rows, type TokenLogprobs } from '../../core/engine/rows.js';
-import { repeatForGroups } from '../../core/llm/generate.js';
-import { detachLora, forkWithOwnAdapters, loadLoraSnapshot } from '../../core/llm/lora.js';
-import type { CausalLM } from '../../core/llm/model.js';
-import { tf } from '../../core/llm/tf.js';
+import { repeatForGroups } from './generate.js';
+import { detachLora, forkWithOwnAdapters, loadLoraSnapshot } from './lora.js';
+import type { CausalLM } from './model.js';
+import { tf } from './tf.js';
 import type { Tokenizer } from '../../core/llm/tokenizer.js';
-import { scoreRowsWith } from '../../core/grpo/train-step.js';
-import { sampleBatch } from '../../core/scheduler/sample-batch.js';
+import { scoreRowsWith } from './grpo/train-step.js';
+import { sampleBatch } from './sample-batch.js';
 
 export interface TfjsRolloutEngineOptions {
   /** Called after every sampled token (a worker thread checks its cancel flag here: compute never yields). */

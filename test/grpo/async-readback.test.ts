@@ -7,16 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpoStepBench } from '../../bench/grpo-step.js';
-import { clipGradNorm } from '../../core/grpo/optimizer.js';
-import { GrpoTrainer } from '../../core/grpo/train-step.js';
-import { initBackend } from '../../core/llm/backend.js';
+import { clipGradNorm } from '../../engines/tfjs/grpo/optimizer.js';
+import { GrpoTrainer } from '../../engines/tfjs/grpo/train-step.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
 import { parseModelConfig } from '../../core/llm/config.js';
-import { attachLora, detachLora, loraSnapshotAsync, savePeftAdapter, withLoraMerged } from '../../core/llm/lora.js';
-import { createModel, type CausalLM } from '../../core/llm/model.js';
-import { saveModel } from '../../core/llm/save-model.js';
-import { tf } from '../../core/llm/tf.js';
-import type { SftBatch } from '../../core/sft/batch.js';
-import { SftTrainer } from '../../core/sft/trainer.js';
+import { attachLora, detachLora, loraSnapshotAsync, savePeftAdapter, withLoraMerged } from '../../engines/tfjs/lora.js';
+import { type CausalLM } from '../../engines/tfjs/model.js';
+import { createModel } from '../../engines/tfjs/model-loader.js';
+import { saveModel } from '../../engines/tfjs/save-model.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import type { SftBatch } from '../../engines/tfjs/sft/batch.js';
+import { SftTrainer } from '../../engines/tfjs/sft/trainer.js';
 import type { TrainingBatch } from '../../core/ports.js';
 
 const TINY = {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint, listCheckpointSteps, loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../../core/grpo/checkpoint.js';
 import { Rng } from '../../core/rng.js';
-import type { AdamWState } from '../../core/grpo/optimizer.js';
+import type { AdamWState } from '../../engines/tfjs/grpo/optimizer.js';
 
 let root: string;
 beforeEach(async () => {

@@ -1,9 +1,9 @@
 // A tiny bigram "language model" with the PolicyModel interface, for testing the train step without
 // the real model: hidden = (E0 + dE)[token], logits = hidden · (W0 + dW). E0/W0 are frozen base
 // weights (constants); dE/dW play the adapter (trainable, zero-initialised, disabled on request).
-import { tf } from '../../core/llm/tf.js';
+import { tf } from '../../engines/tfjs/tf.js';
 import { Rng } from '../../core/rng.js';
-import type { PolicyModel } from '../../core/grpo/train-step.js';
+import type { PolicyModel } from '../../engines/tfjs/grpo/train-step.js';
 
 export class FakePolicy implements PolicyModel {
   readonly baseEmbedding: tf.Tensor2D;

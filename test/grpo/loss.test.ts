@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { grpoLoss, type GrpoLossConfig, type GrpoLossInputs } from '../../core/grpo/loss.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { grpoLoss, type GrpoLossConfig, type GrpoLossInputs } from '../../engines/tfjs/grpo/loss.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

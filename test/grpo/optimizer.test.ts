@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { AdamW, clipGradNorm } from '../../core/grpo/optimizer.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { AdamW, clipGradNorm } from '../../engines/tfjs/grpo/optimizer.js';
 import { learningRateSchedule, warmupSteps } from '../../core/grpo/schedule.js';
 
 beforeAll(async () => {

@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf } from '../../core/llm/tf.js';
+import { tf } from '../../engines/tfjs/tf.js';
 import { Rng } from '../../core/rng.js';
 import { computeAdvantages } from '../../core/grpo/advantages.js';
 import { scoreBatch } from '../../core/grpo/rewards/score.js';
 import { learningRateSchedule } from '../../core/grpo/schedule.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../../core/grpo/checkpoint.js';
-import { GrpoTrainer, type GrpoTrainerConfig } from '../../core/grpo/train-step.js';
+import { GrpoTrainer, type GrpoTrainerConfig } from '../../engines/tfjs/grpo/train-step.js';
 import type { RewardFunction, TrainingBatch } from '../../core/ports.js';
 import { FakePolicy, sampleBigram } from './fake-policy.js';
 

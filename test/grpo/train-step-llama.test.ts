@@ -2,13 +2,14 @@
 // transformers/peft's reference numbers, the GRPO-loss gradient on LoRA parameters matches finite
 // differences, and a step changes only LoRA variables.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { loadModel, type CausalLM } from '../../core/llm/model.js';
-import { attachLora, loadPeftAdapter } from '../../core/llm/lora.js';
-import { AdamW } from '../../core/grpo/optimizer.js';
-import { computeRowLogprobs, grpoTrainStep, type TrainStepConfig } from '../../core/grpo/train-step.js';
-import { referenceLogprobs } from '../../core/grpo/reference-logprobs.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { type CausalLM } from '../../engines/tfjs/model.js';
+import { loadModel } from '../../engines/tfjs/model-loader.js';
+import { attachLora, loadPeftAdapter } from '../../engines/tfjs/lora.js';
+import { AdamW } from '../../engines/tfjs/grpo/optimizer.js';
+import { computeRowLogprobs, grpoTrainStep, type TrainStepConfig } from '../../engines/tfjs/grpo/train-step.js';
+import { referenceLogprobs } from '../../engines/tfjs/grpo/reference-logprobs.js';
 import type { Completion, TrainingBatch } from '../../core/ports.js';
 import { readFileSync } from 'node:fs';
 

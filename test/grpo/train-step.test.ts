@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
+import { tf } from '../../engines/tfjs/tf.js';
 import { Rng } from '../../core/rng.js';
 import { computeAdvantages } from '../../core/grpo/advantages.js';
 import { scoreBatch } from '../../core/grpo/rewards/score.js';
-import { AdamW } from '../../core/grpo/optimizer.js';
-import { computeRowLogprobs, grpoTrainStep, GrpoTrainer, type GrpoTrainerConfig } from '../../core/grpo/train-step.js';
+import { AdamW } from '../../engines/tfjs/grpo/optimizer.js';
+import { computeRowLogprobs, grpoTrainStep, GrpoTrainer, type GrpoTrainerConfig } from '../../engines/tfjs/grpo/train-step.js';
 import type { RewardFunction, RolloutBatch, TrainingBatch } from '../../core/ports.js';
 import { FakePolicy, sampleBigram } from './fake-policy.js';
 

@@ -6,12 +6,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { createModel, loadModel, PROJECTIONS, type CausalLM } from '../../core/llm/model.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { PROJECTIONS, type CausalLM } from '../../engines/tfjs/model.js';
+import { createModel, loadModel } from '../../engines/tfjs/model-loader.js';
 import { parseModelConfig } from '../../core/llm/config.js';
 import { writeSafetensors } from '../../core/llm/safetensors.js';
-import { modelTensors } from '../../core/llm/save-model.js';
+import { modelTensors } from '../../engines/tfjs/save-model.js';
 import { Rng } from '../../core/rng.js';
 import { ids2d, maxAbsDiff } from './fixture.js';
 

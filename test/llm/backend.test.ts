@@ -1,7 +1,7 @@
 // Backend selection: explicit names, auto with its one-line explanation, clear errors.
 import { describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend, vulkanLoaderMissing, type BackendName } from '../../core/llm/backend.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend, vulkanLoaderMissing, type BackendName } from '../../engines/tfjs/backend.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

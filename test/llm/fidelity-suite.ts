@@ -1,10 +1,11 @@
 // The fidelity suite (run by model-cpu.test.ts and model-wasm.test.ts): the transformer against transformers/peft reference outputs (llama-tiny), on cpu and wasm:
 // full forward, chunked log-probs, greedy decoding by repeated forward and through the KV cache.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { loadModel, type CausalLM } from '../../core/llm/model.js';
-import { loadPeftAdapter, mergeLora } from '../../core/llm/lora.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { type CausalLM } from '../../engines/tfjs/model.js';
+import { loadModel } from '../../engines/tfjs/model-loader.js';
+import { loadPeftAdapter, mergeLora } from '../../engines/tfjs/lora.js';
 import { LLAMA_TINY, argMax, ids2d, logSoftmaxAt, maxAbsDiff, readReference, type ReferenceChat } from './fixture.js';
 
 const reference = readReference();

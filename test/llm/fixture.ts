@@ -1,6 +1,6 @@
 // Shared helpers for the LLM tests: the llama-tiny fixture and its reference outputs.
 import { readFileSync } from 'node:fs';
-import { tf } from '../../core/llm/tf.js';
+import { tf } from '../../engines/tfjs/tf.js';
 
 export const LLAMA_TINY = 'test/fixtures/llama-tiny';
 

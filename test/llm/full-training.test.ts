@@ -2,10 +2,11 @@
 // against a dense reference — log-softmax of forward()'s full logits, through tfjs's own gradients — and
 // against a finite difference, on a tiny random model with tied embeddings, on the wasm backend.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
 import { parseModelConfig } from '../../core/llm/config.js';
-import { createModel, type CausalLM } from '../../core/llm/model.js';
+import { type CausalLM } from '../../engines/tfjs/model.js';
+import { createModel } from '../../engines/tfjs/model-loader.js';
 import { ids2d, maxAbsDiff } from './fixture.js';
 
 const IDS = [[5, 17, 3, 40, 41, 9, 22], [7, 7, 1, 30, 2, 0, 0]];

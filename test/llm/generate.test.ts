@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
+import { tf } from '../../engines/tfjs/tf.js';
 import { Rng } from '../../core/rng.js';
-import { generate, repeatForGroups, sampleGroups, type GenerationModel } from '../../core/llm/generate.js';
-import type { KVCache } from '../../core/llm/kv-cache.js';
+import { generate, repeatForGroups, sampleGroups, type GenerationModel } from '../../engines/tfjs/generate.js';
+import type { KVCache } from '../../engines/tfjs/kv-cache.js';
 import { logProbOf } from '../../core/llm/sampling.js';
 import { Tokenizer } from '../../core/llm/tokenizer.js';
 
@@ -226,8 +226,8 @@ describe('generate with stop strings', async () => {
 describe('generate with llama-tiny', async () => {
   type Chat = { ids: number[]; greedy: number[]; sequence_logprobs: number[] };
   const reference = JSON.parse(readFileSync('test/fixtures/llama-tiny/reference.json', 'utf8')) as Record<'chats' | 'adapter' | 'merged', Chat[]>;
-  const { loadModel } = await import('../../core/llm/model.js');
-  const { loadPeftAdapter, mergeLora } = await import('../../core/llm/lora.js');
+  const { loadModel } = await import('../../engines/tfjs/model-loader.js');
+  const { loadPeftAdapter, mergeLora } = await import('../../engines/tfjs/lora.js');
   const model = await loadModel('test/fixtures/llama-tiny');
 
   /** Greedy generation of every conversation at once (2 slots for 3 prompts: one waits for a free slot). */

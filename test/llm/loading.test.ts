@@ -4,11 +4,12 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { loadModel, type CausalLM } from '../../core/llm/model.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { type CausalLM } from '../../engines/tfjs/model.js';
+import { loadModel } from '../../engines/tfjs/model-loader.js';
 import { parseModelConfig } from '../../core/llm/config.js';
-import { ropeInverseFrequencies } from '../../core/llm/rope.js';
+import { ropeInverseFrequencies } from '../../engines/tfjs/rope.js';
 import { findInCache, huggingFaceCacheDir, resolveModelDir } from '../../core/llm/hub.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../../core/llm/safetensors.js';
 import { LLAMA_TINY, ids2d, maxAbsDiff, readReference } from './fixture.js';

@@ -1,8 +1,8 @@
 // Chunked token log-probs: values, entropy and gradient equal a naive full-softmax computation.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { chunkedTokenLogprobs } from '../../core/llm/logprobs.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { chunkedTokenLogprobs } from '../../engines/tfjs/logprobs.js';
 import { maxAbsDiff } from './fixture.js';
 
 const N = 13;

@@ -5,12 +5,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { loadModel, type CausalLM } from '../../core/llm/model.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { type CausalLM } from '../../engines/tfjs/model.js';
+import { loadModel } from '../../engines/tfjs/model-loader.js';
 import {
   attachLora, loadLoraSnapshot, loadPeftAdapter, loraScale, loraSnapshot, loraSnapshotAsync, mergeLora, savePeftAdapter, unmergeLora,
-} from '../../core/llm/lora.js';
+} from '../../engines/tfjs/lora.js';
 import { readSafetensorsHeader } from '../../core/llm/safetensors.js';
 import { LLAMA_TINY, ids2d, maxAbsDiff, readReference } from './fixture.js';
 

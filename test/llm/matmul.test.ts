@@ -1,8 +1,8 @@
 // The flag-free matrix products give tfjs's own values and gradients.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { frozenMatMul, matMul, unembed } from '../../core/llm/matmul.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { frozenMatMul, matMul, unembed } from '../../engines/tfjs/matmul.js';
 import { maxAbsDiff } from './fixture.js';
 
 describe('matmul helpers (wasm)', () => {

@@ -3,13 +3,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { createModel, loadModel, type CausalLM } from '../../core/llm/model.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { type CausalLM } from '../../engines/tfjs/model.js';
+import { createModel, loadModel } from '../../engines/tfjs/model-loader.js';
 import { parseModelConfig } from '../../core/llm/config.js';
-import { attachLora } from '../../core/llm/lora.js';
+import { attachLora } from '../../engines/tfjs/lora.js';
 import { readSafetensors, readSafetensorsHeader } from '../../core/llm/safetensors.js';
-import { saveModel } from '../../core/llm/save-model.js';
+import { saveModel } from '../../engines/tfjs/save-model.js';
 import { LLAMA_TINY, ids2d, maxAbsDiff, readReference } from './fixture.js';
 
 const IDS = readReference().chats[0].ids.slice(0, 20);

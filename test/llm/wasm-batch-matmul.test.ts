@@ -1,10 +1,10 @@
 // The SIMD batched product on wasm against a plain triple loop, over shapes that exercise every block and
 // tail path of the kernel (4×8 and 4×4 blocks, single rows, single columns, k = 1, empty batches).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../core/llm/tf.js';
-import { initBackend } from '../../core/llm/backend.js';
-import { SIMD_BATCH_MATMUL, batchMatMul, registerSimdBatchMatMul } from '../../core/llm/wasm-batch-matmul.js';
-import { matMul } from '../../core/llm/matmul.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { SIMD_BATCH_MATMUL, batchMatMul, registerSimdBatchMatMul } from '../../engines/tfjs/wasm-batch-matmul.js';
+import { matMul } from '../../engines/tfjs/matmul.js';
 import { maxAbsDiff } from './fixture.js';
 
 function reference(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number): Float64Array {

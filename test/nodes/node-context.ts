@@ -1,5 +1,6 @@
 // A NodeContext for calling a node's run() directly: records metrics and events (with their data).
 import type { EventLevel, MetricValues, NodeContext, Services } from '../../core/plugin.js';
+import { tfjsRolloutEngine } from '../../engines/tfjs/index.js';
 
 export interface RecordedEvent {
   level: EventLevel;
@@ -22,7 +23,8 @@ export function recordingContext<C>(config: C, options: { baseDir?: string; id?:
     },
     outDir: '/tmp',
     baseDir: options.baseDir ?? process.cwd(),
-    services: options.services ?? {},
+    // As the runtime provides them: the registered rollout engines by name (here the built-in one).
+    services: { rolloutEngines: (name: string) => (name === tfjsRolloutEngine.name ? tfjsRolloutEngine : undefined), ...options.services },
     onTeardown: (fn) => teardown.push(fn),
     outputReady: () => Promise.resolve(),
   };

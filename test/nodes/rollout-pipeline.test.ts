@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { loadGraphText } from '../../core/graph/load.js';
-import { initBackend } from '../../core/llm/backend.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
 import { Tokenizer } from '../../core/llm/tokenizer.js';
 import type { TrainingBatch } from '../../core/ports.js';
 import { runGraph } from '../../core/runtime/run-graph.js';

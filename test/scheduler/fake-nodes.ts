@@ -4,9 +4,9 @@
 // train.grpo does. It records the step each batch met, so the tests can check the staleness bound.
 import { concat, defer, EMPTY, from, ignoreElements, Subject } from 'rxjs';
 import { z } from 'zod';
-import { tf } from '../../core/llm/tf.js';
-import { loadLoraSnapshot, loraSnapshot, type LoraSnapshot } from '../../core/llm/lora.js';
-import type { CausalLM } from '../../core/llm/model.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { loadLoraSnapshot, loraSnapshot, type LoraSnapshot } from '../../engines/tfjs/lora.js';
+import type { CausalLM } from '../../engines/tfjs/model.js';
 import { defineNode, definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
 import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch } from '../../core/ports.js';
 import { fromIterableWithBackpressure } from '../../core/runtime/operators/from-iterable.js';

@@ -1,16 +1,16 @@
 // The generator worker: same tokens as in-process generation for the same seed and weights, policy
 // snapshots shipped by copy, errors with the worker's stack, and a clean shutdown on abort and close.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../core/llm/backend.js';
-import { tf } from '../../core/llm/tf.js';
-import { generate, type GenerationRequest } from '../../core/llm/generate.js';
-import { loadLoraSnapshot, loadPeftAdapter, loraSnapshot, type LoraSnapshot } from '../../core/llm/lora.js';
-import { loadModel } from '../../core/llm/model-loader.js';
-import type { CausalLM } from '../../core/llm/model.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
+import { tf } from '../../engines/tfjs/tf.js';
+import { generate, type GenerationRequest } from '../../engines/tfjs/generate.js';
+import { loadLoraSnapshot, loadPeftAdapter, loraSnapshot, type LoraSnapshot } from '../../engines/tfjs/lora.js';
+import { loadModel } from '../../engines/tfjs/model-loader.js';
+import type { CausalLM } from '../../engines/tfjs/model.js';
 import { Tokenizer } from '../../core/llm/tokenizer.js';
-import { GeneratorWorker } from '../../core/scheduler/generator-worker.js';
-import { mainThreadEngine } from '../../core/scheduler/rollout-engine.js';
-import { referenceLogprobs } from '../../core/grpo/reference-logprobs.js';
+import { GeneratorWorker } from '../../engines/tfjs/worker/generator-worker.js';
+import { mainThreadEngine } from '../../engines/tfjs/index.js';
+import { referenceLogprobs } from '../../engines/tfjs/grpo/reference-logprobs.js';
 import { completionOf } from '../../core/engine/rows.js';
 
 const LLAMA_TINY = 'test/fixtures/llama-tiny';

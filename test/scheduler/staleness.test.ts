@@ -5,10 +5,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { builtinRegistry } from '../../core/graph/plugin-loader.js';
 import { loadGraphText } from '../../core/graph/load.js';
-import { initBackend } from '../../core/llm/backend.js';
+import { initBackend } from '../../engines/tfjs/backend.js';
 import type { NodeRegistry } from '../../core/registry.js';
 import { NodeRunError, runGraph, type RunResult } from '../../core/runtime/run-graph.js';
-import { GeneratorWorker } from '../../core/scheduler/generator-worker.js';
+import { GeneratorWorker } from '../../engines/tfjs/worker/generator-worker.js';
 import { schedulerTestPlugin, type SchedulerProbe } from './fake-nodes.js';
 
 let registry: NodeRegistry;

@@ -3,7 +3,6 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ChatMessage } from '../../ports.js';
 import { ChatTemplate } from '../../llm/chat-template.js';
-import { generate as generateTokens } from '../../llm/generate.js';
 import { Tokenizer } from '../../llm/tokenizer.js';
 
 export const name = 'generate';
@@ -130,7 +129,7 @@ export async function runGenerate(argv: string[], io: CommandIO): Promise<number
 
     requireDir(o.model, 'model');
     if (o.adapter !== undefined) requireDir(o.adapter, 'adapter');
-    const { initBackend } = await import('../../llm/backend.js');
+    const { initBackend } = await import('../../../engines/tfjs/backend.js');
     await initBackend((o.backend ?? 'auto') as Parameters<typeof initBackend>[0], (line) => io.err(`${line}\n`));
 
     const tokenizer = await Tokenizer.fromDir(o.model);
@@ -141,10 +140,10 @@ export async function runGenerate(argv: string[], io: CommandIO): Promise<number
     // The rendering already holds its special tokens (bos, headers): add none, as apply_chat_template does.
     const promptIds = tokenizer.encode(rendered, { addSpecialTokens: false });
 
-    const { loadModel } = await import('../../llm/model.js');
+    const { loadModel } = await import('../../../engines/tfjs/model-loader.js');
     const model = await loadModel(o.model);
     if (o.adapter !== undefined) {
-      const { loadPeftAdapter } = await import('../../llm/lora.js');
+      const { loadPeftAdapter } = await import('../../../engines/tfjs/lora.js');
       await loadPeftAdapter(model, o.adapter);
     }
     const eos = new Set([...model.config.eosTokenIds, ...tokenizer.eosTokenIds]);
@@ -152,6 +151,7 @@ export async function runGenerate(argv: string[], io: CommandIO): Promise<number
     const endOfTurn = template.info.endOfTurn === undefined ? undefined : tokenizer.tokenToId(template.info.endOfTurn);
     if (endOfTurn !== undefined) eos.add(endOfTurn);
 
+    const { generate: generateTokens } = await import('../../../engines/tfjs/generate.js');
     const [result] = await generateTokens(model, [{ promptIds, maxNewTokens }], {
       ...sampling,
       seed,

@@ -32,7 +32,8 @@ export const nodes: Command = {
   usage: `grpoflow nodes [--json | --markdown] [--plugin NAME_OR_PATH]...
 
   Lists built-in nodes and those of every installed plugin (packages with the keyword
-  \`grpoflow-plugin\` and a "grpoflow" field in package.json), plus any --plugin given.
+  \`grpoflow-plugin\` and a "grpoflow" field in package.json), plus any --plugin given,
+  then the rollout engines they register (rollout.generate's \`engine\`).
   --json       machine-readable output: an array of node descriptions (config as JSON Schema)
   --markdown   the node reference as Markdown (docs/nodes.md is generated this way)`,
   async run(argv) {
@@ -54,7 +55,10 @@ export const nodes: Command = {
     const list = describeRegistry(registry);
     if (parsed.values.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
     else if (parsed.values.markdown) process.stdout.write(nodesMarkdown(list));
-    else process.stdout.write(list.map(formatNode).join('\n\n') + '\n');
+    else {
+      const engines = registry.listEngines().map((e) => `rollout engine ${e.def.name}  [${e.plugin}]\n  ${e.def.description}\n  threads: ${e.def.threads.join(', ')}`);
+      process.stdout.write([...list.map(formatNode), ...engines].join('\n\n') + '\n');
+    }
     return failed ? 1 : 0;
   },
 };

@@ -4,11 +4,11 @@
 //   × min(exp(old − behaviour), cap)                 (importance-sampling correction, when behaviour given)
 //   + β·(exp(ref − logp) − (ref − logp) − 1)           (k3 KL estimator, when β ≠ 0)
 // The IS weight multiplies the surrogate only, never the KL term (TRL's order).
-import { tf } from '../llm/tf.js';
+import { tf } from '../tf.js';
 import { detach } from './detach.js';
-import { resolveLossConfig, type GrpoLossConfig } from './loss-spec.js';
+import { resolveLossConfig, type GrpoLossConfig } from '../../../core/grpo/loss-spec.js';
 
-export { LOSS_TYPES, resolveLossConfig, type GrpoLossConfig, type LossType } from './loss-spec.js';
+export { LOSS_TYPES, resolveLossConfig, type GrpoLossConfig, type LossType } from '../../../core/grpo/loss-spec.js';
 
 export interface GrpoLossInputs {
   /** Current-policy log-probs of the completion tokens, [B, T]; the loss is differentiable w.r.t. these. */

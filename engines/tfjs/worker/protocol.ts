@@ -1,12 +1,12 @@
 // The messages between the main thread and a generator worker (worker-main.ts), which runs a rollout
 // engine: policy = setWeights, sample, score (and generate, per-request generation for tools and tests). Every request carries
 // an id and is answered by exactly one reply with that id: a value, or an error with the worker's stack.
-import type { GenerateOptions, GenerationRequest, GenerationResult } from '../llm/generate.js';
-import type { LoraConfig, LoraSnapshot } from '../llm/lora.js';
-import type { TokenizerSource } from '../llm/tokenizer.js';
+import type { GenerateOptions, GenerationRequest, GenerationResult } from '../generate.js';
+import type { LoraConfig, LoraSnapshot } from '../lora.js';
+import type { TokenizerSource } from '../../../core/llm/tokenizer.js';
 import type { ReferenceOptions } from '../grpo/reference-logprobs.js';
-import type { SampledRows, SamplingOptions, ScoreOptions } from '../engine/interfaces.js';
-import type { Rows, TokenLogprobs } from '../engine/rows.js';
+import type { SampledRows, SamplingOptions, ScoreOptions } from '../../../core/engine/interfaces.js';
+import type { Rows, TokenLogprobs } from '../../../core/engine/rows.js';
 
 /** A policy's trainable weights at one optimiser step, as shipped to the worker. */
 export interface PolicyWeights {
@@ -37,7 +37,7 @@ export interface PolicyRequest extends PolicyWeights {
 
 /** generate()'s options that cross the thread boundary: all but the tokenizer (the worker has its own), the signal and callbacks. */
 export type WorkerGenerateOptions = Omit<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'> & {
-  /** Also compute each completion's log-probs under the base model (adapters off): see core/grpo/reference-logprobs.ts. */
+  /** Also compute each completion's log-probs under the base model (adapters off): see engines/tfjs/grpo/reference-logprobs.ts. */
   reference?: ReferenceOptions;
   /** Sample with the LoRA adapter folded into a copy of the adapted weights (`withLoraMerged`). */
   merged?: boolean;

@@ -1,7 +1,7 @@
 // debug.log: logs every item of a stream to the run's events (and so to OUT/events.log).
 import { tap } from 'rxjs';
 import { z } from 'zod';
-import { defineNode, streamPort } from '../../core/plugin.js';
+import { defineNode, streamPort } from '../core/plugin.js';
 
 /** Accepts a stream of any port type (the type checker treats the name `any` as a wildcard). */
 const anyStream = streamPort<unknown>('any', 'A stream of any item type.');

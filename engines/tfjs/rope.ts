@@ -2,7 +2,7 @@
 // inv_freq = 1 / theta^(2i/d) (with linear or llama3 rescaling), freqs = position × inv_freq,
 // emb = cat(freqs, freqs), and q' = q·cos + rotate_half(q)·sin with rotate_half(x) = cat(-x2, x1).
 import { tf } from './tf.js';
-import type { ModelConfig } from './config.js';
+import type { ModelConfig } from '../../core/llm/config.js';
 
 const f = Math.fround;
 

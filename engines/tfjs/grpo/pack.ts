@@ -1,9 +1,10 @@
 // Flattens a training batch into rows and packs rows into padded tensors for one forward pass.
 // Layout per row: [left padding | prompt | completion | right padding], so every completion starts at
 // the same column P (the longest prompt); hidden state at column P−1+t predicts completion token t.
-import { tf } from '../llm/tf.js';
-import type { TrainingBatch } from '../ports.js';
-import { completionOf, promptOf, rowCount, tokenValuesOf, trainingRowsOf, type Rows, type TrainingRows } from '../engine/rows.js';
+import { tf } from '../tf.js';
+import type { TrainingBatch } from '../../../core/ports.js';
+import { completionOf, promptOf, rowCount, tokenValuesOf, type Rows, type TrainingRows } from '../../../core/engine/rows.js';
+import { trainingRowsOf } from '../../../core/engine/training-rows.js';
 
 /** One row of TrainingRows, as views into its arrays (nothing copied). */
 export interface TrainingRow {

@@ -2,12 +2,12 @@
 // runs in parallel with the trainer's backprop on the main thread. The worker loads the same model
 // folder, attaches the same LoRA config, and follows the trainer through policy snapshots.
 import { Worker } from 'node:worker_threads';
-import type { CausalLM } from '../llm/model.js';
-import type { Tokenizer } from '../llm/tokenizer.js';
-import type { GenerationRequest, GenerationResult } from '../llm/generate.js';
-import { loraSnapshotAsync, type LoraSnapshot } from '../llm/lora.js';
-import type { PolicySnapshot } from '../ports.js';
-import type { RolloutEngine } from '../engine/interfaces.js';
+import type { CausalLM } from '../model.js';
+import type { Tokenizer } from '../../../core/llm/tokenizer.js';
+import type { GenerationRequest, GenerationResult } from '../generate.js';
+import { loraSnapshotAsync, type LoraSnapshot } from '../lora.js';
+import type { PolicySnapshot } from '../../../core/ports.js';
+import type { RolloutEngine } from '../../../core/engine/interfaces.js';
 import type { InitRequest, PolicyWeights, ReplyValues, SerializedError, WorkerGenerateOptions, WorkerReply, WorkerRequest } from './protocol.js';
 
 export interface GeneratorWorkerOptions {

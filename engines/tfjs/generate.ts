@@ -2,12 +2,12 @@
 // when one finishes it frees its cache slot and the next waiting prompt is prefilled into it, so short and
 // long completions do not stall each other.
 import { tf } from './tf.js';
-import { Rng } from '../rng.js';
-import type { FinishReason } from '../ports.js';
-import { SamplingWorkspace, sampleToken, validateSamplingParams, type SamplingParams } from './sampling.js';
-import type { StopMatcher, Tokenizer } from './tokenizer.js';
+import { Rng } from '../../core/rng.js';
+import type { FinishReason } from '../../core/ports.js';
+import { SamplingWorkspace, sampleToken, validateSamplingParams, type SamplingParams } from '../../core/llm/sampling.js';
+import type { StopMatcher, Tokenizer } from '../../core/llm/tokenizer.js';
 
-/** What generation needs from a model: `CausalLM` (core/llm/model.ts) satisfies it. */
+/** What generation needs from a model: `CausalLM` (model.ts) satisfies it. */
 export interface GenerationModel<Cache = unknown> {
   readonly config: { vocabSize: number; eosTokenIds?: number[] };
   newCache(slots: number, maxLength: number): Cache;

@@ -1,5 +1,5 @@
 // TensorFlow.js has no stop_gradient/detach: an identity whose gradient is zero does the same job.
-import { tf } from '../llm/tf.js';
+import { tf } from '../tf.js';
 
 const detachOp = tf.customGrad((...inputs) => ({
   value: tf.clone(inputs[0] as tf.Tensor),

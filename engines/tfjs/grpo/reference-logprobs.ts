@@ -2,7 +2,7 @@
 // train.grpo's KL term. The trainer computes them itself unless the completions already carry them;
 // the rollout engine can compute them where it samples (`reference_logprobs`), which with overlap puts
 // this pass in the generator thread, beside the trainer, instead of in the trainer's step.
-import { rowsOf, rowCount, tokenValuesOf } from '../engine/rows.js';
+import { rowsOf, rowCount, tokenValuesOf } from '../../../core/engine/rows.js';
 import { scoreRowsWith, type PolicyModel } from './train-step.js';
 
 export interface ReferenceOptions {

@@ -3,15 +3,15 @@
 // policy snapshots, and samples batches with generate(). Requests are handled one at a time, in order,
 // so a generate request uses exactly the policy shipped before it.
 import { parentPort } from 'node:worker_threads';
-import { initBackend, type BackendName } from '../llm/backend.js';
-import { loadModel } from '../llm/model-loader.js';
-import { attachLora } from '../llm/lora.js';
-import { sampleBatch } from './sample-batch.js';
-import { Tokenizer } from '../llm/tokenizer.js';
-import { TfjsRolloutEngine } from '../../engines/tfjs/rollout-engine.js';
+import { initBackend, type BackendName } from '../backend.js';
+import { loadModel } from '../model-loader.js';
+import { attachLora } from '../lora.js';
+import { sampleBatch } from '../sample-batch.js';
+import { Tokenizer } from '../../../core/llm/tokenizer.js';
+import { TfjsRolloutEngine } from '../rollout-engine.js';
 import { serializeError, type CancelRequest, type GenerateReply, type GenerateRequest, type InitReply, type InitRequest, type ReplyValues, type SampleRequest, type WorkerReply, type WorkerRequest } from './protocol.js';
 
-if (!parentPort) throw new Error('core/scheduler/worker-main.ts must run inside a worker thread');
+if (!parentPort) throw new Error('engines/tfjs/worker/worker-main.ts must run inside a worker thread');
 const port = parentPort;
 
 interface Loaded {

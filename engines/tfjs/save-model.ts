@@ -6,10 +6,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync
 import { basename, dirname, join, resolve } from 'node:path';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
-import { ARCHITECTURES } from './architectures.js';
+import { ARCHITECTURES } from '../../core/llm/architectures.js';
 import { PROJECTIONS, type CausalLM } from './model.js';
-import type { ModelConfig } from './config.js';
-import { writeSafetensors, type HostTensor, type SafetensorsWriteDtype } from './safetensors.js';
+import type { ModelConfig } from '../../core/llm/config.js';
+import { writeSafetensors, type HostTensor, type SafetensorsWriteDtype } from '../../core/llm/safetensors.js';
 
 export interface SaveModelOptions {
   /** Storage dtype of model.safetensors (math stays float32 on load). */

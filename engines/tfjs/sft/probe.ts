@@ -1,13 +1,13 @@
 // A quick greedy accuracy probe on held-out problems: generate each answer, take the first
 // <answer>…</answer>, and count it correct when it equals the reference (the correctness reward's
 // cleaning); reported overall and per difficulty level (fields.level), with the share in the format.
-import type { ChatTemplate } from '../llm/chat-template.js';
-import { generate } from '../llm/generate.js';
-import type { CausalLM } from '../llm/model.js';
-import type { Tokenizer } from '../llm/tokenizer.js';
-import { scoreAnswer } from '../grpo/rewards/correctness.js';
-import { REFERENCE_FORMAT_PATTERN } from '../grpo/rewards/format.js';
-import type { PromptRecord } from '../ports.js';
+import type { ChatTemplate } from '../../../core/llm/chat-template.js';
+import { generate } from '../generate.js';
+import type { CausalLM } from '../model.js';
+import type { Tokenizer } from '../../../core/llm/tokenizer.js';
+import { scoreAnswer } from '../../../core/grpo/rewards/correctness.js';
+import { REFERENCE_FORMAT_PATTERN } from '../../../core/grpo/rewards/format.js';
+import type { PromptRecord } from '../../../core/ports.js';
 
 const FORMAT = new RegExp(REFERENCE_FORMAT_PATTERN, 's');
 

@@ -2,10 +2,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from './tf.js';
-import { Rng } from '../rng.js';
-import { readModelConfig, type ModelConfig } from './config.js';
-import { resolveModelDir } from './hub.js';
-import { readSafetensors, type HostTensor } from './safetensors.js';
+import { Rng } from '../../core/rng.js';
+import { readModelConfig, type ModelConfig } from '../../core/llm/config.js';
+import { resolveModelDir } from '../../core/llm/hub.js';
+import { readSafetensors, type HostTensor } from '../../core/llm/safetensors.js';
 import { CausalLM, PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './model.js';
 
 /** [out, in] of each projection. */

@@ -1,11 +1,11 @@
 // One rollout batch as both engines (main thread, worker) sample it: generate() — with the LoRA adapter
 // folded into the weights when `merged` is set — then, when `reference` is set, the base model's
 // log-probs of every completion.
-import { generate, type GenerateOptions, type GenerationRequest, type GenerationResult } from '../llm/generate.js';
-import { withLoraMerged } from '../llm/lora.js';
-import type { CausalLM } from '../llm/model.js';
-import { referenceLogprobs } from '../grpo/reference-logprobs.js';
-import type { WorkerGenerateOptions } from './protocol.js';
+import { generate, type GenerateOptions, type GenerationRequest, type GenerationResult } from './generate.js';
+import { withLoraMerged } from './lora.js';
+import type { CausalLM } from './model.js';
+import { referenceLogprobs } from './grpo/reference-logprobs.js';
+import type { WorkerGenerateOptions } from './worker/protocol.js';
 
 /**
  * Runs `sample` with the LoRA adapter folded into copies of the adapted weights when `merged` is set: no

@@ -5,40 +5,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from '
 import { join } from 'node:path';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
-import { Rng } from '../rng.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { Rng } from '../../core/rng.js';
+import { readSafetensors, writeSafetensors } from '../../core/llm/safetensors.js';
+import type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 import { CausalLM, PROJECTIONS, projectionPath, type Linear, type ProjectionName } from './model.js';
 
-export interface LoraConfig {
-  r: number;
-  alpha: number;
-  dropout: number;
-  /** Projection names (`q_proj` … `down_proj`). */
-  targetModules: string[];
-  useRslora: boolean;
-  seed: number;
-}
-
-export interface LoraAdapter {
-  /** [r, in] */
-  A: tf.Variable;
-  /** [out, r] */
-  B: tf.Variable;
-}
-
-export interface LoraState {
-  config: LoraConfig;
-  scale: number;
-  /** Keyed by module path, e.g. `model.layers.0.self_attn.q_proj`. */
-  adapters: Map<string, LoraAdapter>;
-  /** True while B·A is folded into the base weights (the adapter branch is then skipped). */
-  merged: boolean;
-}
-
-/** What attachLora takes: dropout, rsLoRA and seed default to 0, false and 0. */
-export type LoraOptions = Pick<LoraConfig, 'r' | 'alpha' | 'targetModules'> & Partial<Pick<LoraConfig, 'dropout' | 'useRslora' | 'seed'>>;
-
-export type LoraSnapshot = Record<string, { shape: number[]; data: Float32Array }>;
+export type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 
 const PEFT_PREFIX = 'base_model.model.';
 

@@ -1,20 +1,21 @@
 // One GRPO optimiser step over a training batch: micro-batched forward/backward with gradient
 // accumulation over the policy's trainable (LoRA) variables only, global-norm clipping, AdamW.
-import { tf } from '../llm/tf.js';
-import type { TrainingBatch } from '../ports.js';
-import { batchRewardMetrics, mean } from './advantages.js';
-import type { ScoreOptions, StepRows } from '../engine/interfaces.js';
-import { stepsOnBatch } from '../engine/policy-steps.js';
+import { tf } from '../tf.js';
+import type { TrainingBatch } from '../../../core/ports.js';
+import { batchRewardMetrics, mean } from '../../../core/grpo/advantages.js';
+import type { ScoreOptions, StepRows } from '../../../core/engine/interfaces.js';
+import { stepsOnBatch } from '../../../core/engine/policy-steps.js';
 import { grpoLoss } from './loss.js';
-import { resolveLossConfig, type TrainStepConfig } from './loss-spec.js';
+import { resolveLossConfig, type TrainStepConfig } from '../../../core/grpo/loss-spec.js';
 
-export type { TrainStepConfig } from './loss-spec.js';
-import { readFloat32 } from '../llm/read-back.js';
+export type { TrainStepConfig } from '../../../core/grpo/loss-spec.js';
+import { readFloat32 } from '../read-back.js';
 import { AdamW, clipGradNorm, type AdamWState } from './optimizer.js';
 import { packRows, packSharedPrompts, padRows, rowViews, type PackedRows, type SharedPromptRows, type TrainingRow } from './pack.js';
-import { rowCount, tokenValuesOf, trainingRowsOf, type Rows, type TokenLogprobs, type TrainingRows } from '../engine/rows.js';
+import { rowCount, tokenValuesOf, type Rows, type TokenLogprobs, type TrainingRows } from '../../../core/engine/rows.js';
+import { trainingRowsOf } from '../../../core/engine/training-rows.js';
 
-/** What the train step needs from a model (core/llm/model.ts's CausalLM provides it). */
+/** What the train step needs from a model (engines/tfjs/model.ts's CausalLM provides it). */
 export interface PolicyModel {
   hidden(
     ids: tf.Tensor2D,

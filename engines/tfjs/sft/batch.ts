@@ -1,7 +1,7 @@
 // Packs SFT examples into one right-padded batch: ids [B, T] and, for the T−1 next-token predictions,
 // the targets and a mask that is 1 exactly where the target is a completion token.
-import { tf } from '../llm/tf.js';
-import type { SftExample } from './examples.js';
+import { tf } from '../tf.js';
+import type { SftExample } from '../../../core/sft/examples.js';
 
 export interface SftBatch {
   /** [B, T−1] input ids (the last token predicts nothing). */

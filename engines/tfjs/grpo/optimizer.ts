@@ -3,8 +3,8 @@
 //   m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
 //   p ← p − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)      (eps outside the sqrt)
 // plus global-norm clipping as torch.nn.utils.clip_grad_norm_.
-import { readFloat32 } from '../llm/read-back.js';
-import { tf } from '../llm/tf.js';
+import { readFloat32 } from '../read-back.js';
+import { tf } from '../tf.js';
 
 export interface AdamWConfig {
   betas?: [number, number];

@@ -2,10 +2,10 @@
 // hidden states through the model's chunked token log-probs (no [B, T, V] logits), then global-norm
 // clipping and AdamW at the scheduled learning rate. Trains whatever model.trainableVariables() lists
 // (all base weights after model.trainBaseWeights(), or LoRA matrices).
-import { tf } from '../llm/tf.js';
-import type { CausalLM } from '../llm/model.js';
+import { tf } from '../tf.js';
+import type { CausalLM } from '../model.js';
 import { AdamW, clipGradNorm } from '../grpo/optimizer.js';
-import { readFloat32 } from '../llm/read-back.js';
+import { readFloat32 } from '../read-back.js';
 import type { SftBatch } from './batch.js';
 
 /** Mean −log p over completion tokens (weighted, with prompt tokens when the batch gives them weight); a scalar tensor. */

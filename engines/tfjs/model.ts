@@ -3,17 +3,17 @@
 // only attached LoRA matrices are trainable, unless `trainBaseWeights()` turns every base weight into a
 // variable for full training (the from-scratch SFT of the embedded model).
 import { tf } from './tf.js';
-import { Rng, type RngState } from '../rng.js';
-import type { ModelConfig } from './config.js';
+import { Rng, type RngState } from '../../core/rng.js';
+import type { ModelConfig } from '../../core/llm/config.js';
 import { copySlotsInPlace, inPlaceWritesSupported, writeInPlace, type KVCache } from './kv-cache.js';
-import type { LoraState, LoraAdapter } from './lora.js';
+import type { LoraState, LoraAdapter } from './lora-types.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
 import { trainableEmbeddingLookup } from './embedding.js';
 import { frozenMatMul, matMul, swapLastAxes, unembed } from './matmul.js';
 
-export type { ModelConfig } from './config.js';
+export type { ModelConfig } from '../../core/llm/config.js';
 export type { KVCache } from './kv-cache.js';
 
 export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
@@ -693,4 +693,3 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tens
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
 }
 
-export { loadModel, createModel } from './model-loader.js';
