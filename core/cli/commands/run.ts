@@ -5,7 +5,7 @@ import { loadGraphFile } from '../../graph/load.js';
 import type { ResolvedGraph } from '../../graph/resolved.js';
 import { MetricsBus } from '../../runtime/metrics-bus.js';
 import { NodeRunError, runGraph, type RunHandle } from '../../runtime/run-graph.js';
-import { writeEventsLog, writeMetricsJsonl } from '../../runtime/writers.js';
+import { SAMPLES_FILE, writeEventsLog, writeMetricsJsonl, writeSamplesJsonl, writeTensorBoardEvents } from '../../runtime/writers.js';
 import { loadResumeCheckpoint, type ResumeService } from '../../grpo/resume.js';
 import { mergeSummary } from '../../report/summary.js';
 import { selectBackend } from '../backend.js';
@@ -65,7 +65,12 @@ export const run: Command = {
     const outDir = path.resolve(values.out ?? defaultOutDir(graph));
     mkdirSync(outDir, { recursive: true });
     const bus = new MetricsBus();
-    const writers = [writeMetricsJsonl(bus.metrics$, path.join(outDir, 'metrics.jsonl')), writeEventsLog(bus.events$, path.join(outDir, 'events.log'))];
+    const writers = [
+      writeMetricsJsonl(bus.metrics$, path.join(outDir, 'metrics.jsonl')),
+      writeEventsLog(bus.events$, path.join(outDir, 'events.log')),
+      writeSamplesJsonl(bus.events$, path.join(outDir, SAMPLES_FILE)),
+      writeTensorBoardEvents(bus.metrics$, outDir),
+    ];
 
     const backend = await selectBackend(values.backend ?? graph.backend);
     // Load the UI before the run starts, so it sees every event from the first one.
