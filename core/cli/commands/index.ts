@@ -3,8 +3,9 @@
 import type { Command } from '../command.js';
 import * as generate from './generate.js';
 import { nodes } from './nodes.js';
+import { report } from './report.js';
 import { run } from './run.js';
 import { schema } from './schema.js';
 import { validate } from './validate.js';
 
-export const commands: Command[] = [run, validate, nodes, schema, generate];
+export const commands: Command[] = [run, validate, nodes, schema, generate, report];

@@ -7,6 +7,7 @@ import { MetricsBus } from '../../runtime/metrics-bus.js';
 import { NodeRunError, runGraph, type RunHandle } from '../../runtime/run-graph.js';
 import { SAMPLES_FILE, writeEventsLog, writeMetricsJsonl, writeSamplesJsonl, writeTensorBoardEvents } from '../../runtime/writers.js';
 import { loadResumeCheckpoint, type ResumeService } from '../../grpo/resume.js';
+import { writeReport } from '../../report/html.js';
 import { mergeSummary } from '../../report/summary.js';
 import { selectBackend } from '../backend.js';
 import { parseCommandArgs } from '../args.js';
@@ -125,6 +126,11 @@ export const run: Command = {
     // The run's wall time, beside what the nodes wrote (evaluation, steps).
     await mergeSummary(outDir, { wall_s: Math.round((Date.now() - started) / 100) / 10 }).catch((error) =>
       process.stderr.write(`could not write ${path.join(outDir, 'summary.json')}: ${(error as Error).message}\n`),
+    );
+    // The HTML report of what the run wrote (also after a failure or Ctrl-C: the curves so far).
+    await writeReport(outDir).then(
+      (file) => process.stdout.write(`report ${file}\n`),
+      (error) => process.stderr.write(`could not write the report: ${(error as Error).message}\n`),
     );
     return code;
   },
