@@ -20,6 +20,7 @@ function makeRun(name = 'demo-run'): string {
   for (let step = 1; step <= STEPS; step++) {
     lines.push({ step, node: 'rollout', 'rollout/tokens_per_s': 400 + 10 * step, busy: 0.9 });
     lines.push({ step, node: 'advantages', reward: 99, 'rewards/format/mean': 99 }); // not the trainer's: not plotted as reward
+    if (step === 10) lines.push({ step, node: 'eval', 'eval/accuracy': 0.3, 'eval/pass@4': 0.7 }); // a periodic evaluation
     lines.push({
       step,
       node: 'train',
@@ -69,6 +70,7 @@ describe('HTML report', () => {
     expect(points('completion_length')).toBe(3 * STEPS);
     expect(points('tokens_per_s')).toBe(2 * STEPS); // generation and training
     expect(points('eval')).toBe(4); // accuracy and pass@4, before and after
+    expect(points('eval_accuracy')).toBe(3); // before, step 10, after
     // Self-contained: no script, nothing fetched.
     expect(html).not.toMatch(/<script|<link|src=|https?:\/\//i);
     // Completions are text, never markup.
@@ -106,9 +108,19 @@ describe('HTML report', () => {
     expect(html).toContain('No evaluation in this run.');
   });
 
+  it('draws held-out accuracy over the run only when there were periodic evaluations', async () => {
+    const dir = makeRun('before-after-only');
+    const metrics = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => !l.startsWith('{"step":10,"node":"eval"'));
+    writeFileSync(path.join(dir, 'metrics.jsonl'), metrics.join('\n'));
+    const html = renderReport(await readRunData(dir));
+    expect(html).not.toContain('data-chart="eval_accuracy"');
+    expect(html).toContain('data-chart="eval"');
+  });
+
   it('puts ticks at 1-2-5 steps and the domain on whole steps', () => {
     expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     expect(niceTicks(0.0123, 0.0871)).toEqual([0.02, 0.04, 0.06, 0.08]);
+    expect(niceTicks(-0.03, 0.02)).toEqual([-0.03, -0.02, -0.01, 0, 0.01, 0.02]); // an exact 0, not 3.5e-18
     expect(niceDomain(0.0123, 0.0871)).toEqual([0, 0.1]);
     expect(niceDomain(2.35, 2.97)).toEqual([2.2, 3]);
     expect(niceDomain(-0.026, 0.0058)).toEqual([-0.03, 0.01]);

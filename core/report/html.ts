@@ -77,7 +77,8 @@ function chartSpecs(data: RunData, used: Set<string>): ChartSpec[] {
       series: [...line('completions/mean_length', 'mean'), ...line('completions/min_length', 'min', true), ...line('completions/max_length', 'max', true)],
     },
     { id: 'tokens_per_s', title: 'Tokens per second', series: tokensPerSecond },
-    { id: 'eval_accuracy', title: 'Held-out accuracy', series: line('eval/accuracy', 'accuracy') },
+    // Over the run only with periodic evaluations: before and after alone are the bars above.
+    { id: 'eval_accuracy', title: 'Held-out accuracy', series: (pick(data, 'eval/accuracy', trainer, used)?.length ?? 0) > 2 ? line('eval/accuracy', 'accuracy') : [] },
   ];
 }
 
