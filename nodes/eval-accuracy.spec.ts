@@ -111,7 +111,8 @@ describe('eval.accuracy', () => {
     expect(progress.at(-1)).toEqual({ label: 'before', done: 8, total: 8 });
     expect(progress.map((p) => p.done)).toEqual([...progress.map((p) => p.done)].sort((a, b) => a - b));
     const result = events.findIndex((e) => e.data?.eval);
-    expect(events.findLastIndex((e) => e.data?.evalProgress)).toBeLessThan(result); // progress ends before the result
+    const lastProgress = events.map((e) => Boolean(e.data?.evalProgress)).lastIndexOf(true);
+    expect(lastProgress).toBeLessThan(result); // progress ends before the result
   });
 });
 
