@@ -7,6 +7,7 @@ import { decodePng } from '../../test/tools/png.js';
 import { pickSamples, renderReport, writeReport } from './html.js';
 import { readRunData } from './run-data.js';
 import { niceDomain, niceTicks } from './svg-chart.js';
+import { trainingTokensPerSecond } from './throughput.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'report-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -34,7 +35,7 @@ function makeRun(name = 'demo-run'): string {
       'completions/mean_length': 50 - step,
       'completions/min_length': 20,
       'completions/max_length': 72,
-      num_tokens: 8000,
+      num_tokens: 8000 * step, // cumulative, as TRL logs it
       step_time: 2,
       entropy: 0.08,
     });
@@ -115,6 +116,13 @@ describe('HTML report', () => {
     const html = renderReport(await readRunData(dir));
     expect(html).not.toContain('data-chart="eval_accuracy"');
     expect(html).toContain('data-chart="eval"');
+  });
+
+  it('computes training tokens/s from the growth of the cumulative num_tokens', () => {
+    expect(trainingTokensPerSecond(undefined, { step: 1, numTokens: 8000 }, 2)).toBe(4000);
+    expect(trainingTokensPerSecond({ step: 2, numTokens: 16000 }, { step: 4, numTokens: 32000 }, 2)).toBe(4000); // logged every 2 steps
+    expect(trainingTokensPerSecond({ step: 1, numTokens: 8000 }, { step: 2, numTokens: 8000 }, 2)).toBeUndefined(); // num_iterations: the same batch again
+    expect(trainingTokensPerSecond(undefined, { step: 1, numTokens: 8000 }, 0)).toBeUndefined();
   });
 
   it('puts ticks at 1-2-5 steps and the domain on whole steps', () => {

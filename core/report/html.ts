@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../grpo/checkpoint.js';
 import { readRunData, type RunData, type SampleRecord, type Series } from './run-data.js';
+import { trainingTokensPerSecond } from './throughput.js';
 import { barChart, escapeHtml, formatTick, lineChart, type LineSeries } from './svg-chart.js';
 
 export const REPORT_FILE = 'report.html';
@@ -53,12 +54,18 @@ function chartSpecs(data: RunData, used: Set<string>): ChartSpec[] {
   const trainerNames = trainer ? [...data.series.get(trainer)!.keys()] : [];
   const rewardNames = trainerNames.filter((n) => REWARD_MEAN.test(n));
   const tokensPerSecond = [...line('rollout/tokens_per_s', 'generation')];
-  // Training throughput: the step's tokens over its time, both published by the trainer.
+  // Training throughput: new tokens (num_tokens is cumulative) over the step's time.
   const tokens = trainer ? data.series.get(trainer)!.get('num_tokens') : undefined;
   const stepTime = trainer ? data.series.get(trainer)!.get('step_time') : undefined;
   if (tokens && stepTime && trainer) {
     const time = new Map(stepTime);
-    tokensPerSecond.push({ name: 'training', points: tokens.flatMap(([s, n]) => (time.get(s)! > 0 ? [[s, n / time.get(s)!] as [number, number]] : [])) });
+    const points: [number, number][] = [];
+    tokens.forEach(([step, numTokens], i) => {
+      const previous = i > 0 ? { step: tokens[i - 1][0], numTokens: tokens[i - 1][1] } : undefined;
+      const rate = trainingTokensPerSecond(previous, { step, numTokens }, time.get(step) ?? NaN);
+      if (rate !== undefined) points.push([step, rate]);
+    });
+    tokensPerSecond.push({ name: 'training', points });
     used.add(`${trainer}/num_tokens`).add(`${trainer}/step_time`);
   }
   return [

@@ -8,7 +8,8 @@
 // - sparklines: the values `reward` (or `reward_mean`), `loss` and `kl`, and one per reward function
 //   from `rewards/NAME/mean`, read from the step records.
 // - numbers: `learning_rate`, `grad_norm`, `completions/mean_length`, `rollout/tokens_per_s` (generation)
-//   from any node; `num_tokens` / `step_time` of the step records (training tokens/s).
+//   from any node; the growth of the cumulative `num_tokens` over `step_time` in the step records
+//   (training tokens/s).
 // - utilisation: a value `busy` (fraction 0..1 of wall time spent working) from a node, e.g. the
 //   generator and the trainer.
 // - staleness: a value `staleness` or `policy/staleness` (trainer step − policy version that sampled

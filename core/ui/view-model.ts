@@ -1,6 +1,7 @@
 // The run's state as the UI shows it, built from metric records, events and node-state snapshots.
 // Pure and synchronous: the Ink app samples `snapshot()` on a timer (about 10 times a second), so a
 // burst of metrics costs one render, not one per record.
+import { trainingTokensPerSecond, type TokenCount } from '../report/throughput.js';
 import { StepTimer } from './step-timer.js';
 import type { EvalResult, MetricRecord, SampledCompletion, UiEvent, UiNodeState, UiNodeStates, UiNodeStatus } from './types.js';
 
@@ -47,7 +48,7 @@ export interface RunStats {
   gradNorm?: number;
   /** Generated tokens per second (the generator's `rollout/tokens_per_s`). */
   generationTokensPerSecond?: number;
-  /** Tokens trained on per second: the trainer's `num_tokens` over its `step_time`. */
+  /** Tokens trained on per second: the growth of the trainer's cumulative `num_tokens` over its `step_time`. */
   trainingTokensPerSecond?: number;
   /** Mean completion length in tokens (`completions/mean_length`). */
   completionLength?: number;
@@ -131,6 +132,7 @@ export function createRunViewModel(options: RunViewModelOptions): RunViewModel {
   /** Seconds the last whole evaluation took (first progress event to result). */
   let lastEvalSeconds: number | undefined;
   let running: { label: string; done: number; total: number; startedAt: number } | undefined;
+  let lastTokenCount: TokenCount | undefined;
 
   const pushBounded = (list: number[], value: number) => {
     list.push(value);
@@ -154,7 +156,11 @@ export function createRunViewModel(options: RunViewModelOptions): RunViewModel {
           if (!rewardSeries.has(fn)) rewardSeries.set(fn, []);
           pushBounded(rewardSeries.get(fn)!, value);
         }
-        if ('num_tokens' in v && v.step_time > 0) stats.trainingTokensPerSecond = v.num_tokens / v.step_time;
+        if ('num_tokens' in v) {
+          const count = { step: record.step, numTokens: v.num_tokens };
+          stats.trainingTokensPerSecond = trainingTokensPerSecond(lastTokenCount, count, v.step_time) ?? stats.trainingTokensPerSecond;
+          lastTokenCount = count;
+        }
       }
       if ('learning_rate' in v) stats.learningRate = v.learning_rate;
       if ('grad_norm' in v) stats.gradNorm = v.grad_norm;

@@ -26,12 +26,13 @@ describe('run numbers and per-reward curves', () => {
       vm.pushMetric({
         step,
         node: 'train',
-        values: { loss: 0.1, 'rewards/format/mean': 2 + step, 'rewards/correctness/mean': -step, learning_rate: 5e-4 / step, grad_norm: 0.1 * step, num_tokens: 6000, step_time: 2, 'completions/mean_length': 40 + step },
+        values: { loss: 0.1, 'rewards/format/mean': 2 + step, 'rewards/correctness/mean': -step, learning_rate: 5e-4 / step, grad_norm: 0.1 * step, num_tokens: 6000 * step, step_time: step, 'completions/mean_length': 40 + step },
       });
     }
     const s = vm.snapshot();
     expect(s.rewardSeries).toEqual({ format: [3, 4, 5], correctness: [-1, -2, -3] });
-    expect(s.stats).toEqual({ learningRate: 5e-4 / 3, gradNorm: 0.30000000000000004, generationTokensPerSecond: 495.8, trainingTokensPerSecond: 3000, completionLength: 43, rssBytes: 812 * MB });
+    // num_tokens is cumulative: the last step added 6000 tokens in 3 s.
+    expect(s.stats).toEqual({ learningRate: 5e-4 / 3, gradNorm: 0.30000000000000004, generationTokensPerSecond: 495.8, trainingTokensPerSecond: 2000, completionLength: 43, rssBytes: 812 * MB });
   });
 
   it('shows them: a sparkline per reward function under the reward, and one line of numbers', () => {
