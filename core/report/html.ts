@@ -171,7 +171,7 @@ export function renderReport(data: RunData): string {
   for (const [node, byName] of data.series) {
     for (const [name, points] of byName) {
       if (used.has(`${node}/${name}`) || points.length < 2) continue;
-      others.push(lineChart(`${node}/${name}`, `${node} · ${name}`, [{ name, points }]).replace('class="chart"', 'class="chart small"'));
+      others.push(lineChart(`${node}/${name}`, `${node} · ${name}`, [{ name, points }], { small: true }));
     }
   }
   const s = data.summary;

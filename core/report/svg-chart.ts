@@ -96,7 +96,7 @@ function legend(names: { name: string; colour: string; dashed?: boolean }[]): st
 }
 
 /** A line chart of one or more series against the step; non-finite points break the line. */
-export function lineChart(id: string, title: string, series: readonly LineSeries[]): string {
+export function lineChart(id: string, title: string, series: readonly LineSeries[], { small = false }: { small?: boolean } = {}): string {
   const drawn = series.filter((s) => s.points.length > 0);
   const xs = drawn.flatMap((s) => s.points.map((p) => p[0]));
   const ys = drawn.flatMap((s) => s.points.map((p) => p[1]));
@@ -135,7 +135,7 @@ export function lineChart(id: string, title: string, series: readonly LineSeries
     .join('');
   const xTicks = niceTicks(x0, x1, 6).filter((t) => t >= x0 && t <= x1);
   const latest = drawn.length === 1 ? lastFinite(drawn[0].points) : undefined;
-  return `<figure class="chart" id="chart-${escapeHtml(id)}" data-chart="${escapeHtml(id)}" data-points="${ys.length}">
+  return `<figure class="chart${small ? ' small' : ''}" id="chart-${escapeHtml(id)}" data-chart="${escapeHtml(id)}" data-points="${ys.length}">
 <figcaption>${escapeHtml(title)}${latest !== undefined ? ` <span class="latest">last ${formatTick(latest)}</span>` : ''}</figcaption>
 <svg viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${escapeHtml(title)}">${axes(xTicks, yTicks, sx, sy)}${body}
 <text class="tick" x="${WIDTH - MARGIN.right}" y="${HEIGHT - 2}" text-anchor="end">step</text></svg>
