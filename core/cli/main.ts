@@ -2,6 +2,7 @@
 import { closest } from '../graph/suggest.js';
 import { EXIT_USAGE, type Command } from './command.js';
 import { commands } from './commands/index.js';
+import { runWithFilteredStderr, wantsStderrFilter } from './native-stderr.js';
 
 function help(list: Command[]): string {
   const width = Math.max(...list.map((c) => c.name.length));
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(command.usage + '\n');
     return 0;
   }
+  if (wantsStderrFilter(argv, Boolean(process.stdout.isTTY))) return runWithFilteredStderr(argv);
   return command.run(rest);
 }
 
