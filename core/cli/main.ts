@@ -1,4 +1,5 @@
 // `grpoflow` entry point: dispatches to a subcommand and exits with its code.
+import { readFileSync } from 'node:fs';
 import { closest } from '../graph/suggest.js';
 import { EXIT_USAGE, type Command } from './command.js';
 import { commands } from './commands/index.js';
@@ -14,7 +15,14 @@ function help(list: Command[]): string {
     ...list.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'grpoflow help COMMAND   shows a command\'s options',
+    'grpoflow --version      prints the version',
   ].join('\n');
+}
+
+/** The version in grpoflow's own package.json (found from this file, wherever it is installed). */
+export function grpoflowVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -22,6 +30,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     const topic = commands.find((c) => c.name === rest[0]);
     process.stdout.write((topic ? topic.usage : help(commands)) + '\n');
+    return 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`grpoflow ${grpoflowVersion()}\n`);
     return 0;
   }
   const command = commands.find((c) => c.name === name);
