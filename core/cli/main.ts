@@ -52,5 +52,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const code = await main(process.argv.slice(2));
 // Exit now: a backend or a node may leave handles open (a GPU device, a timer) after the run has
-// finished and its outputs were flushed; stdout and stderr writes are synchronous for files and pipes.
+// finished and its outputs were flushed. A pipe takes 64 KiB before a write waits for the reader
+// (`grpoflow schema | ...` lost the rest), so let stdout and stderr drain first.
+await Promise.all([process.stdout, process.stderr].map((stream) => new Promise((resolve) => stream.write('', resolve))));
 process.exit(code);
