@@ -15,6 +15,7 @@ import { EXIT_INTERRUPTED, EXIT_USAGE, type Command } from '../command.js';
 import { importOptional } from '../optional-import.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { printProgress } from '../progress-printer.js';
+import { onNativeStderr } from '../native-stderr.js';
 
 /** The terminal UI's entry point (core/ui/index.ts), when that module exists. */
 interface UiModule {
@@ -72,6 +73,8 @@ export const run: Command = {
       writeSamplesJsonl(bus.events$, path.join(outDir, SAMPLES_FILE)),
       writeTensorBoardEvents(bus.metrics$, outDir),
     ];
+    // Dawn's warnings, taken off the terminal by the parent process while the UI is drawn (native-stderr.ts).
+    const stopNativeStderr = onNativeStderr((line) => bus.event('native', 'debug', line));
 
     const backend = await selectBackend(values.backend ?? graph.backend);
     // Load the UI before the run starts, so it sees every event from the first one.
@@ -121,6 +124,7 @@ export const run: Command = {
       process.off('SIGINT', onSigint);
       progress?.unsubscribe();
       view?.unmount?.();
+      stopNativeStderr();
       await Promise.all(writers.map((w) => w.close()));
     }
     // The run's wall time, beside what the nodes wrote (evaluation, steps).
