@@ -13,7 +13,7 @@ import { resumeCheckpoint } from '../core/grpo/resume.js';
 import { scoreBatch } from '../core/grpo/rewards/score.js';
 import { sampledGroup } from '../core/engine/sampled.js';
 import { TfjsRolloutEngine } from '../engines/tfjs/rollout-engine.js';
-import { defineNode } from '../core/plugin.js';
+import { defineNode, type MetricsPublisher } from '../core/plugin.js';
 import { ports, type PolicySnapshot, type PromptRecord, type RolloutGroup } from '../core/ports.js';
 import { mergeSummary } from '../core/report/summary.js';
 import { preparePrompt, stopTokenIds } from './rollout-generate.js';
@@ -113,21 +113,23 @@ export const evalAccuracy = defineNode({
     const evaluate = async (label: string, step: number, policy?: PolicySnapshot): Promise<EvalResult> => {
       if (policy) engine.setWeights(policy).catch(() => undefined); // its failure fails the sample queued after it
       const prompts = await heldOut();
-      const groups = await generateGroups(prompts, step);
+      const groups = await generateGroups(prompts, step, label);
       const result = await score(label, step, groups);
       results.set(step, result);
       await report(result);
       return result;
     };
 
-    const generateGroups = async (prompts: PromptRecord[], step: number): Promise<RolloutGroup[]> => {
+    const generateGroups = async (prompts: PromptRecord[], step: number, label: string): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
+      const onFinished = evalProgress(ctx.metrics, label, kept.length * c.n); // the UI's eval progress and ETA
       const rows = await engine.sample(
         kept.map((p) => p.promptIds),
         c.n,
         { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, merged: c.merged_sampling },
         ctx.signal,
+        { onFinished },
       );
       return kept.map((p, i) => ({
         prompt: p.record,
@@ -217,6 +219,24 @@ export const evalAccuracy = defineNode({
     return { done };
   },
 });
+
+/**
+ * Progress of one evaluation for the terminal UI (core/ui/types.ts): a debug event whose data holds
+ * `evalProgress: {label, done, total}` (samples), at the start and then at most once a second.
+ */
+function evalProgress(metrics: MetricsPublisher, label: string, total: number): () => void {
+  let done = 0;
+  let sentAt = Date.now();
+  const send = () => metrics.event('debug', `eval ${label}: ${done}/${total} samples`, { evalProgress: { label, done, total } });
+  send();
+  return () => {
+    done++;
+    if (done === total || Date.now() - sentAt >= 1000) {
+      sentAt = Date.now();
+      send();
+    }
+  };
+}
 
 function mean(values: number[]): number {
   return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;

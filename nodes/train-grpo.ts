@@ -12,7 +12,7 @@ import { LOSS_TYPES, type LossType } from '../engines/tfjs/grpo/loss.js';
 import { resumeCheckpoint, resumePosition, type TrainingPosition } from '../core/grpo/resume.js';
 import { learningRateSchedule, SCHEDULE_TYPES, type ScheduleType } from '../core/grpo/schedule.js';
 import { stepsOnBatch } from '../core/engine/policy-steps.js';
-import { writePeftAdapter } from '../engines/tfjs/lora.js';
+import { peftBaseModelName, writePeftAdapter } from '../engines/tfjs/lora.js';
 import type { CausalLM } from '../engines/tfjs/model.js';
 import { readSafetensors } from '../core/llm/safetensors.js';
 import { TfjsPolicyTrainer } from '../engines/tfjs/policy-trainer.js';
@@ -201,7 +201,7 @@ export const trainGrpo = defineNode({
           datasetPosition: { ...position },
           extra: { numTokensSeen: state.numTokensSeen, maxSteps: c.max_steps, node: ctx.id },
         },
-        { writeAdapter: async (temp) => writePeftAdapter(temp, state.weights.weights, lora, model.dir), totalLimit: c.save_total_limit },
+        { writeAdapter: async (temp) => writePeftAdapter(temp, state.weights.weights, lora, peftBaseModelName(model.dir)), totalLimit: c.save_total_limit },
       );
       lastSaved = step;
       ctx.metrics.event('info', `checkpoint ${dir} (step ${step})`, { checkpoint: dir, step });

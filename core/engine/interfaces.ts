@@ -58,6 +58,12 @@ export interface SampledRows extends Rows {
   seconds: number;
 }
 
+/** Progress callbacks of one sample() call (an engine in another thread may not call them). */
+export interface SampleHooks {
+  /** Called once per completion as it finishes. */
+  onFinished?: () => void;
+}
+
 export interface ScoreOptions {
   /** 'off': the base model (the KL reference); 'on': the current policy. */
   adapters: 'on' | 'off';
@@ -74,7 +80,7 @@ export interface RolloutEngine {
    *  adapter) only moves the version. */
   setWeights(weights: PolicyWeights): Promise<void>;
   /** n completions per prompt with the newest weights set. */
-  sample(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal?: AbortSignal): Promise<SampledRows>;
+  sample(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal?: AbortSignal, hooks?: SampleHooks): Promise<SampledRows>;
   /** Per-token log-probs of each row's completion (the KL reference pass, any re-scoring). */
   score(rows: Rows, options: ScoreOptions): Promise<TokenLogprobs>;
   close(): Promise<void>;

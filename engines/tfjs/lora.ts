@@ -3,6 +3,7 @@
 // format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { hubIdOfCachedFolder } from '../../core/hf-env.js';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { Rng } from '../../core/rng.js';
@@ -248,7 +249,12 @@ function parseTargetModules(value: unknown, where: string): string[] {
 /** Save the adapter in PEFT's format: adapter_config.json + adapter_model.safetensors (float32). */
 export async function savePeftAdapter(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): Promise<void> {
   const lora = requireLora(model, 'savePeftAdapter');
-  writePeftAdapter(dir, await loraSnapshotAsync(model), lora.config, options.baseModelNameOrPath ?? model.dir);
+  writePeftAdapter(dir, await loraSnapshotAsync(model), lora.config, options.baseModelNameOrPath ?? peftBaseModelName(model.dir));
+}
+
+/** How PEFT names the base model of a model loaded from `dir`: its Hub id when it is a Hub cache snapshot, else the folder. */
+export function peftBaseModelName(dir: string | undefined): string | undefined {
+  return dir ? (hubIdOfCachedFolder(dir) ?? dir) : undefined;
 }
 
 /** Writes adapter weights (by PEFT name) and their LoRA config as a PEFT adapter folder. */

@@ -1,7 +1,7 @@
 // The tfjs rollout engine: continuous-batching generation (generate.ts) and scoring on a
 // CausalLM whose adapter weights are its own (a fork of the loaded model sharing the base tensors, or a
 // model it loaded itself in a worker thread). Weights arrive only through setWeights.
-import type { PolicyWeights, RolloutEngine, SampledRows, SamplingOptions, ScoreOptions } from '../../core/engine/interfaces.js';
+import type { PolicyWeights, RolloutEngine, SampledRows, SampleHooks, SamplingOptions, ScoreOptions } from '../../core/engine/interfaces.js';
 import { rowsOf, type Rows, type TokenLogprobs } from '../../core/engine/rows.js';
 import { repeatForGroups } from './generate.js';
 import { detachLora, forkWithOwnAdapters, loadLoraSnapshot } from './lora.js';
@@ -46,8 +46,8 @@ export class TfjsRolloutEngine implements RolloutEngine {
     return this.inTurn(async () => this.load(policy));
   }
 
-  sample(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal?: AbortSignal): Promise<SampledRows> {
-    return this.inTurn(() => this.sampleNow(prompts, n, options, signal));
+  sample(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal?: AbortSignal, hooks: SampleHooks = {}): Promise<SampledRows> {
+    return this.inTurn(() => this.sampleNow(prompts, n, options, signal, hooks));
   }
 
   score(rows: Rows, options: ScoreOptions): Promise<TokenLogprobs> {
@@ -73,7 +73,7 @@ export class TfjsRolloutEngine implements RolloutEngine {
     this.version = policy.version;
   }
 
-  private async sampleNow(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal?: AbortSignal): Promise<SampledRows> {
+  private async sampleNow(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal: AbortSignal | undefined, hooks: SampleHooks): Promise<SampledRows> {
     const started = performance.now();
     const { maxNewTokens, reference, merged, ...sampling } = options;
     const promptLists = prompts.map((p) => Array.from(p));
@@ -83,6 +83,7 @@ export class TfjsRolloutEngine implements RolloutEngine {
       tokenizer: this.tokenizer,
       signal,
       onToken: onToken && (() => onToken()),
+      onFinish: hooks.onFinished && (() => hooks.onFinished!()),
     });
     const rows = rowsOf(
       requests.map((r) => r.promptIds),

@@ -22,7 +22,7 @@ export async function sampleBatch(
   model: CausalLM,
   requests: GenerationRequest[],
   options: WorkerGenerateOptions,
-  local: Pick<GenerateOptions, 'tokenizer' | 'signal' | 'onToken'>,
+  local: Pick<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'>,
 ): Promise<{ results: GenerationResult[]; refLogprobs?: number[][] }> {
   const { reference, merged, ...sampling } = options;
   const results = await maybeMerged(model, merged, () => generate(model, requests, { ...sampling, ...local }));

@@ -5,8 +5,9 @@ import { loadGraphFile } from '../../graph/load.js';
 import type { ResolvedGraph } from '../../graph/resolved.js';
 import { MetricsBus } from '../../runtime/metrics-bus.js';
 import { NodeRunError, runGraph, type RunHandle } from '../../runtime/run-graph.js';
-import { writeEventsLog, writeMetricsJsonl } from '../../runtime/writers.js';
+import { SAMPLES_FILE, writeEventsLog, writeMetricsJsonl, writeSamplesJsonl, writeTensorBoardEvents } from '../../runtime/writers.js';
 import { loadResumeCheckpoint, type ResumeService } from '../../grpo/resume.js';
+import { writeReport } from '../../report/html.js';
 import { mergeSummary } from '../../report/summary.js';
 import { selectBackend } from '../backend.js';
 import { parseCommandArgs } from '../args.js';
@@ -14,6 +15,7 @@ import { EXIT_INTERRUPTED, EXIT_USAGE, type Command } from '../command.js';
 import { importOptional } from '../optional-import.js';
 import { printDiagnostics } from '../print-diagnostics.js';
 import { printProgress } from '../progress-printer.js';
+import { onNativeStderr } from '../native-stderr.js';
 
 /** The terminal UI's entry point (core/ui/index.ts), when that module exists. */
 interface UiModule {
@@ -65,7 +67,14 @@ export const run: Command = {
     const outDir = path.resolve(values.out ?? defaultOutDir(graph));
     mkdirSync(outDir, { recursive: true });
     const bus = new MetricsBus();
-    const writers = [writeMetricsJsonl(bus.metrics$, path.join(outDir, 'metrics.jsonl')), writeEventsLog(bus.events$, path.join(outDir, 'events.log'))];
+    const writers = [
+      writeMetricsJsonl(bus.metrics$, path.join(outDir, 'metrics.jsonl')),
+      writeEventsLog(bus.events$, path.join(outDir, 'events.log')),
+      writeSamplesJsonl(bus.events$, path.join(outDir, SAMPLES_FILE)),
+      writeTensorBoardEvents(bus.metrics$, outDir),
+    ];
+    // Dawn's warnings, taken off the terminal by the parent process while the UI is drawn (native-stderr.ts).
+    const stopNativeStderr = onNativeStderr((line) => bus.event('native', 'debug', line));
 
     const backend = await selectBackend(values.backend ?? graph.backend);
     // Load the UI before the run starts, so it sees every event from the first one.
@@ -115,11 +124,17 @@ export const run: Command = {
       process.off('SIGINT', onSigint);
       progress?.unsubscribe();
       view?.unmount?.();
+      stopNativeStderr();
       await Promise.all(writers.map((w) => w.close()));
     }
     // The run's wall time, beside what the nodes wrote (evaluation, steps).
     await mergeSummary(outDir, { wall_s: Math.round((Date.now() - started) / 100) / 10 }).catch((error) =>
       process.stderr.write(`could not write ${path.join(outDir, 'summary.json')}: ${(error as Error).message}\n`),
+    );
+    // The HTML report of what the run wrote (also after a failure or Ctrl-C: the curves so far).
+    await writeReport(outDir).then(
+      (file) => process.stdout.write(`report ${file}\n`),
+      (error) => process.stderr.write(`could not write the report: ${(error as Error).message}\n`),
     );
     return code;
   },
