@@ -109,28 +109,31 @@ export const evalAccuracy = defineNode({
       }));
 
     const results = new Map<number, EvalResult>();
-    /** Evaluates the engine's current weights, or `policy`'s. The engine runs its calls in order. */
+    /** Evaluates the engine's current weights, or `policy`'s. */
     const evaluate = async (label: string, step: number, policy?: PolicySnapshot): Promise<EvalResult> => {
-      if (policy) engine.setWeights(policy).catch(() => undefined); // its failure fails the sample queued after it
       const prompts = await heldOut();
-      const groups = await generateGroups(prompts, step, label);
+      const groups = await generateGroups(prompts, step, label, policy);
       const result = await score(label, step, groups);
       results.set(step, result);
       await report(result);
       return result;
     };
 
-    const generateGroups = async (prompts: PromptRecord[], step: number, label: string): Promise<RolloutGroup[]> => {
+    const generateGroups = async (prompts: PromptRecord[], step: number, label: string, policy: PolicySnapshot | undefined): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
       const onFinished = evalProgress(ctx.metrics, label, kept.length * c.n); // the UI's eval progress and ETA
-      const rows = await engine.sample(
+      // The engine runs its calls in the order made: these two are made together, so no other
+      // evaluation's weights come between them.
+      const weightsSet = policy ? engine.setWeights(policy) : Promise.resolve();
+      const sampled = engine.sample(
         kept.map((p) => p.promptIds),
         c.n,
         { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, merged: c.merged_sampling },
         ctx.signal,
         { onFinished },
       );
+      const [, rows] = await Promise.all([weightsSet, sampled]);
       return kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,

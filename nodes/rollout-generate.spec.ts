@@ -6,6 +6,8 @@ import { loadLoraSnapshot, loadPeftAdapter, detachLora, loraSnapshot } from '../
 import { loadModel } from '../engines/tfjs/model-loader.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
 import type { Services } from '../core/plugin.js';
+import type { RolloutEngine, RolloutEngineDefinition } from '../core/engine/interfaces.js';
+import { rowsOf } from '../core/engine/rows.js';
 import type { PolicySnapshot, PromptRecord, RolloutBatch } from '../core/ports.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { rolloutGenerate } from './rollout-generate.js';
@@ -175,6 +177,37 @@ describe('rollout.generate', () => {
     const last = inWorker.metrics.at(-1)!.values;
     expect(last['scheduler/generator_busy']).toBeGreaterThan(0);
     expect(last.busy).toBe(last['scheduler/generator_busy']);
+  });
+
+  it('samples through the rollout engine the graph names (a plugin\'s), handing it each policy\'s weights', async () => {
+    const calls: string[] = [];
+    const fake: RolloutEngine = {
+      name: 'fixed',
+      async setWeights(policy) {
+        calls.push(`setWeights ${policy.version}`);
+      },
+      async sample(prompts, n) {
+        calls.push(`sample ${prompts.length}x${n}`);
+        const count = prompts.length * n;
+        const rows = rowsOf(
+          Array.from({ length: count }, (_, i) => prompts[Math.floor(i / n)]),
+          Array.from({ length: count }, (_, i) => [5, 6 + i]),
+          Array.from({ length: count }, (_, i) => Math.floor(i / n)),
+        );
+        return { ...rows, logprobs: new Float32Array(rows.completionIds.length).fill(-0.5), finishReasons: Array(count).fill('eos'), texts: Array(count).fill('ok'), policyVersion: 7, seconds: 0.1 };
+      },
+      score: () => Promise.reject(new Error('not used')),
+      close: async () => void calls.push('close'),
+    };
+    const definition: RolloutEngineDefinition = { name: 'fixed', description: 'fixed completions', threads: ['main'], create: async () => fake };
+    const services = { rolloutEngines: (name: string) => (name === 'fixed' ? definition : undefined) };
+    const policy = new BehaviorSubject<PolicySnapshot>({ version: 7, weights: {} });
+    const { batches } = await rollouts({ engine: 'fixed', num_generations: 2 }, records.slice(0, 1), policy, services);
+    expect(batches[0].policyVersion).toBe(7);
+    expect(batches[0].groups[0].completions.map((c) => [c.ids, c.text, c.finishReason])).toEqual([[[5, 6], 'ok', 'eos'], [[5, 7], 'ok', 'eos']]);
+    expect(calls).toEqual(['setWeights 7', 'sample 1x2', 'close']);
+    await expect(rollouts({ engine: 'missing' }, records.slice(0, 1), undefined, services)).rejects.toThrow(/no rollout engine named "missing" is installed/);
+    await expect(rollouts({ engine: 'fixed', overlap: true }, records.slice(0, 1), policy, services)).rejects.toThrow(/rollout engine fixed cannot run on the worker thread/);
   });
 
   it('rejects overlap on the main thread, with a clear message', async () => {
