@@ -3,6 +3,8 @@
 import type { Observable } from 'rxjs';
 import type { z } from 'zod';
 import type { RolloutEngineDefinition } from './engine/interfaces.js';
+import type { ArchitectureDefinition } from './llm/architectures/types.js';
+import type { BuiltinChatTemplate } from './llm/chat-templates/types.js';
 
 /** The plugin API version this build of grpoflow speaks. Plugins declare the one they were written for. */
 export const PLUGIN_API_VERSION = 1;
@@ -152,6 +154,10 @@ export interface PluginDefinition {
   nodes: NodeDefinition<any, any, any>[];
   /** Rollout engines this plugin provides, by name (`rollout.generate: {engine: NAME}`). */
   rolloutEngines?: RolloutEngineDefinition[];
+  /** Model architecture families this plugin adds (`architectures[0]` of config.json → how it differs from the shared block). */
+  architectures?: ArchitectureDefinition[];
+  /** Named chat templates this plugin adds (`chat.template: {name}`). */
+  chatTemplates?: BuiltinChatTemplate[];
 }
 
 export function definePlugin(def: PluginDefinition): PluginDefinition {

@@ -4,6 +4,8 @@
 import type { InputSpec, NodeDefinition, PluginDefinition } from './plugin.js';
 import { PLUGIN_API_VERSION } from './plugin.js';
 import type { RolloutEngineDefinition } from './engine/interfaces.js';
+import { registerArchitecture } from './llm/architectures/index.js';
+import { registerChatTemplate } from './llm/chat-templates/index.js';
 
 export const CORE_PLUGIN = 'core';
 /** Output names the runtime reserves: `done` is how a sink with no outputs says it has finished. */
@@ -113,6 +115,14 @@ export class NodeRegistry {
           { engine: engine.name, origin, existing: clash.origin },
         );
       }
+    }
+    try {
+      // Architectures and chat templates are looked up by name wherever a model or template is loaded,
+      // so they go into the process-wide tables.
+      for (const def of plugin.architectures ?? []) registerArchitecture(def, `plugin \`${plugin.name}\` (${origin})`);
+      for (const template of plugin.chatTemplates ?? []) registerChatTemplate(template, `plugin \`${plugin.name}\` (${origin})`);
+    } catch (error) {
+      throw new PluginLoadError('DUPLICATE_NODE_TYPE', (error as Error).message, { plugin: plugin.name, origin });
     }
     for (const engine of engines) this.engines.set(engine.name, { plugin: plugin.name, origin, def: engine });
     for (const node of staged) {

@@ -1,7 +1,7 @@
 // config.json (transformers v4 and v5 layouts) → one typed ModelConfig.
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveArchitecture } from './architectures.js';
+import { resolveArchitecture } from './architectures/index.js';
 
 export interface RopeScaling {
   type: 'linear' | 'llama3';

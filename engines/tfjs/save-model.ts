@@ -6,7 +6,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { basename, dirname, join, resolve } from 'node:path';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
-import { ARCHITECTURES } from '../../core/llm/architectures.js';
+import { architectureTraits } from '../../core/llm/architectures/index.js';
 import { PROJECTIONS, type CausalLM } from './model.js';
 import type { ModelConfig } from '../../core/llm/config.js';
 import { writeSafetensors, type HostTensor, type SafetensorsWriteDtype } from '../../core/llm/safetensors.js';
@@ -130,7 +130,7 @@ const TORCH_DTYPE: Record<SafetensorsWriteDtype, string> = { float32: 'float32',
  * config's other keys (architecture-specific extras such as Qwen's sliding-window settings).
  */
 export function huggingFaceConfig(config: ModelConfig, dtype: SafetensorsWriteDtype): Record<string, unknown> {
-  const traits = ARCHITECTURES[config.architecture];
+  const traits = architectureTraits(config.architecture);
   if (!traits) throw new Error(`saveModel: unknown architecture ${config.architecture}`);
   const raw = { ...config.raw };
   delete raw.rope_parameters;

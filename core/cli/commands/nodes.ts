@@ -1,6 +1,8 @@
 import { describeRegistry, type NodeDescription } from '../../graph/describe.js';
 import { loadPluginInto, builtinRegistry } from '../../graph/plugin-loader.js';
 import { PluginLoadError } from '../../registry.js';
+import { listArchitectures } from '../../llm/architectures/index.js';
+import { listChatTemplates } from '../../llm/chat-templates/index.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_USAGE, type Command } from '../command.js';
 import { discoverPlugins } from '../discover-plugins.js';
@@ -33,7 +35,7 @@ export const nodes: Command = {
 
   Lists built-in nodes and those of every installed plugin (packages with the keyword
   \`grpoflow-plugin\` and a "grpoflow" field in package.json), plus any --plugin given,
-  then the rollout engines they register (rollout.generate's \`engine\`).
+  then the rollout engines, architectures and chat templates they register.
   --json       machine-readable output: an array of node descriptions (config as JSON Schema)
   --markdown   the node reference as Markdown (docs/nodes.md is generated this way)`,
   async run(argv) {
@@ -57,7 +59,9 @@ export const nodes: Command = {
     else if (parsed.values.markdown) process.stdout.write(nodesMarkdown(list));
     else {
       const engines = registry.listEngines().map((e) => `rollout engine ${e.def.name}  [${e.plugin}]\n  ${e.def.description}\n  threads: ${e.def.threads.join(', ')}`);
-      process.stdout.write([...list.map(formatNode), ...engines].join('\n\n') + '\n');
+      const architectures = `architectures: ${listArchitectures().map(({ def, origin }) => (origin === 'core' ? def.name : `${def.name} [${origin}]`)).join(', ')}`;
+      const templates = `chat templates: ${listChatTemplates().map(({ template, origin }) => (origin === 'core' ? template.name : `${template.name} [${origin}]`)).join(', ')}`;
+      process.stdout.write([...list.map(formatNode), ...engines, architectures, templates].join('\n\n') + '\n');
     }
     return failed ? 1 : 0;
   },
