@@ -10,6 +10,7 @@ import { Rng } from '../../core/rng.js';
 import { readSafetensors, writeSafetensors } from '../../core/llm/safetensors.js';
 import type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 import { CausalLM, PROJECTIONS, projectionPath, type Linear, type ProjectionName } from './model.js';
+import { projectionsOf } from './parameters.js';
 
 export type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 
@@ -29,11 +30,6 @@ function validate(config: LoraConfig): void {
   }
 }
 
-function targets(model: CausalLM, modules: string[]) {
-  return model.weights.layers.flatMap((layer) =>
-    PROJECTIONS.filter((p) => modules.includes(p)).map((p) => ({ name: p as ProjectionName, linear: layer.proj[p] })),
-  );
-}
 
 /** Attach fresh adapters (PEFT's init). Replaces any adapter already attached. */
 export function attachLora(model: CausalLM, options: LoraOptions): LoraState {
@@ -42,7 +38,7 @@ export function attachLora(model: CausalLM, options: LoraOptions): LoraState {
   detachLora(model);
   const rng = new Rng(config.seed);
   const adapters = new Map<string, LoraAdapter>();
-  for (const { linear } of targets(model, config.targetModules)) {
+  for (const linear of projectionsOf(model.weights, model.config, config.targetModules)) {
     // kaiming_uniform_(a=√5) on [r, in]: bound = gain·√(3/fan_in) with gain = √(2/(1+5)) → 1/√in.
     const bound = 1 / Math.sqrt(linear.inFeatures);
     const a = new Float32Array(config.r * linear.inFeatures);

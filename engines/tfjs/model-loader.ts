@@ -6,61 +6,26 @@ import { Rng } from '../../core/rng.js';
 import { readModelConfig, type ModelConfig } from '../../core/llm/config.js';
 import { resolveModelDir } from '../../core/llm/hub.js';
 import { SafetensorsFile } from '../../core/llm/safetensors.js';
-import { CausalLM, PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './model.js';
-
-/** [out, in] of each projection. */
-function projectionShape(config: ModelConfig, name: ProjectionName): [number, number] {
-  const { hiddenSize: h, numHeads, numKvHeads, headDim, intermediateSize: m } = config;
-  switch (name) {
-    case 'q_proj': return [numHeads * headDim, h];
-    case 'k_proj':
-    case 'v_proj': return [numKvHeads * headDim, h];
-    case 'o_proj': return [h, numHeads * headDim];
-    case 'gate_proj':
-    case 'up_proj': return [m, h];
-    case 'down_proj': return [h, m];
-  }
-}
-
-function hasBias(config: ModelConfig, name: ProjectionName): boolean {
-  if (name === 'q_proj' || name === 'k_proj' || name === 'v_proj') return config.attentionBias;
-  if (name === 'o_proj') return config.outputBias;
-  return config.mlpBias;
-}
+import { CausalLM, type ModelWeights } from './model.js';
+import { parameterSpecs, setParameter } from './parameters.js';
 
 /** Where each weight comes from: a name → [shape, host data] source, checked as it is taken. */
 type WeightSource = (name: string, shape: number[]) => Float32Array;
 
+/** The weights named by the parameter list, each taken from `take` (checked there) in the model's layout. */
 function buildWeights(config: ModelConfig, take: WeightSource): ModelWeights {
-  const t1 = (name: string, n: number) => tf.tensor1d(take(name, [n]));
-  const { hiddenSize: h, vocabSize: v, headDim } = config;
-  const embedTokens = tf.tensor2d(take('model.embed_tokens.weight', [v, h]), [v, h]);
-  const lmHead = config.tieWordEmbeddings ? embedTokens : tf.tensor2d(take('lm_head.weight', [v, h]), [v, h]);
-  const layers: DecoderLayer[] = [];
-  for (let i = 0; i < config.numLayers; i++) {
-    const proj = {} as Record<ProjectionName, Linear>;
-    for (const name of PROJECTIONS) {
-      const path = projectionPath(i, name);
-      const [out, inp] = projectionShape(config, name);
-      const weight = tf.tensor2d(take(`${path}.weight`, [out, inp]), [out, inp]);
-      proj[name] = {
-        weightT: tf.transpose(weight) as tf.Tensor2D,
-        bias: hasBias(config, name) ? t1(`${path}.bias`, out) : undefined,
-        inFeatures: inp,
-        outFeatures: out,
-        path,
-      };
-      weight.dispose();
+  const weights = { layers: [] } as unknown as ModelWeights;
+  for (const spec of parameterSpecs(config)) {
+    const host = take(spec.name, spec.shape);
+    if (!spec.transposed) setParameter(weights, spec, tf.tensor(host, spec.shape));
+    else {
+      const stored = tf.tensor2d(host, spec.shape as [number, number]);
+      setParameter(weights, spec, tf.transpose(stored));
+      stored.dispose();
     }
-    layers.push({
-      inputNorm: t1(`model.layers.${i}.input_layernorm.weight`, h),
-      postAttentionNorm: t1(`model.layers.${i}.post_attention_layernorm.weight`, h),
-      qNorm: config.qkNorm ? t1(`model.layers.${i}.self_attn.q_norm.weight`, headDim) : undefined,
-      kNorm: config.qkNorm ? t1(`model.layers.${i}.self_attn.k_norm.weight`, headDim) : undefined,
-      proj,
-    });
   }
-  return { embedTokens, lmHead, finalNorm: t1('model.norm.weight', h), layers };
+  if (config.tieWordEmbeddings) weights.lmHead = weights.embedTokens;
+  return weights;
 }
 
 /** The safetensors files of a checkpoint: the shards of model.safetensors.index.json, or model.safetensors. */

@@ -12,37 +12,12 @@ import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
 import { trainableEmbeddingLookup } from './embedding.js';
 import { frozenMatMul, matMul, swapLastAxes, unembed } from './matmul.js';
+import { getParameter, parameterSpecs, projectionPath, PROJECTIONS, setParameter, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './parameters.js';
 
 export type { ModelConfig } from '../../core/llm/config.js';
 export type { KVCache } from './kv-cache.js';
 
-export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type ProjectionName = (typeof PROJECTIONS)[number];
-
-export interface Linear {
-  /** [in, out]: the transpose of the checkpoint's [out, in], so y = x · weightT. */
-  weightT: tf.Tensor2D;
-  bias?: tf.Tensor1D;
-  inFeatures: number;
-  outFeatures: number;
-  /** Module path as in the checkpoint, e.g. `model.layers.0.self_attn.q_proj`. */
-  path: string;
-}
-
-export interface DecoderLayer {
-  inputNorm: tf.Tensor1D;
-  postAttentionNorm: tf.Tensor1D;
-  qNorm?: tf.Tensor1D;
-  kNorm?: tf.Tensor1D;
-  proj: Record<ProjectionName, Linear>;
-}
-
-export interface ModelWeights {
-  embedTokens: tf.Tensor2D; // [V, H]
-  lmHead: tf.Tensor2D; // [V, H]; the same tensor as embedTokens when tied
-  finalNorm: tf.Tensor1D;
-  layers: DecoderLayer[];
-}
+export { PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './parameters.js';
 
 export interface HiddenOptions {
   training?: boolean;
@@ -77,15 +52,6 @@ interface AttendOver {
 }
 
 const MASKED = -1e9;
-const SECTION: Record<ProjectionName, string> = {
-  q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn',
-  gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp',
-};
-
-export function projectionPath(layer: number, name: ProjectionName): string {
-  return `model.layers.${layer}.${SECTION[name]}.${name}`;
-}
-
 export class CausalLM {
   readonly config: ModelConfig;
   readonly dir?: string;
@@ -445,41 +411,15 @@ export class CausalLM {
     };
     const w = this.weights;
     const tied = w.lmHead === w.embedTokens;
-    w.embedTokens = toVariable(w.embedTokens);
-    w.lmHead = tied ? w.embedTokens : toVariable(w.lmHead);
-    w.finalNorm = toVariable(w.finalNorm);
-    for (const layer of w.layers) {
-      layer.inputNorm = toVariable(layer.inputNorm);
-      layer.postAttentionNorm = toVariable(layer.postAttentionNorm);
-      if (layer.qNorm) layer.qNorm = toVariable(layer.qNorm);
-      if (layer.kNorm) layer.kNorm = toVariable(layer.kNorm);
-      for (const p of PROJECTIONS) {
-        const linear = layer.proj[p];
-        linear.weightT = toVariable(linear.weightT);
-        if (linear.bias) linear.bias = toVariable(linear.bias);
-      }
-    }
+    for (const spec of parameterSpecs(this.config)) setParameter(w, spec, toVariable(getParameter(w, spec)));
+    if (tied) w.lmHead = w.embedTokens;
     this.baseWeightsTrainable = true;
   }
 
   trainableVariables(): tf.Variable[] {
-    if (this.baseWeightsTrainable) {
-      const w = this.weights;
-      const base = [w.embedTokens, ...(w.lmHead === w.embedTokens ? [] : [w.lmHead]), w.finalNorm];
-      for (const layer of w.layers) {
-        base.push(layer.inputNorm, layer.postAttentionNorm);
-        if (layer.qNorm) base.push(layer.qNorm);
-        if (layer.kNorm) base.push(layer.kNorm);
-        for (const p of PROJECTIONS) {
-          base.push(layer.proj[p].weightT);
-          if (layer.proj[p].bias) base.push(layer.proj[p].bias!);
-        }
-      }
-      const lora = this.lora ? [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]) : [];
-      return [...(base as unknown as tf.Variable[]), ...lora];
-    }
-    if (!this.lora) return [];
-    return [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]);
+    const lora = this.lora ? [...this.lora.adapters.values()].flatMap((a) => [a.A, a.B]) : [];
+    if (!this.baseWeightsTrainable) return lora;
+    return [...(this.baseWeightTensors() as tf.Variable[]), ...lora];
   }
 
   withAdaptersDisabled<T>(fn: () => T): T {
@@ -492,25 +432,9 @@ export class CausalLM {
     }
   }
 
-  /** Every base weight tensor once (a tied embedding is one tensor), LoRA excluded. */
+  /** Every base weight tensor once (a tied embedding is one tensor), LoRA excluded, in the parameter list's order. */
   baseWeightTensors(): tf.Tensor[] {
-    const unique = new Set<tf.Tensor>();
-    const add = (t?: tf.Tensor) => t && unique.add(t);
-    const w = this.weights;
-    add(w.embedTokens);
-    add(w.lmHead);
-    add(w.finalNorm);
-    for (const layer of w.layers) {
-      add(layer.inputNorm);
-      add(layer.postAttentionNorm);
-      add(layer.qNorm);
-      add(layer.kNorm);
-      for (const p of PROJECTIONS) {
-        add(layer.proj[p].weightT);
-        add(layer.proj[p].bias);
-      }
-    }
-    return [...unique];
+    return parameterSpecs(this.config).map((spec) => getParameter(this.weights, spec));
   }
 
   dispose(): void {

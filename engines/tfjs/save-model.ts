@@ -7,7 +7,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { architectureTraits } from '../../core/llm/architectures/index.js';
-import { PROJECTIONS, type CausalLM } from './model.js';
+import type { CausalLM } from './model.js';
+import { getParameter, parameterSpecs } from './parameters.js';
 import type { ModelConfig } from '../../core/llm/config.js';
 import { writeSafetensors, type HostTensor, type SafetensorsWriteDtype } from '../../core/llm/safetensors.js';
 
@@ -93,23 +94,7 @@ export function portableTokenizerConfig(config: Record<string, unknown>, chatTem
  * back asynchronously one tensor at a time (at most one transposed copy on the device at once).
  */
 export async function modelTensors(model: CausalLM): Promise<Record<string, HostTensor>> {
-  const w = model.weights;
-  const pending: { name: string; tensor: tf.Tensor; transpose: boolean }[] = [];
-  const put = (name: string, tensor: tf.Tensor, transpose = false) => pending.push({ name, tensor, transpose });
-  put('model.embed_tokens.weight', w.embedTokens);
-  if (!model.config.tieWordEmbeddings) put('lm_head.weight', w.lmHead);
-  put('model.norm.weight', w.finalNorm);
-  w.layers.forEach((layer, i) => {
-    put(`model.layers.${i}.input_layernorm.weight`, layer.inputNorm);
-    put(`model.layers.${i}.post_attention_layernorm.weight`, layer.postAttentionNorm);
-    if (layer.qNorm) put(`model.layers.${i}.self_attn.q_norm.weight`, layer.qNorm);
-    if (layer.kNorm) put(`model.layers.${i}.self_attn.k_norm.weight`, layer.kNorm);
-    for (const p of PROJECTIONS) {
-      const linear = layer.proj[p];
-      put(`${linear.path}.weight`, linear.weightT, true);
-      if (linear.bias) put(`${linear.path}.bias`, linear.bias);
-    }
-  });
+  const pending = parameterSpecs(model.config).map((spec) => ({ name: spec.name, tensor: getParameter(model.weights, spec), transpose: spec.transposed }));
   const out: Record<string, HostTensor> = {};
   for (const { name, tensor, transpose } of pending) {
     const source = transpose ? tf.transpose(tensor) : tensor;
