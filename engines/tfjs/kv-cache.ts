@@ -3,6 +3,7 @@
 // maxLength], so a decode step multiplies the queries by them as they are (no per-step transpose of the
 // whole cache), and values as [slots, kvHeads, maxLength, headDim].
 import { tf } from './tf.js';
+import { swapLastAxes } from './matmul.js';
 
 export interface KVCache {
   readonly slots: number;
@@ -99,4 +100,115 @@ export function copySlotsInPlace(cache: KVCache, from: readonly number[], to: re
     const size = view.length / cache.slots;
     from.forEach((source, i) => view.copyWithin(to[i] * size, source * size, (source + 1) * size));
   }
+}
+
+/** What attention reads for one layer: keys [B, kvH, S, D] (or transposed, [B, kvH, D, S]) and values [B, kvH, S, D]. */
+export interface AttendOver {
+  keys: tf.Tensor4D;
+  values: tf.Tensor4D;
+  keysTransposed?: boolean;
+}
+
+/**
+ * The one seam between a pass and the cache: `update(layer, k, v)` stores a layer's new keys and values
+ * [B, kvH, T, D] and returns what that layer attends over; `commit()` runs after the pass (outside its
+ * tidy) and makes the writes the cache's. The in-place cache writes host memory and has nothing to
+ * commit; the copying cache builds new tensors and swaps them in at commit. Create it inside the pass's
+ * tidy (its index tensors are the pass's).
+ */
+export interface KVUpdate {
+  update(layer: number, keys: tf.Tensor4D, values: tf.Tensor4D): AttendOver;
+  commit(): void;
+}
+
+/** Swaps in new per-layer tensors, freeing the old ones. */
+export function replaceStores(cache: KVCache, keys: tf.Tensor4D[], values: tf.Tensor4D[]): void {
+  keys.forEach((k, i) => {
+    cache.keys[i].dispose();
+    cache.keys[i] = k;
+  });
+  values.forEach((v, i) => {
+    cache.values[i].dispose();
+    cache.values[i] = v;
+  });
+}
+
+/** A prefill of `slots` with right-padded prompts (`lengths`, padded to `longest`): attention reads the pass's own keys. */
+export function prefillUpdate(cache: KVCache, slots: number[], lengths: number[], longest: number): KVUpdate {
+  if (cache.inPlace) {
+    const starts = slots.map(() => 0);
+    return {
+      update: (layer, k, v) => (writeInPlace(cache, layer, k, v, slots, starts, lengths), { keys: k, values: v }),
+      commit: () => {},
+    };
+  }
+  // Each slot's new rows, scattered whole (padded to the cache length).
+  const slotIndex = tf.tensor2d(slots, [slots.length, 1], 'int32');
+  const padColumns = cache.maxLength - longest;
+  const newKeys: tf.Tensor4D[] = [];
+  const newValues: tf.Tensor4D[] = [];
+  const write = (store: tf.Tensor4D, x: tf.Tensor4D, axis: number) => {
+    const padding: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+    padding[axis] = [0, padColumns];
+    const rows = padColumns > 0 ? tf.pad(x, padding) : x;
+    return tf.keep(tf.tensorScatterUpdate(store, slotIndex, rows)) as tf.Tensor4D;
+  };
+  return {
+    update: (layer, k, v) => {
+      newKeys[layer] = write(cache.keys[layer], swapLastAxes(k), 3);
+      newValues[layer] = write(cache.values[layer], v, 2);
+      return { keys: k, values: v };
+    },
+    commit: () => replaceStores(cache, newKeys, newValues),
+  };
+}
+
+/**
+ * A decode step. In place: every slot runs, in slot order (`positions` per slot; `writes` 1 where a
+ * token is really decoded), and attention reads the whole cache as it lies. Copying: only the decoded
+ * slots run; attention reads their rows over columns [0, span).
+ */
+export function decodeUpdate(
+  cache: KVCache,
+  rows: { slots: number[]; positions: number[]; writes?: number[]; span: number },
+): KVUpdate {
+  const { slots, positions, span } = rows;
+  if (cache.inPlace) {
+    return {
+      update: (layer, k, v) => {
+        writeInPlace(cache, layer, k, v, slots, positions, rows.writes ?? slots.map(() => 1));
+        return { keys: cache.keys[layer], values: cache.values[layer], keysTransposed: true };
+      },
+      commit: () => {},
+    };
+  }
+  const n = slots.length;
+  const [, numKvHeads, headDim] = cache.keys[0].shape;
+  const allSlotsInOrder = n === cache.slots && slots.every((s, i) => s === i);
+  const slotTensor = tf.tensor1d(slots, 'int32');
+  // Gather whole slots of a 2-D view (a rank-4 gather is slow on wasm).
+  const read = (sliced: tf.Tensor4D): tf.Tensor4D => {
+    if (allSlotsInOrder) return sliced;
+    const [, a, b, c] = sliced.shape;
+    return tf.gather(sliced.reshape([cache.slots, a * b * c]), slotTensor).reshape([n, a, b, c]) as tf.Tensor4D;
+  };
+  // (slot, head, position) of each new value row; (slot, head, dim, position) of each new key entry
+  const valueIndex = tf.tensor2d(slots.flatMap((s, i) => Array.from({ length: numKvHeads }, (_, h) => [s, h, positions[i]])), [n * numKvHeads, 3], 'int32');
+  const keyIndex = tf.tensor2d(
+    slots.flatMap((s, i) => Array.from({ length: numKvHeads * headDim }, (_, hd) => [s, Math.floor(hd / headDim), hd % headDim, positions[i]])),
+    [n * numKvHeads * headDim, 4],
+    'int32',
+  );
+  const newKeys: tf.Tensor4D[] = [];
+  const newValues: tf.Tensor4D[] = [];
+  return {
+    update: (layer, k, v) => {
+      newKeys[layer] = tf.keep(tf.tensorScatterUpdate(cache.keys[layer], keyIndex, k.reshape([n * numKvHeads * headDim]))) as tf.Tensor4D;
+      newValues[layer] = tf.keep(tf.tensorScatterUpdate(cache.values[layer], valueIndex, v.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
+      const keys = span === cache.maxLength ? newKeys[layer] : tf.slice(newKeys[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, headDim, span]);
+      const values = span === cache.maxLength ? newValues[layer] : tf.slice(newValues[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
+      return { keys: read(keys as tf.Tensor4D), values: read(values as tf.Tensor4D), keysTransposed: true };
+    },
+    commit: () => replaceStores(cache, newKeys, newValues),
+  };
 }

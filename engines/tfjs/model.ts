@@ -5,7 +5,7 @@
 import { tf } from './tf.js';
 import { Rng, type RngState } from '../../core/rng.js';
 import type { ModelConfig } from '../../core/llm/config.js';
-import { copySlotsInPlace, inPlaceWritesSupported, writeInPlace, type KVCache } from './kv-cache.js';
+import { copySlotsInPlace, decodeUpdate, inPlaceWritesSupported, prefillUpdate, replaceStores, type AttendOver, type KVCache, type KVUpdate } from './kv-cache.js';
 import type { LoraState, LoraAdapter } from './lora-types.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
@@ -45,11 +45,6 @@ interface PassContext {
   keyValues?: (layer: number, keys: tf.Tensor4D, values: tf.Tensor4D) => AttendOver;
 }
 
-interface AttendOver {
-  keys: tf.Tensor4D;
-  values: tf.Tensor4D;
-  keysTransposed?: boolean;
-}
 
 const MASKED = -1e9;
 export class CausalLM {
@@ -238,36 +233,17 @@ export class CausalLM {
     const idsData = new Int32Array(n * longest);
     const maskData = new Int32Array(n * longest);
     prompts.forEach((p, i) => p.forEach((tok, j) => ((idsData[i * longest + j] = tok), (maskData[i * longest + j] = 1))));
-    const newKeys: tf.Tensor4D[] = [];
-    const newValues: tf.Tensor4D[] = [];
-    const starts = slots.map(() => 0);
+    let writes: KVUpdate | undefined;
     const logits = tf.tidy(() => {
       const ids = tf.tensor2d(idsData, [n, longest], 'int32');
       const mask = tf.tensor2d(maskData, [n, longest], 'int32');
-      // For the copying writes: each slot's new rows, scattered whole.
-      const slotIndex = cache.inPlace ? undefined : tf.tensor2d(slots, [n, 1], 'int32');
-      const padColumns = cache.maxLength - longest;
-      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
-        if (cache.inPlace) {
-          writeInPlace(cache, layer, k, v, slots, starts, lengths);
-        } else {
-          const write = (store: tf.Tensor4D, x: tf.Tensor4D, axis: number) => {
-            const padding: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
-            padding[axis] = [0, padColumns];
-            const rows = padColumns > 0 ? tf.pad(x, padding) : x;
-            return tf.keep(tf.tensorScatterUpdate(store, slotIndex!, rows)) as tf.Tensor4D;
-          };
-          newKeys[layer] = write(cache.keys[layer], swapLastAxes(k), 3);
-          newValues[layer] = write(cache.values[layer], v, 2);
-        }
-        return { keys: k, values: v };
-      };
-      const h = this.runLayers(ids, this.passContext(ids, mask, undefined, false, keyValues), false);
+      writes = prefillUpdate(cache, slots, lengths, longest);
+      const h = this.runLayers(ids, this.passContext(ids, mask, undefined, false, (layer, k, v) => writes!.update(layer, k, v)), false);
       const last = tf.tensor2d(lengths.map((len, i) => [i, len - 1]), [n, 2], 'int32');
       const lastHidden = tf.gatherND(h, last) as tf.Tensor2D;
       return unembed(lastHidden, this.weights.lmHead);
     });
-    this.replaceCache(cache, newKeys, newValues);
+    writes!.commit();
     slots.forEach((s, i) => (cache.lengths[s] = lengths[i]));
     return logits;
   }
@@ -301,10 +277,8 @@ export class CausalLM {
     slots.forEach((s, i) => ((rowTokens[s] = tokens[i]), (rowPositions[s] = positions[i]), (writes[s] = 1)));
     const allSlotsInOrder = slots.length === cache.slots && slots.every((s, i) => s === i);
     return tf.tidy(() => {
-      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
-        writeInPlace(cache, layer, k, v, all, rowPositions, writes);
-        return { keys: cache.keys[layer], values: cache.values[layer], keysTransposed: true };
-      };
+      const update = decodeUpdate(cache, { slots: all, positions: rowPositions, writes, span: cache.maxLength });
+      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D) => update.update(layer, k, v);
       const h = this.runLayers(tf.tensor2d(rowTokens, [cache.slots, 1], 'int32'), this.decodeContext(rowPositions, cache.maxLength, keyValues), false);
       const rows = h.reshape([cache.slots, this.config.hiddenSize]) as tf.Tensor2D;
       return unembed(allSlotsInOrder ? rows : (tf.gather(rows, tf.tensor1d(slots, 'int32')) as tf.Tensor2D), this.weights.lmHead);
@@ -318,36 +292,14 @@ export class CausalLM {
     // cache — all of them, masked, since copying out a column range costs about as much as attending to it.
     const filled = Math.max(...positions) + 1;
     const span = filled * 2 > cache.maxLength ? cache.maxLength : filled;
-    const allSlotsInOrder = slots.length === cache.slots && slots.every((s, i) => s === i);
-    const { numKvHeads, headDim } = this.config;
-    const newKeys: tf.Tensor4D[] = [];
-    const newValues: tf.Tensor4D[] = [];
+    let update: KVUpdate | undefined;
     const logits = tf.tidy(() => {
-      const slotTensor = tf.tensor1d(slots, 'int32');
-      // Gather whole slots of a 2-D view (a rank-4 gather is slow on wasm).
-      const read = (sliced: tf.Tensor4D): tf.Tensor4D => {
-        if (allSlotsInOrder) return sliced;
-        const [, a, b, c] = sliced.shape;
-        return tf.gather(sliced.reshape([cache.slots, a * b * c]), slotTensor).reshape([n, a, b, c]) as tf.Tensor4D;
-      };
-      // (slot, head, position) of each new value row; (slot, head, dim, position) of each new key entry
-      const valueIndex = tf.tensor2d(slots.flatMap((s, i) => Array.from({ length: numKvHeads }, (_, h) => [s, h, positions[i]])), [n * numKvHeads, 3], 'int32');
-      const keyIndex = tf.tensor2d(
-        slots.flatMap((s, i) => Array.from({ length: numKvHeads * headDim }, (_, hd) => [s, Math.floor(hd / headDim), hd % headDim, positions[i]])),
-        [n * numKvHeads * headDim, 4],
-        'int32',
-      );
-      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttendOver => {
-        newKeys[layer] = tf.keep(tf.tensorScatterUpdate(cache.keys[layer], keyIndex, k.reshape([n * numKvHeads * headDim]))) as tf.Tensor4D;
-        newValues[layer] = tf.keep(tf.tensorScatterUpdate(cache.values[layer], valueIndex, v.reshape([n * numKvHeads, headDim]))) as tf.Tensor4D;
-        const keys = span === cache.maxLength ? newKeys[layer] : tf.slice(newKeys[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, headDim, span]);
-        const values = span === cache.maxLength ? newValues[layer] : tf.slice(newValues[layer], [0, 0, 0, 0], [cache.slots, numKvHeads, span, headDim]);
-        return { keys: read(keys as tf.Tensor4D), values: read(values as tf.Tensor4D), keysTransposed: true };
-      };
+      update = decodeUpdate(cache, { slots, positions, span });
+      const keyValues = (layer: number, k: tf.Tensor4D, v: tf.Tensor4D) => update!.update(layer, k, v);
       const h = this.runLayers(tf.tensor2d(tokens, [n, 1], 'int32'), this.decodeContext(positions, span, keyValues), false);
       return unembed(h.reshape([n, this.config.hiddenSize]) as tf.Tensor2D, this.weights.lmHead);
     });
-    this.replaceCache(cache, newKeys, newValues);
+    update!.commit();
     return logits;
   }
 
@@ -376,7 +328,7 @@ export class CausalLM {
         const copy = (store: tf.Tensor4D) => tf.keep(tf.tensorScatterUpdate(store, targets, tf.gather(store, sources))) as tf.Tensor4D;
         return [cache.keys.map(copy), cache.values.map(copy)];
       });
-      this.replaceCache(cache, newKeys, newValues);
+      replaceStores(cache, newKeys, newValues);
     }
     to.forEach((t, i) => (cache.lengths[t] = cache.lengths[from[i]]));
   }
@@ -597,17 +549,6 @@ export class CausalLM {
 
   private checkSlot(cache: KVCache, slot: number): void {
     if (!Number.isInteger(slot) || slot < 0 || slot >= cache.slots) throw new Error(`slot ${slot} out of range (cache has ${cache.slots} slots)`);
-  }
-
-  private replaceCache(cache: KVCache, keys: tf.Tensor4D[], values: tf.Tensor4D[]): void {
-    keys.forEach((k, i) => {
-      cache.keys[i].dispose();
-      cache.keys[i] = k;
-    });
-    values.forEach((v, i) => {
-      cache.values[i].dispose();
-      cache.values[i] = v;
-    });
   }
 }
 
