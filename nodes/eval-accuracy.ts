@@ -15,7 +15,7 @@ import { modelLock } from '../core/llm/model-lock.js';
 import { maybeMerged } from '../core/scheduler/sample-batch.js';
 import { defineNode } from '../core/plugin.js';
 import { ports, type PromptRecord, type RolloutGroup } from '../core/ports.js';
-import { mergeSummary } from '../core/report/summary.js';
+import { mergeSummary, readSummarySync } from '../core/report/summary.js';
 import { preparePrompt, stopTokenIds } from './rollout-generate.js';
 
 export const evalAccuracyConfig = z
@@ -172,7 +172,10 @@ export const evalAccuracy = defineNode({
     // and the generator (dataset.synthetic's test and prompts) may hold the training prompts back until
     // the held-out ones are taken, and nothing else would take them until training ends.
     heldOut().catch(() => undefined); // awaited by the first evaluation, which reports a failure
-    const before = c.before ? evaluate('before', startStep) : undefined;
+    // A resumed run keeps the first segment's "before" (in summary.json) instead of evaluating the checkpoint again.
+    const recordedBefore = startStep > 0 ? recordedEval(ctx.outDir, 'before') : undefined;
+    if (recordedBefore) results.set(recordedBefore.step, recordedBefore);
+    const before = c.before ? (recordedBefore ? Promise.resolve(recordedBefore) : evaluate('before', startStep)) : undefined;
     before?.catch(() => undefined); // awaited below; a rejection fails the node there
 
     const periodic: Promise<EvalResult>[] = [];
@@ -216,6 +219,16 @@ export const evalAccuracy = defineNode({
     return { done };
   },
 });
+
+/** An evaluation an earlier segment of this run wrote to summary.json (`eval.before`, `eval.after`). */
+export function recordedEval(outDir: string, label: 'before' | 'after'): EvalResult | undefined {
+  const evals = readSummarySync(outDir).eval as Record<string, unknown> | undefined;
+  const entry = evals?.[label] as Record<string, unknown> | undefined;
+  if (!entry || typeof entry.step !== 'number' || typeof entry.n !== 'number' || typeof entry.accuracy !== 'number') return undefined;
+  const { step, n, accuracy, ...rest } = entry;
+  const values = Object.fromEntries(Object.entries(rest).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  return { label, step, n, accuracy, values };
+}
 
 function mean(values: number[]): number {
   return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;

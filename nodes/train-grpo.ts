@@ -20,6 +20,7 @@ import { defineNode } from '../core/plugin.js';
 import { ports, type MetricRecord, type PolicySnapshot, type TrainingBatch } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mergeSummary } from '../core/report/summary.js';
+import { fileError } from '../core/runtime/file-error.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
 import { BusyMeter } from '../core/scheduler/busy-meter.js';
 
@@ -203,10 +204,12 @@ export const trainGrpo = defineNode({
           optimizer: await trainer.optimizer.exportState(),
           rngStates: { dropout: model.dropoutRngState() },
           datasetPosition: { ...position },
-          extra: { numTokensSeen: trainer.numTokensSeen, maxSteps: c.max_steps, node: ctx.id },
+          extra: { numTokensSeen: trainer.numTokensSeen, maxSteps: c.max_steps, node: ctx.id, fingerprint: ctx.services.fingerprint },
         },
         { writeAdapter: async (temp) => savePeftAdapter(model, temp), totalLimit: c.save_total_limit },
-      );
+      ).catch((error) => {
+        throw fileError(error, outputDir, `${where} output_dir`);
+      });
       lastSaved = step;
       ctx.metrics.event('info', `checkpoint ${dir} (step ${step})`, { checkpoint: dir, step });
       return dir;

@@ -1,5 +1,17 @@
 // Run outputs: OUT/metrics.jsonl (one `{"step", "node", ...values}` object per line) and OUT/events.log.
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+//
+// Lines are written synchronously as they arrive (a few per step), so a killed process loses nothing it
+// had published. A resumed run (`--resume`) continues the files of the run it resumes instead of
+// starting them again:
+// - metrics.jsonl: the steps after the checkpoint are done again, so their old records must not stay
+//   beside the new ones. Each node counts its own steps (the trainer optimiser steps, the generator
+//   batches, ...), so the writer learns where a node starts again from the first record it publishes
+//   after the resume: the old records of that node at that step and later are dropped (the file is
+//   rewritten atomically, once per such node), everything else is kept.
+// - events.log: the entries after the resumed checkpoint's own `checkpoint ... (step N)` entry are the
+//   steps done again; of those only the run-level entries (node `graph`) and warnings/errors stay (they
+//   say how the segment ended), then the new run appends.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Observable } from 'rxjs';
 import type { MetricRecord } from '../ports.js';
@@ -10,20 +22,53 @@ export interface RunWriter {
   close(): Promise<void>;
 }
 
-function openStream(file: string): WriteStream {
-  mkdirSync(path.dirname(file), { recursive: true });
-  return createWriteStream(file, { flags: 'w' });
+/** Where a resumed run continues: the step of the checkpoint it starts from. */
+export interface ResumePoint {
+  step: number;
 }
 
-function writeLines<T>(source$: Observable<T>, file: string, format: (item: T) => string): RunWriter {
-  const stream = openStream(file);
-  const sub = source$.subscribe((item) => stream.write(format(item) + '\n'));
+/** An append-only text file written line by line, which can be replaced atomically by a new content. */
+class LineFile {
+  private fd: number;
+  constructor(private readonly file: string, initial?: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    if (initial !== undefined) this.writeAtomically(initial);
+    this.fd = openSync(file, initial === undefined ? 'w' : 'a');
+  }
+
+  append(text: string): void {
+    writeSync(this.fd, text);
+  }
+
+  /** Replaces the whole file (temporary file, then rename: a kill leaves the old content or the new). */
+  replace(text: string): void {
+    closeSync(this.fd);
+    this.writeAtomically(text);
+    this.fd = openSync(this.file, 'a');
+  }
+
+  private writeAtomically(text: string): void {
+    const temp = `${this.file}.tmp-${process.pid}`;
+    writeFileSync(temp, text);
+    renameSync(temp, this.file);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+function readIfExists(file: string): string | undefined {
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+function subscribeWriter<T>(source$: Observable<T>, write: (item: T) => void, close: () => void): RunWriter {
+  const sub = source$.subscribe(write);
   return {
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        sub.unsubscribe();
-        stream.end((error?: Error | null) => (error ? reject(error) : resolve()));
-      }),
+    close: async () => {
+      sub.unsubscribe();
+      close();
+    },
   };
 }
 
@@ -42,10 +87,83 @@ export function eventLine(event: EventRecord): string {
   return `${new Date(event.time).toISOString()} ${event.level.toUpperCase().padEnd(5)} [${event.node}] ${event.message}${data}`;
 }
 
-export function writeMetricsJsonl(metrics$: Observable<MetricRecord>, file: string): RunWriter {
-  return writeLines(metrics$, file, metricLine);
+interface KeyedLine {
+  node?: string;
+  step?: number;
+  line: string;
 }
 
-export function writeEventsLog(events$: Observable<EventRecord>, file: string): RunWriter {
-  return writeLines(events$, file, eventLine);
+function parseMetricLine(line: string): KeyedLine {
+  try {
+    const parsed = JSON.parse(line) as { node?: unknown; step?: unknown };
+    return { line, ...(typeof parsed.node === 'string' ? { node: parsed.node } : {}), ...(typeof parsed.step === 'number' ? { step: parsed.step } : {}) };
+  } catch {
+    return { line }; // kept as it was: not ours to judge
+  }
+}
+
+export function writeMetricsJsonl(metrics$: Observable<MetricRecord>, file: string, resume?: ResumePoint): RunWriter {
+  const previous = resume ? readIfExists(file) : undefined;
+  if (previous === undefined) {
+    const out = new LineFile(file);
+    return subscribeWriter(metrics$, (record) => out.append(metricLine(record) + '\n'), () => out.close());
+  }
+  // Every line (old and new) stays in memory so the file can be rewritten when a node restarts.
+  let lines: KeyedLine[] = previous.split('\n').filter((l) => l.length > 0).map(parseMetricLine);
+  const out = new LineFile(file, lines.map((l) => l.line + '\n').join(''));
+  const restarted = new Set<string>();
+  return subscribeWriter(
+    metrics$,
+    (record) => {
+      if (!restarted.has(record.node)) {
+        restarted.add(record.node);
+        const redone = (l: KeyedLine) => l.node === record.node && l.step !== undefined && l.step >= record.step;
+        if (lines.some(redone)) {
+          lines = lines.filter((l) => !redone(l));
+          out.replace(lines.map((l) => l.line + '\n').join(''));
+        }
+      }
+      const line = metricLine(record);
+      lines.push({ node: record.node, step: record.step, line });
+      out.append(line + '\n');
+    },
+    () => out.close(),
+  );
+}
+
+const ENTRY_START = /^\d{4}-\d\d-\d\dT[\d:.]+Z /;
+const ENTRY_HEAD = /^\S+ (\w+)\s+\[([^\]]*)\] (.*)$/;
+
+/** Splits an events log into entries (an entry's message may span several lines: the eval table). */
+export function eventEntries(text: string): string[] {
+  const entries: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.length === 0) continue;
+    if (ENTRY_START.test(line) || entries.length === 0) entries.push(line);
+    else entries[entries.length - 1] += '\n' + line;
+  }
+  return entries;
+}
+
+/** The events log of a run resumed from the checkpoint at `step` (see the top of this file). */
+export function eventsBeforeResume(text: string, step: number): string[] {
+  const entries = eventEntries(text);
+  const written = new RegExp(`^checkpoint .*checkpoint-${step} \\(step ${step}\\)`);
+  let last = -1;
+  entries.forEach((entry, i) => {
+    const head = ENTRY_HEAD.exec(entry.split('\n')[0]);
+    if (head && written.test(head[3])) last = i;
+  });
+  if (last < 0) return entries; // not this run's checkpoint (or not found): keep everything
+  return entries.filter((entry, i) => {
+    if (i <= last) return true;
+    const head = ENTRY_HEAD.exec(entry.split('\n')[0]);
+    return head !== null && (head[2] === 'graph' || head[1] === 'WARN' || head[1] === 'ERROR');
+  });
+}
+
+export function writeEventsLog(events$: Observable<EventRecord>, file: string, resume?: ResumePoint): RunWriter {
+  const previous = resume ? readIfExists(file) : undefined;
+  const out = new LineFile(file, previous === undefined ? undefined : eventsBeforeResume(previous, resume!.step).map((e) => e + '\n').join(''));
+  return subscribeWriter(events$, (event) => out.append(eventLine(event) + '\n'), () => out.close());
 }
