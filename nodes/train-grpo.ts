@@ -46,6 +46,10 @@ export const trainGrpoConfig = z
           "per_device_train_batch_size to num_generations (Unsloth's rule), 'round-up' raises it to the next size that fits, 'fail' refuses.",
       ),
     num_generations: positiveInt().default(8).describe("G, completions per prompt: must equal the generator's num_generations."),
+    allow_single_generation: z
+      .boolean()
+      .default(false)
+      .describe('Allow num_generations 1 (every group-relative advantage is then 0 and the loss is 0: only for tests of the plumbing).'),
     max_steps: positiveInt().describe('Optimiser steps to train; the trainer then ends its outputs.'),
     beta: z.number().min(0).default(0).describe('KL coefficient against the base model (adapters disabled); 0 skips the reference pass.'),
     epsilon: z.number().min(0).default(0.2).describe('Lower clip range of the probability ratio.'),
@@ -74,6 +78,13 @@ export const trainGrpoConfig = z
       ),
   })
   .superRefine((c, issues) => {
+    if (c.num_generations < 2 && !c.allow_single_generation) {
+      issues.addIssue({
+        code: 'custom',
+        path: ['num_generations'],
+        message: 'num_generations 1 makes every group-relative advantage 0, so GRPO learns nothing: use 2 or more (or set allow_single_generation: true)',
+      });
+    }
     const problem = batchPlanProblem(c);
     if (problem) issues.addIssue({ code: 'custom', path: ['per_device_train_batch_size'], message: problem });
     if (c.loss_type === 'dr_grpo' && !(c.max_completion_length > 0)) {

@@ -23,7 +23,8 @@ export type DiagnosticCode =
   | 'PORT_TYPE_MISMATCH'
   | 'MISSING_INPUT'
   | 'TOO_MANY_EDGES'
-  | 'GRAPH_CYCLE';
+  | 'GRAPH_CYCLE'
+  | 'GRAPH_MISMATCH';
 
 export interface SourcePos {
   file: string;

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { NodeRegistry, PluginLoadError } from '../registry.js';
+import { crossNodeChecks } from './cross-checks.js';
 import { hasErrors, type Diagnostic } from './diagnostics.js';
 import { graphFileSchema, type EdgeEntry, type GraphFile } from './graph-file.js';
 import { interpolate } from './interpolate.js';
@@ -114,6 +115,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
   for (const e of edges) sources.find((s) => s.id === e.to.node)!.node.inputs[e.to.port] ??= [];
   for (const e of edges) sources.find((s) => s.id === e.to.node)!.node.inputs[e.to.port].push(e);
   const order = orderNodes(sources.map((s) => s.id), edges, map, diagnostics);
+  if (!hasErrors(diagnostics)) diagnostics.push(...crossNodeChecks(sources.map((s) => s.node), edges, map));
 
   if (hasErrors(diagnostics) || !fileCheck.success) return { diagnostics };
   const byId = new Map(sources.map((s) => [s.id, s.node]));
