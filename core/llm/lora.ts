@@ -1,13 +1,14 @@
 // LoRA adapters as PEFT defines them: y = W x + scale · B(A(dropout(x))), scale = alpha/r (alpha/√r
 // with rsLoRA), A Kaiming-uniform(a=√5) and B zero at init. Loaded from and saved to PEFT's own
 // format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { Rng } from '../rng.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { PROJECTIONS, projectionPath, type CausalLM, type Linear, type ProjectionName } from './model.js';
+import { readJsonFile } from '../runtime/json-file.js';
 
 export interface LoraConfig {
   r: number;
@@ -215,7 +216,7 @@ export function loadPeftAdapter(model: CausalLM, dir: string): LoraState {
   const weightsPath = join(dir, 'adapter_model.safetensors');
   if (!existsSync(configPath)) throw new Error(`${dir}: missing adapter_config.json`);
   if (!existsSync(weightsPath)) throw new Error(`${dir}: missing adapter_model.safetensors`);
-  const raw = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  const raw = readJsonFile(configPath) as Record<string, unknown>;
   if (raw.peft_type !== 'LORA') throw new Error(`${configPath}: peft_type ${JSON.stringify(raw.peft_type)} is not LORA`);
   for (const key of ['use_dora', 'fan_in_fan_out', 'lora_bias'] as const) {
     if (raw[key] === true) throw new Error(`${configPath}: ${key}=true is not supported`);

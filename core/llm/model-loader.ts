@@ -1,5 +1,5 @@
 // Building a CausalLM: from a checkpoint folder (or Hub reference) or from random weights.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from './tf.js';
 import { Rng } from '../rng.js';
@@ -7,6 +7,7 @@ import { readModelConfig, type ModelConfig } from './config.js';
 import { resolveModelDir } from './hub.js';
 import { readSafetensors, type HostTensor } from './safetensors.js';
 import { CausalLM, PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './model.js';
+import { readJsonFile } from '../runtime/json-file.js';
 
 /** [out, in] of each projection. */
 function projectionShape(config: ModelConfig, name: ProjectionName): [number, number] {
@@ -67,7 +68,7 @@ function buildWeights(config: ModelConfig, take: WeightSource): ModelWeights {
 export function checkpointFiles(dir: string): string[] {
   const index = join(dir, 'model.safetensors.index.json');
   if (existsSync(index)) {
-    const map = JSON.parse(readFileSync(index, 'utf8')).weight_map as Record<string, string> | undefined;
+    const map = (readJsonFile(index) as { weight_map?: Record<string, string> }).weight_map as Record<string, string> | undefined;
     if (!map) throw new Error(`${index}: no "weight_map"`);
     const files = [...new Set(Object.values(map))].map((f) => join(dir, f));
     for (const f of files) if (!existsSync(f)) throw new Error(`${index} names shard ${f}, which is missing`);
