@@ -23,6 +23,8 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
   /** Registry with the built-in nodes (defaults to the `core` plugin in nodes/). */
   registry?: NodeRegistry;
+  /** `--allow-plugin-path`: plugins from absolute paths or outside the graph's folder (see plugin-loader.ts). */
+  allowPluginPath?: boolean;
 }
 
 export interface LoadResult {
@@ -91,7 +93,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
   const registry = (options.registry ?? (await builtinRegistry())).clone();
   for (const [i, spec] of (graphFile.plugins ?? []).entries()) {
     try {
-      await loadPluginInto(registry, spec, baseDir);
+      await loadPluginInto(registry, spec, baseDir, { allowPluginPath: options.allowPluginPath });
     } catch (cause) {
       if (!(cause instanceof PluginLoadError)) throw cause;
       diagnostics.push({
