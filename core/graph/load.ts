@@ -62,7 +62,16 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
   diagnostics.push(...applyOverrides(raw, overrides, map));
 
   // Interpolation: params may use env; everything else may use params and env.
-  const env = options.env ?? process.env;
+  // The env values the graph reads are remembered, so the run can keep them out of its logs.
+  const envSource = options.env ?? process.env;
+  const envValues: Record<string, string> = {};
+  const env = new Proxy(envSource, {
+    get(target, name) {
+      const value = Reflect.get(target, name);
+      if (typeof name === 'string' && typeof value === 'string') envValues[name] = value;
+      return value;
+    },
+  });
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const obj = raw as Record<string, unknown>;
     const params = interpolate(obj.params ?? {}, ['params'], { params: {}, env, allowParams: false }, map, diagnostics);
@@ -133,6 +142,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
       nodes: order.map((id) => byId.get(id)!),
       edges,
       registry,
+      envValues,
     },
   };
 }
