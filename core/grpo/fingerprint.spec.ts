@@ -37,10 +37,10 @@ describe('run fingerprint', () => {
     expect(fingerprintMismatch(a, longer)).toBeUndefined();
 
     const otherLr = runFingerprint(graph(base.map((n) => (n.id === 'train' ? { ...n, config: { max_steps: 10, learning_rate: 1e-4 } } : n))));
-    expect(fingerprintMismatch(a, otherLr)).toBe('it was trained with a different graph (nodes changed: train)');
+    expect(fingerprintMismatch(a, otherLr)).toBe('it was trained with a different graph (changed: train.learning_rate)');
 
     const otherModel = runFingerprint(graph(base.map((n) => (n.id === 'base' ? { ...n, config: { path: 'models/y' } } : n))));
-    expect(fingerprintMismatch(a, otherModel)).toBe('it was trained with a different model (nodes changed: base)');
+    expect(fingerprintMismatch(a, otherModel)).toBe('it was trained with a different model (changed: base.path)');
   });
 
   it('a dataset file with other content (same name, same shapes) is a different dataset', () => {
@@ -49,7 +49,16 @@ describe('run fingerprint', () => {
     const b = runFingerprint(graph(base));
     expect(b.graph).toBe(a.graph);
     expect(b.model).toBe(a.model);
-    expect(fingerprintMismatch(a, b)).toBe('it was trained with a different dataset (nodes changed: data)');
+    expect(fingerprintMismatch(a, b)).toBe("it was trained with a different dataset (changed: data's files)");
+  });
+
+  it('a field only one side has (a setting added with its default by a newer grpoflow) is not a difference', () => {
+    const a = runFingerprint(graph(base));
+    const withNewField = runFingerprint(graph(base.map((n) => (n.id === 'train' ? { ...n, config: { ...n.config, new_setting: false } } : n))));
+    expect(withNewField.graph).not.toBe(a.graph);
+    expect(fingerprintMismatch(a, withNewField)).toBeUndefined();
+    const removed = runFingerprint(graph(base.filter((n) => n.id !== 'data')));
+    expect(fingerprintMismatch(a, removed)).toBe('it was trained with a different dataset (changed: data removed)');
   });
 
   it('a checkpoint without a fingerprint is not judged', () => {

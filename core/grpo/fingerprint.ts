@@ -16,12 +16,23 @@ import type { ResolvedGraph } from '../graph/resolved.js';
 
 export type FingerprintPart = 'graph' | 'model' | 'dataset';
 
+export interface NodeFingerprint {
+  part: FingerprintPart;
+  type: string;
+  /** Digest per config field: a field only one side has (a setting a newer grpoflow added, with its default) is not a difference. */
+  fields: Record<string, string>;
+  /** Digest of the files the config names (model and dataset nodes). */
+  files: string;
+}
+
 export interface RunFingerprint {
   graph: string;
   model: string;
   dataset: string;
-  /** Per node id: its part and its own digest, so a mismatch can name the nodes that changed. */
-  nodes: Record<string, { part: FingerprintPart; digest: string }>;
+  /** Digest of the edges. */
+  edges: string;
+  /** Per node id, so a mismatch can name the nodes and fields that changed. */
+  nodes: Record<string, NodeFingerprint>;
 }
 
 const NOT_IDENTITY = new Set(['max_steps', 'save_steps', 'save_total_limit', 'logging_steps']);
@@ -101,33 +112,53 @@ export function runFingerprint(graph: ResolvedGraph): RunFingerprint {
   const nodes: RunFingerprint['nodes'] = {};
   for (const node of graph.nodes) {
     const part = partOf(node.type);
-    const config = node.config && typeof node.config === 'object' ? Object.fromEntries(Object.entries(node.config).filter(([k]) => !NOT_IDENTITY.has(k))) : node.config;
-    const files = part === 'graph' ? [] : referencedFiles(node.config, graph.baseDir);
-    nodes[node.id] = { part, digest: sha(stableJson({ type: node.type, version: node.version, config, files })) };
+    const config = node.config && typeof node.config === 'object' ? (node.config as Record<string, unknown>) : { value: node.config };
+    const fields = Object.fromEntries(
+      Object.entries(config)
+        .filter(([key, value]) => !NOT_IDENTITY.has(key) && value !== undefined)
+        .map(([key, value]) => [key, sha(stableJson(value))]),
+    );
+    const files = part === 'graph' ? '' : sha(referencedFiles(node.config, graph.baseDir).join('\n'));
+    nodes[node.id] = { part, type: `${node.type}@${node.version}`, fields, files };
   }
   const partDigest = (part: FingerprintPart, extra = '') =>
-    sha(Object.entries(nodes).filter(([, n]) => n.part === part).map(([id, n]) => `${id}:${n.digest}`).sort().join('\n') + extra);
-  const edges = graph.edges.map((e) => `${e.from.node}.${e.from.port}->${e.to.node}.${e.to.port}[${e.index}]`).sort().join('\n');
-  return { graph: partDigest('graph', edges), model: partDigest('model'), dataset: partDigest('dataset'), nodes };
+    sha(
+      Object.entries(nodes)
+        .filter(([, n]) => n.part === part)
+        .map(([id, n]) => `${id}:${stableJson(n)}`)
+        .sort()
+        .join('\n') + extra,
+    );
+  const edges = sha(graph.edges.map((e) => `${e.from.node}.${e.from.port}->${e.to.node}.${e.to.port}[${e.index}]`).sort().join('\n'));
+  return { graph: partDigest('graph', edges), model: partDigest('model'), dataset: partDigest('dataset'), edges, nodes };
+}
+
+/** What differs in one node: its type, the fields both sides have, the files it names. */
+function nodeChanges(id: string, before: NodeFingerprint, now: NodeFingerprint): string[] {
+  if (before.type !== now.type) return [`${id} (${before.type} -> ${now.type})`];
+  const changed = Object.keys(now.fields).filter((key) => key in (before.fields ?? {}) && before.fields[key] !== now.fields[key]).map((key) => `${id}.${key}`);
+  if (before.files !== now.files) changed.push(`${id}'s files`);
+  return changed;
 }
 
 /**
  * Compares the fingerprint a checkpoint recorded with this run's. Returns undefined when they agree, or
- * one sentence naming what differs (the parts, and the nodes that changed, were added or removed).
+ * one sentence naming what differs (the parts; the fields and files that changed; nodes added or removed;
+ * the edges). Node by node rather than by the part digests, so a field that only one side has does not count.
  */
 export function fingerprintMismatch(recorded: unknown, current: RunFingerprint): string | undefined {
   if (!recorded || typeof recorded !== 'object') return undefined;
   const saved = recorded as Partial<RunFingerprint>;
-  const parts = (['model', 'dataset', 'graph'] as const).filter((p) => saved[p] !== current[p]);
-  if (parts.length === 0) return undefined;
+  if ((['model', 'dataset', 'graph'] as const).every((p) => saved[p] === current[p])) return undefined;
   const before = saved.nodes ?? {};
-  const changed = Object.keys(current.nodes).filter((id) => before[id] && before[id].digest !== current.nodes[id].digest);
-  const added = Object.keys(current.nodes).filter((id) => !before[id]);
-  const removed = Object.keys(before).filter((id) => !current.nodes[id]);
-  const details = [
-    changed.length ? `changed: ${changed.join(', ')}` : '',
-    added.length ? `not in the checkpoint's graph: ${added.join(', ')}` : '',
-    removed.length ? `only in the checkpoint's graph: ${removed.join(', ')}` : '',
-  ].filter(Boolean);
-  return `it was trained with a different ${parts.join(' and ')}${details.length ? ` (nodes ${details.join('; ')})` : ''}`;
+  const changes: Record<FingerprintPart, string[]> = { model: [], dataset: [], graph: [] };
+  for (const [id, now] of Object.entries(current.nodes)) {
+    if (!before[id]) changes[now.part].push(`${id} added`);
+    else changes[now.part].push(...nodeChanges(id, before[id], now));
+  }
+  for (const [id, old] of Object.entries(before)) if (!current.nodes[id]) changes[old.part ?? 'graph'].push(`${id} removed`);
+  if (saved.edges !== current.edges) changes.graph.push('the edges');
+  const parts = (['model', 'dataset', 'graph'] as const).filter((p) => changes[p].length > 0);
+  if (parts.length === 0) return undefined;
+  return `it was trained with a different ${parts.join(' and ')} (changed: ${parts.flatMap((p) => changes[p]).join(', ')})`;
 }
