@@ -287,12 +287,14 @@ export const trainGrpo = defineNode({
               busy: wall > 0 ? Math.min(1, (now - started) / wall) : 1,
               'scheduler/trainer_busy': trainerBusy.fraction(),
             };
+            await emitPolicy();
+            // The checkpoint before the step's record: a step on record is a step a SIGKILL cannot lose
+            // once its checkpoint is due (at most save_steps - 1 recorded steps are ever redone).
+            if (c.save_steps > 0 && step % c.save_steps === 0) await writeCheckpoint();
             if (step % c.logging_steps === 0 || step === c.max_steps) {
               ctx.metrics.publish(step, values);
               metrics$.next({ step, node: ctx.id, values });
             }
-            await emitPolicy();
-            if (c.save_steps > 0 && step % c.save_steps === 0) await writeCheckpoint();
             return iterations < c.num_iterations;
           });
           if (!more) break;
