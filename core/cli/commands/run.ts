@@ -4,6 +4,7 @@ import { loadGraphFile } from '../../graph/load.js';
 import type { ResolvedGraph } from '../../graph/resolved.js';
 import { MetricsBus } from '../../runtime/metrics-bus.js';
 import { fileError } from '../../runtime/file-error.js';
+import { envRedactor } from '../../runtime/redact.js';
 import { runGraph, type RunHandle } from '../../runtime/run-graph.js';
 import { writeEventsLog, writeMetricsJsonl } from '../../runtime/writers.js';
 import { runFingerprint } from '../../grpo/fingerprint.js';
@@ -31,7 +32,7 @@ function defaultOutDir(graph: ResolvedGraph): string {
 export const run: Command = {
   name: 'run',
   summary: 'Run a graph file',
-  usage: `grpoflow run GRAPH [--set key=value]... [--out DIR] [--backend NAME] [--no-tui] [--resume DIR] [--resume-anyway] [--debug]
+  usage: `grpoflow run GRAPH [--set key=value]... [--out DIR] [--backend NAME] [--no-tui] [--resume DIR] [--resume-anyway] [--allow-plugin-path] [--debug]
 
   --set key=value   override a param (a.b=1 sets params.a.b) or a node config
                     (nodes.ID.with.key=value); values are YAML scalars
@@ -42,6 +43,7 @@ export const run: Command = {
                     adapter, optimiser state, step, RNG and training position; with the same
                     --out, metrics.jsonl, events.log and summary.json continue
   --resume-anyway   resume even from a checkpoint of another graph, model or dataset
+  --allow-plugin-path  load plugins from absolute paths or outside the graph's folder
   --debug           print the stack of an error
   Exit codes: 0 done, 1 invalid graph or a failure, 2 bad usage, 130/143/129 stopped by
   SIGINT (Ctrl-C)/SIGTERM/SIGHUP after writing a checkpoint.`,
@@ -57,6 +59,7 @@ export const run: Command = {
         'no-tui': { type: 'boolean' },
         resume: { type: 'string' },
         'resume-anyway': { type: 'boolean' },
+        'allow-plugin-path': { type: 'boolean' },
         debug: { type: 'boolean' },
       },
       1,
@@ -72,7 +75,7 @@ export const run: Command = {
       process.stderr.write(`--resume-anyway needs --resume DIR\n`);
       return EXIT_USAGE;
     }
-    const { graph, diagnostics } = await loadGraphFile(positionals[0], { set: values.set });
+    const { graph, diagnostics } = await loadGraphFile(positionals[0], { set: values.set, allowPluginPath: values['allow-plugin-path'] === true });
     printDiagnostics(diagnostics);
     if (!graph) return 1;
 
@@ -95,7 +98,8 @@ export const run: Command = {
     }
     const stale = await removeStaleOutputs(graph, outDir);
 
-    const bus = new MetricsBus();
+    const redact = envRedactor(graph.envValues ?? {});
+    const bus = new MetricsBus(redact);
     const resumePoint = resume ? { step: resume.checkpoint.step } : undefined;
     let writers;
     try {
@@ -141,7 +145,7 @@ export const run: Command = {
       if (!view) process.stdout.write(`run ${result.status} in ${(result.durationMs / 1000).toFixed(1)} s; outputs in ${outDir}\n`);
     } catch (error) {
       code = 1;
-      printFailure(error, debug);
+      printFailure(error, debug, (text) => process.stderr.write(redact(text)));
     } finally {
       signals.dispose();
       progress?.unsubscribe();
