@@ -5,6 +5,8 @@ import type { ChatMessage } from '../../ports.js';
 import { ChatTemplate } from '../../llm/chat-template.js';
 import { generate as generateTokens } from '../../llm/generate.js';
 import { Tokenizer } from '../../llm/tokenizer.js';
+import { readModelConfig } from '../../llm/config.js';
+import { positionsOverflow } from '../../llm/prompt-fits.js';
 
 export const name = 'generate';
 export const summary = 'Generate a completion for a prompt or a conversation with a local model';
@@ -140,6 +142,8 @@ export async function runGenerate(argv: string[], io: CommandIO): Promise<number
     const rendered = template.render(messages, { addGenerationPrompt: true, variables });
     // The rendering already holds its special tokens (bos, headers): add none, as apply_chat_template does.
     const promptIds = tokenizer.encode(rendered, { addSpecialTokens: false });
+    const overflow = positionsOverflow(promptIds.length, maxNewTokens, readModelConfig(o.model).maxPositionEmbeddings);
+    if (overflow) throw new Error(`the prompt does not fit the model: ${overflow}; shorten the prompt or lower --max-new-tokens`);
 
     const { loadModel } = await import('../../llm/model.js');
     const model = await loadModel(o.model);
