@@ -33,6 +33,15 @@ function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** The names in a folder; none when it does not exist (yet). */
+async function entriesOf(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
 const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]+$/;
 
 function processAlive(pid: number): boolean {
@@ -49,12 +58,7 @@ function processAlive(pid: number): boolean {
  * (SIGKILL, power loss) left in `dir`: those of a process that no longer runs. Returns their names.
  */
 export async function removeStaleTemporaries(dir: string): Promise<string[]> {
-  let entries: string[];
-  try {
-    entries = await readdir(dir);
-  } catch {
-    return [];
-  }
+  const entries = await entriesOf(dir);
   const stale = entries.filter((name) => {
     const match = TEMP_NAME.exec(name);
     return match !== null && Number(match[1]) !== process.pid && !processAlive(Number(match[1]));
@@ -197,12 +201,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** Steps of the complete checkpoints under root, ascending (temporary folders are ignored). */
 export async function listCheckpointSteps(root: string): Promise<number[]> {
-  let entries: string[];
-  try {
-    entries = await readdir(root);
-  } catch {
-    return [];
-  }
+  const entries = await entriesOf(root);
   const steps: number[] = [];
   for (const name of entries) {
     const match = CHECKPOINT_NAME.exec(name);
