@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { from, lastValueFrom, Observable, Subject } from 'rxjs';
@@ -64,6 +64,26 @@ describe('eval.accuracy', () => {
     const labels = events.filter((e) => e.data?.eval).map((e) => (e.data!.eval as { label: string }).label);
     expect(labels).toEqual(['before', 'step 2', 'after']);
     expect(events.at(-1)!.message).toMatch(/before\t0\t0\.500/);
+  });
+
+  it('a resumed run keeps the first segment\'s "before" from summary.json instead of evaluating the checkpoint again', async () => {
+    const dir = mkdtempSync(path.join(out, 'resumed-'));
+    const first = { step: 0, n: 4, accuracy: 0.25, 'pass@1': 0.25, 'rewards/correctness/mean': 0.1 };
+    writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ eval: { before: first }, wall_s: 12 }));
+    const policy = new Subject<PolicySnapshot>();
+    const recorded = recordingContext(evalAccuracy.config.parse({ n: 1, max_new_tokens: 2 }), {
+      id: 'eval',
+      services: { seed: 1, resume: { checkpoint: { dir: '/ckpt/checkpoint-6', step: 6 } } },
+    });
+    const result = await evalAccuracy.run({ ...recorded.ctx, outDir: dir }, { model, tokenizer, template, prompts: from(prompts), rewards: [format, correctness], policy });
+    await modelLock(model).run(() => policy.next({ version: 7, weights: {} }));
+    policy.complete();
+    await result.done;
+    const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+    expect(summary.eval.before).toEqual(first);
+    expect(summary.eval.after).toMatchObject({ step: 7, accuracy: 0.5 });
+    expect(recorded.metrics.map((m) => m.step)).toEqual([7]); // only the "after" was evaluated
+    expect(recorded.events.at(-1)!.message).toMatch(/before\t0\t0\.250/);
   });
 
   it('says what is wrong with its wiring', async () => {
