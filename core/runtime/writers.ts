@@ -12,6 +12,7 @@
 //   steps done again; of those only the run-level entries (node `graph`) and warnings/errors stay (they
 //   say how the segment ended), then the new run appends.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Observable } from 'rxjs';
 import type { MetricRecord } from '../ports.js';
@@ -48,7 +49,8 @@ class LineFile {
   }
 
   private writeAtomically(text: string): void {
-    const temp = `${this.file}.tmp-${process.pid}`;
+    // Named as checkpoint.ts names its temporaries, so a next run removes one a kill left behind.
+    const temp = path.join(path.dirname(this.file), `.${path.basename(this.file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     writeFileSync(temp, text);
     renameSync(temp, this.file);
   }

@@ -79,6 +79,8 @@ export const run: Command = {
     printDiagnostics(diagnostics);
     if (!graph) return 1;
 
+    const redact = envRedactor(graph.envValues ?? {});
+    const fail = (error: unknown) => printFailure(error, debug, (text) => process.stderr.write(redact(text)));
     // Everything that can be checked is checked before the backend starts or a file is written.
     const outDir = path.resolve(values.out ?? defaultOutDir(graph));
     const fingerprint = runFingerprint(graph);
@@ -93,12 +95,11 @@ export const run: Command = {
         resumeWarnings = checked.warnings;
       }
     } catch (error) {
-      printFailure(error, debug);
+      fail(error);
       return 1;
     }
     const stale = await removeStaleOutputs(graph, outDir);
 
-    const redact = envRedactor(graph.envValues ?? {});
     const bus = new MetricsBus(redact);
     const resumePoint = resume ? { step: resume.checkpoint.step } : undefined;
     let writers;
@@ -108,7 +109,7 @@ export const run: Command = {
         writeEventsLog(bus.events$, path.join(outDir, 'events.log'), resumePoint),
       ];
     } catch (error) {
-      printFailure(fileError(error, outDir, '--out'), debug);
+      fail(fileError(error, outDir, '--out'));
       return 1;
     }
     const clock = await WallClock.start(outDir, started, resume !== undefined);
@@ -145,7 +146,7 @@ export const run: Command = {
       if (!view) process.stdout.write(`run ${result.status} in ${(result.durationMs / 1000).toFixed(1)} s; outputs in ${outDir}\n`);
     } catch (error) {
       code = 1;
-      printFailure(error, debug, (text) => process.stderr.write(redact(text)));
+      fail(error);
     } finally {
       signals.dispose();
       progress?.unsubscribe();
