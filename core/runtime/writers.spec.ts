@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -76,5 +76,13 @@ describe('run record writers', () => {
     const fresh = writeEventsLog(bus.events$, file, { step: 4 }); // resuming, no file yet: starts one
     bus.event('graph', 'info', 'resumed');
     return fresh.close().then(() => expect(readFileSync(file, 'utf8')).toContain('[graph] resumed'));
+  });
+
+  it.runIf(existsSync('/dev/full'))('a full disk ends the record with one message naming the file (no uncaught exception)', async () => {
+    const bus = new MetricsBus();
+    const writer = writeMetricsJsonl(bus.metrics$, '/dev/full');
+    bus.publish('train', 1, { loss: 1 });
+    bus.publish('train', 2, { loss: 2 });
+    await expect(writer.close()).rejects.toThrow('/dev/full: no space left on the device (ENOSPC)');
   });
 });

@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Observable } from 'rxjs';
 import type { MetricRecord } from '../ports.js';
+import { fileError } from './file-error.js';
 import type { EventRecord } from './metrics-bus.js';
 
 export interface RunWriter {
@@ -64,12 +65,31 @@ function readIfExists(file: string): string | undefined {
   return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
 }
 
-function subscribeWriter<T>(source$: Observable<T>, write: (item: T) => void, close: () => void): RunWriter {
-  const sub = source$.subscribe(write);
+/**
+ * Writes every item; a failed write (disk full, ...) is reported once on stderr naming the file, later
+ * items are dropped, and close() rejects with that error, so the run ends with exit 1 instead of an
+ * uncaught exception from inside the stream.
+ */
+function subscribeWriter<T>(source$: Observable<T>, file: string, write: (item: T) => void, close: () => void): RunWriter {
+  let failed: Error | undefined;
+  const sub = source$.subscribe((item) => {
+    if (failed) return;
+    try {
+      write(item);
+    } catch (error) {
+      failed = fileError(error, file);
+      process.stderr.write(`${failed.message}: the run's record stops here\n`);
+    }
+  });
   return {
     close: async () => {
       sub.unsubscribe();
-      close();
+      try {
+        close();
+      } catch (error) {
+        failed ??= fileError(error, file);
+      }
+      if (failed) throw failed;
     },
   };
 }
@@ -108,7 +128,7 @@ export function writeMetricsJsonl(metrics$: Observable<MetricRecord>, file: stri
   const previous = resume ? readIfExists(file) : undefined;
   if (previous === undefined) {
     const out = new LineFile(file);
-    return subscribeWriter(metrics$, (record) => out.append(metricLine(record) + '\n'), () => out.close());
+    return subscribeWriter(metrics$, file, (record) => out.append(metricLine(record) + '\n'), () => out.close());
   }
   // Every line (old and new) stays in memory so the file can be rewritten when a node restarts.
   let lines: KeyedLine[] = previous.split('\n').filter((l) => l.length > 0).map(parseMetricLine);
@@ -116,6 +136,7 @@ export function writeMetricsJsonl(metrics$: Observable<MetricRecord>, file: stri
   const restarted = new Set<string>();
   return subscribeWriter(
     metrics$,
+    file,
     (record) => {
       if (!restarted.has(record.node)) {
         restarted.add(record.node);
@@ -167,5 +188,5 @@ export function eventsBeforeResume(text: string, step: number): string[] {
 export function writeEventsLog(events$: Observable<EventRecord>, file: string, resume?: ResumePoint): RunWriter {
   const previous = resume ? readIfExists(file) : undefined;
   const out = new LineFile(file, previous === undefined ? undefined : eventsBeforeResume(previous, resume!.step).map((e) => e + '\n').join(''));
-  return subscribeWriter(events$, (event) => out.append(eventLine(event) + '\n'), () => out.close());
+  return subscribeWriter(events$, file, (event) => out.append(eventLine(event) + '\n'), () => out.close());
 }

@@ -152,7 +152,13 @@ export const run: Command = {
       progress?.unsubscribe();
       clockSub.unsubscribe();
       view?.unmount?.();
-      await Promise.all(writers.map((w) => w.close()));
+      const closed = await Promise.allSettled(writers.map((w) => w.close()));
+      for (const result of closed) {
+        if (result.status === 'rejected') {
+          fail(result.reason);
+          code = code === 0 ? 1 : code;
+        }
+      }
     }
     // The run's total wall time (earlier segments included), beside what the nodes wrote (evaluation, steps).
     await clock.write().catch((error) => process.stderr.write(`could not write ${path.join(outDir, 'summary.json')}: ${(error as Error).message}\n`));
