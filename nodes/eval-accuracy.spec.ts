@@ -121,4 +121,18 @@ describe('eval.accuracy', () => {
     expect(summary.eval.before).toMatchObject({ n: 2, accuracy: 0.5 });
     expect(summary.eval.after).toBeUndefined();
   });
+
+  it('reports its progress for the terminal UI: samples done of all, from 0 to the end', async () => {
+    const dir = mkdtempSync(path.join(out, 'progress-'));
+    const { run, events } = start({ after: false, n: 2, max_new_tokens: 2 }, undefined, dir);
+    await (await run()).done;
+    const progress = events.filter((e) => e.data?.evalProgress).map((e) => e.data!.evalProgress as { label: string; done: number; total: number });
+    expect(progress[0]).toEqual({ label: 'before', done: 0, total: 8 }); // 4 prompts × 2 samples
+    expect(progress.at(-1)).toEqual({ label: 'before', done: 8, total: 8 });
+    expect(progress.map((p) => p.done)).toEqual([...progress.map((p) => p.done)].sort((a, b) => a - b));
+    const result = events.findIndex((e) => e.data?.eval);
+    const lastProgress = events.map((e) => Boolean(e.data?.evalProgress)).lastIndexOf(true);
+    expect(lastProgress).toBeLessThan(result); // progress ends before the result
+  });
 });
+

@@ -13,7 +13,7 @@ import { scoreBatch } from '../core/grpo/rewards/score.js';
 import { sampleGroups } from '../core/llm/generate.js';
 import { modelLock } from '../core/llm/model-lock.js';
 import { maybeMerged } from '../core/scheduler/sample-batch.js';
-import { defineNode } from '../core/plugin.js';
+import { defineNode, type MetricsPublisher } from '../core/plugin.js';
 import { ports, type PromptRecord, type RolloutGroup } from '../core/ports.js';
 import { mergeSummary, readSummarySync } from '../core/report/summary.js';
 import { preparePrompt, stopTokenIds } from './rollout-generate.js';
@@ -110,7 +110,7 @@ export const evalAccuracy = defineNode({
     const evaluate = async (label: string, step: number): Promise<EvalResult> => {
       const groups = await lock.run(async () => {
         const prompts = await heldOut();
-        return generateGroups(prompts, step);
+        return generateGroups(prompts, step, label);
       });
       const result = await score(label, step, groups);
       results.set(step, result);
@@ -118,15 +118,16 @@ export const evalAccuracy = defineNode({
       return result;
     };
 
-    const generateGroups = async (prompts: PromptRecord[], step: number): Promise<RolloutGroup[]> => {
+    const generateGroups = async (prompts: PromptRecord[], step: number, label: string): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
+      const onFinish = evalProgress(ctx.metrics, label, kept.length * c.n); // the UI's eval progress and ETA
       const samples = await maybeMerged(model, c.merged_sampling, () =>
         sampleGroups(
           model,
           kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
           c.n,
-          { temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, tokenizer, signal: ctx.signal },
+          { temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, tokenizer, signal: ctx.signal, onFinish },
         ),
       );
       return kept.map((p, i) => ({
@@ -228,6 +229,24 @@ export function recordedEval(outDir: string, label: 'before' | 'after'): EvalRes
   const { step, n, accuracy, ...rest } = entry;
   const values = Object.fromEntries(Object.entries(rest).filter((e): e is [string, number] => typeof e[1] === 'number'));
   return { label, step, n, accuracy, values };
+}
+
+/**
+ * Progress of one evaluation for the terminal UI (core/ui/types.ts): a debug event whose data holds
+ * `evalProgress: {label, done, total}` (samples), at the start and then at most once a second.
+ */
+function evalProgress(metrics: MetricsPublisher, label: string, total: number): () => void {
+  let done = 0;
+  let sentAt = Date.now();
+  const send = () => metrics.event('debug', `eval ${label}: ${done}/${total} samples`, { evalProgress: { label, done, total } });
+  send();
+  return () => {
+    done++;
+    if (done === total || Date.now() - sentAt >= 1000) {
+      sentAt = Date.now();
+      send();
+    }
+  };
 }
 
 function mean(values: number[]): number {

@@ -15,7 +15,7 @@ export const exportAdapterConfig = z.strictObject({
   base_model_name_or_path: z
     .string()
     .optional()
-    .describe("Recorded in adapter_config.json (what PEFT loads the adapter onto); default the model's source folder."),
+    .describe("Recorded in adapter_config.json (what PEFT loads the adapter onto); default the model's Hub id when it came from the Hugging Face cache, else its folder."),
 });
 
 export const exportAdapter = defineNode({

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { of } from 'rxjs';
 import { z } from 'zod';
+import { isHubId, resolveModelDir } from '../core/llm/hub.js';
 import { attachLora, loadPeftAdapter } from '../core/llm/lora.js';
 import { PROJECTIONS } from '../core/llm/model.js';
 import { defineNode } from '../core/plugin.js';
@@ -22,7 +23,7 @@ export const loraApplyConfig = z.strictObject({
   adapter: z
     .string()
     .optional()
-    .describe('A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to load instead of a fresh init; its own config decides r, alpha and targets.'),
+    .describe('A PEFT adapter folder (adapter_config.json + adapter_model.safetensors; relative to the graph file) or Hub id to load instead of a fresh init; its own config decides r, alpha and targets.'),
 });
 
 export const loraApply = defineNode({
@@ -32,12 +33,15 @@ export const loraApply = defineNode({
   inputs: { model: { type: ports.model } },
   outputs: { model: { type: ports.model, description: 'The same model with LoRA attached.' } },
   config: loraApplyConfig,
-  run(ctx, inputs) {
+  async run(ctx, inputs) {
     const c = ctx.config;
     const model = inputs.model;
     if (c.adapter !== undefined) {
-      const dir = resolve(ctx.baseDir, c.adapter);
-      if (!existsSync(dir)) throw new Error(`lora.apply ${ctx.id}: adapter folder ${dir} not found`);
+      const local = resolve(ctx.baseDir, c.adapter);
+      if (!existsSync(local) && !isHubId(c.adapter)) throw new Error(`lora.apply ${ctx.id}: adapter folder ${local} not found`);
+      const dir = existsSync(local) ? local : await resolveModelDir(c.adapter, { kind: 'adapter' }).catch((error: Error) => {
+        throw new Error(`lora.apply ${ctx.id}: ${error.message}`);
+      });
       loadPeftAdapter(model, dir);
     } else {
       const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0);

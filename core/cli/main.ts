@@ -1,8 +1,10 @@
 // `grpoflow` entry point: dispatches to a subcommand and exits with its code.
+import { readFileSync } from 'node:fs';
 import { closest } from '../graph/suggest.js';
 import { EXIT_USAGE, type Command } from './command.js';
 import { commands } from './commands/index.js';
 import { printFailure } from './failure.js';
+import { runWithFilteredStderr, wantsStderrFilter } from './native-stderr.js';
 
 function help(list: Command[]): string {
   const width = Math.max(...list.map((c) => c.name.length));
@@ -14,7 +16,14 @@ function help(list: Command[]): string {
     ...list.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'grpoflow help COMMAND   shows a command\'s options',
+    'grpoflow --version      prints the version',
   ].join('\n');
+}
+
+/** The version in grpoflow's own package.json (found from this file, wherever it is installed). */
+export function grpoflowVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -22,6 +31,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     const topic = commands.find((c) => c.name === rest[0]);
     process.stdout.write((topic ? topic.usage : help(commands)) + '\n');
+    return 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`grpoflow ${grpoflowVersion()}\n`);
     return 0;
   }
   const command = commands.find((c) => c.name === name);
@@ -34,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(command.usage + '\n');
     return 0;
   }
+  if (wantsStderrFilter(argv, Boolean(process.stdout.isTTY))) return runWithFilteredStderr(argv);
   return command.run(rest);
 }
 
@@ -52,5 +66,7 @@ try {
   code = 1;
 }
 // Exit now: a backend or a node may leave handles open (a GPU device, a timer) after the run has
-// finished and its outputs were flushed; stdout and stderr writes are synchronous for files and pipes.
+// finished and its outputs were flushed. A pipe takes 64 KiB before a write waits for the reader
+// (`grpoflow schema | ...` lost the rest), so let stdout and stderr drain first.
+await Promise.all([process.stdout, process.stderr].map((stream) => new Promise((resolve) => stream.write('', resolve))));
 process.exit(code);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SIGNAL_EXIT_CODE, watchStopSignals, type StopSignal } from './stop-signals.js';
 
 describe('stop signals', () => {
-  it('the first signal stops gracefully, a second exits at once with that signal\'s code', () => {
+  it('the first signal stops gracefully; a second Ctrl-C exits at once, a repeated SIGTERM/SIGHUP is ignored', () => {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as StopSignal[]) {
       const stops: string[] = [];
       const exits: number[] = [];
@@ -14,6 +14,9 @@ describe('stop signals', () => {
         expect(watch.received).toBe(signal);
         expect(exits).toEqual([]);
         expect(written).toContain('writing a checkpoint');
+        process.emit('SIGTERM', 'SIGTERM'); // a repeated SIGTERM/SIGHUP (process group + launcher) changes nothing
+        process.emit('SIGHUP', 'SIGHUP');
+        expect(exits).toEqual([]);
         process.emit('SIGINT', 'SIGINT');
         expect(exits).toEqual([SIGNAL_EXIT_CODE.SIGINT]);
         expect(stops).toHaveLength(1);

@@ -1,6 +1,6 @@
 // How a run is stopped from outside: SIGINT (Ctrl-C), SIGTERM (kill, a scheduler's time limit), SIGHUP
 // (the terminal closed) all stop it the same way: the nodes tear down (the trainer writes a checkpoint)
-// and the process exits with the shell's code for that signal, 128 + its number. A second signal exits
+// and the process exits with the shell's code for that signal, 128 + its number. A second Ctrl-C exits
 // at once without waiting for the teardown.
 //
 // A launcher between the user and this process may die without passing its signal on: `npx grpoflow`
@@ -35,12 +35,15 @@ export function watchStopSignals(options: StopSignalOptions): StopSignalWatch {
   let received: StopSignal | undefined;
   const onSignal = (signal: StopSignal, why: string) => {
     if (received !== undefined) {
+      // Only a second Ctrl-C is the user's "now": a SIGTERM or SIGHUP can arrive twice on its own (the
+      // terminal's to the whole process group, and the UI's parent process passing its own on).
+      if (signal !== 'SIGINT') return;
       write(`${signal} again: exiting without waiting for the checkpoint\n`);
       exitNow(SIGNAL_EXIT_CODE[signal]);
       return;
     }
     received = signal;
-    write(`\n${why}: stopping nodes and writing a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit at once)\n`);
+    write(`\n${why}: stopping nodes and writing a checkpoint (Ctrl-C again to quit at once)\n`);
     options.stop(signal, why);
   };
   const handlers = STOP_SIGNALS.map((signal) => {

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { downloadFileToCacheDir, getHFHubCachePath, getRepoFolderName, listFiles } from '@huggingface/hub';
 import type { DatasetRow } from '../ports.js';
+import { huggingFaceOffline, huggingFaceToken } from '../hf-env.js';
 import { DatasetError } from './errors.js';
 import { formatFromExtension } from './file-format.js';
 import { readHfFolder } from './hf-folder.js';
@@ -15,8 +16,9 @@ export interface HubDatasetOptions {
   revision?: string;
   /** Default: the HF hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`). */
   cacheDir?: string;
-  /** Never touch the network; fail when the dataset is not in the cache. Also on when HF_HUB_OFFLINE=1. */
+  /** Never touch the network; fail when the dataset is not in the cache. Also on when HF_HUB_OFFLINE is 1/true/yes/on. */
   offline?: boolean;
+  /** Default: HF_TOKEN, else the token `huggingface-cli login` saved. */
   accessToken?: string;
 }
 
@@ -37,7 +39,8 @@ export function cachedDatasetSnapshot(id: string, options: { revision?: string; 
 /** Download (if needed) the data files of one configuration of a Hub dataset; returns the snapshot folder. */
 export async function downloadHubDataset(id: string, options: Omit<HubDatasetOptions, 'split'>): Promise<string> {
   const repo = { type: 'dataset' as const, name: id };
-  const credentials = options.accessToken ? { accessToken: options.accessToken } : {};
+  const accessToken = options.accessToken ?? huggingFaceToken();
+  const credentials = accessToken ? { accessToken } : {};
   let snapshot: string | undefined;
   try {
     for await (const entry of listFiles({ repo, recursive: true, revision: options.revision, ...credentials })) {
@@ -55,7 +58,7 @@ export async function downloadHubDataset(id: string, options: Omit<HubDatasetOpt
 
 /** Rows of one split of a Hub dataset, from the cache when present, else downloaded first. */
 export async function* readHubDataset(id: string, options: HubDatasetOptions): AsyncGenerator<DatasetRow> {
-  const offline = options.offline ?? process.env.HF_HUB_OFFLINE === '1';
+  const offline = options.offline ?? huggingFaceOffline();
   let snapshot = cachedDatasetSnapshot(id, options);
   if (snapshot === undefined) {
     if (offline) throw new DatasetError(`hub:${id}`, `not in the HF cache (${options.cacheDir ?? getHFHubCachePath()}) and offline`);

@@ -3,6 +3,7 @@
 // format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
 import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { hubIdOfCachedFolder } from '../hf-env.js';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { Rng } from '../rng.js';
@@ -260,7 +261,8 @@ export async function savePeftAdapter(model: CausalLM, dir: string, options: { b
   const config = {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
-    base_model_name_or_path: options.baseModelNameOrPath ?? model.dir ?? null,
+    // A model loaded from the Hub cache is named by its Hub id, as PEFT records it (not the snapshot path).
+    base_model_name_or_path: options.baseModelNameOrPath ?? (model.dir ? (hubIdOfCachedFolder(model.dir) ?? model.dir) : null),
     r: c.r,
     lora_alpha: c.alpha,
     lora_dropout: c.dropout,

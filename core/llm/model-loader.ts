@@ -5,7 +5,7 @@ import { tf } from './tf.js';
 import { Rng } from '../rng.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { resolveModelDir } from './hub.js';
-import { readSafetensors, type HostTensor } from './safetensors.js';
+import { SafetensorsFile } from './safetensors.js';
 import { CausalLM, PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './model.js';
 import { readJsonFile } from '../runtime/json-file.js';
 
@@ -83,21 +83,30 @@ export async function loadModel(dirOrRef: string, opts: { dtype?: 'float32'; see
   if (opts.dtype && opts.dtype !== 'float32') throw new Error(`loadModel: dtype ${opts.dtype} is not supported (float32 only)`);
   const dir = await resolveModelDir(dirOrRef, { cacheDir: opts.cacheDir });
   const config = readModelConfig(dir);
-  const host = new Map<string, HostTensor & { file: string }>();
-  for (const file of checkpointFiles(dir)) {
-    for (const [name, t] of readSafetensors(file)) host.set(name, { ...t, file });
-  }
-  const take: WeightSource = (name, shape) => {
-    const t = host.get(name);
-    if (!t) throw new Error(`${dir}: checkpoint has no tensor "${name}" (expected shape [${shape}])`);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new Error(`${t.file}: tensor "${name}" has shape [${t.shape}], expected [${shape}]`);
+  // Every shard stays open; each tensor is read from its offset, converted to float32 and handed to the
+  // backend before the next one is read, so host memory holds one tensor at a time, not the checkpoint.
+  const shards: SafetensorsFile[] = [];
+  const where = new Map<string, SafetensorsFile>();
+  try {
+    for (const path of checkpointFiles(dir)) {
+      const shard = new SafetensorsFile(path);
+      shards.push(shard);
+      for (const name of shard.names) where.set(name, shard);
     }
-    host.delete(name); // release host memory as soon as the tensor is on the backend
-    return t.data;
-  };
-  const weights = buildWeights(config, take);
-  return new CausalLM(config, weights, { dir, seed: opts.seed });
+    const take: WeightSource = (name, shape) => {
+      const shard = where.get(name);
+      if (!shard) throw new Error(`${dir}: checkpoint has no tensor "${name}" (expected shape [${shape}])`);
+      const stored = shard.header[name].shape;
+      if (stored.length !== shape.length || stored.some((d, i) => d !== shape[i])) {
+        throw new Error(`${shard.path}: tensor "${name}" has shape [${stored}], expected [${shape}]`);
+      }
+      return shard.read(name).data;
+    };
+    const weights = buildWeights(config, take);
+    return new CausalLM(config, weights, { dir, seed: opts.seed });
+  } finally {
+    for (const shard of shards) shard.close();
+  }
 }
 
 /** Random weights as transformers initialises them: normal(0, initializer_range), norms one, biases zero. */

@@ -1,7 +1,7 @@
 // Reading and writing the safetensors format (https://github.com/huggingface/safetensors):
 // an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then raw
 // little-endian data. Every float type is read into float32; writing supports f32, bf16 and f16.
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, writeFileSync } from 'node:fs';
 
 export interface HostTensor {
   shape: number[];
@@ -17,63 +17,131 @@ interface HeaderEntry {
 }
 
 const BYTES_PER_ELEMENT: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
+/** Bytes read from disk per call while decoding one tensor: bounds the raw copy held beside its float32 values. */
+const READ_CHUNK_BYTES = 64 * 1024 * 1024;
 
-/** The tensor names, dtypes and shapes of a safetensors file (without reading the data). */
-export function readSafetensorsHeader(path: string): Record<string, { dtype: string; shape: number[] }> {
-  const { header } = parseHeader(readFileSync(path), path);
-  const out: Record<string, { dtype: string; shape: number[] }> = {};
-  for (const [name, e] of Object.entries(header)) out[name] = { dtype: e.dtype, shape: e.shape };
-  return out;
-}
+/**
+ * One safetensors file read through a file handle: the header on open, then each tensor from its own
+ * offset when asked for (never the whole file in one buffer: shards of real checkpoints are ~5 GB, past
+ * what one Buffer holds, and a whole model at float32 may not fit in host memory). Close it when done.
+ */
+export class SafetensorsFile {
+  readonly header: Readonly<Record<string, HeaderEntry>>;
+  private readonly dataStart: number;
+  private readonly size: number;
+  private fd: number | undefined;
 
-/** Read every tensor of a safetensors file into float32. */
-export function readSafetensors(path: string): Map<string, HostTensor> {
-  const bytes = readFileSync(path);
-  const { header, dataStart } = parseHeader(bytes, path);
-  const out = new Map<string, HostTensor>();
-  for (const [name, entry] of Object.entries(header)) {
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'r');
+    try {
+      this.size = fstatSync(this.fd).size;
+      const { header, dataStart } = this.parseHeader();
+      this.header = header;
+      this.dataStart = dataStart;
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  get names(): string[] {
+    return Object.keys(this.header);
+  }
+
+  /** Reads one tensor, converting it to float32 (bf16 and f16 exactly) chunk by chunk. */
+  read(name: string): HostTensor {
+    const entry = this.header[name];
+    if (!entry) throw new Error(`${this.path}: no tensor "${name}"`);
     const width = BYTES_PER_ELEMENT[entry.dtype];
     if (width === undefined) {
-      throw new Error(`${path}: tensor "${name}" has dtype ${entry.dtype}; only F32, F16 and BF16 are supported`);
+      throw new Error(`${this.path}: tensor "${name}" has dtype ${entry.dtype}; only F32, F16 and BF16 are supported`);
     }
     const count = entry.shape.reduce((a, b) => a * b, 1);
     const [begin, end] = entry.data_offsets;
     if (end - begin !== count * width) {
-      throw new Error(`${path}: tensor "${name}" of shape [${entry.shape}] (${entry.dtype}) needs ${count * width} bytes but its offsets span ${end - begin}`);
+      throw new Error(`${this.path}: tensor "${name}" of shape [${entry.shape}] (${entry.dtype}) needs ${count * width} bytes but its offsets span ${end - begin}`);
     }
-    if (dataStart + end > bytes.length) throw new Error(`${path}: tensor "${name}" runs past the end of the file (truncated?)`);
-    const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart + begin, end - begin);
-    out.set(name, { shape: entry.shape, data: decode(view, entry.dtype, count) });
+    if (this.dataStart + end > this.size) throw new Error(`${this.path}: tensor "${name}" runs past the end of the file (truncated?)`);
+    const data = new Float32Array(count);
+    const elementsPerChunk = Math.max(1, Math.floor(READ_CHUNK_BYTES / width));
+    const chunk = Buffer.allocUnsafe(Math.min(count, elementsPerChunk) * width);
+    for (let first = 0; first < count; first += elementsPerChunk) {
+      const n = Math.min(elementsPerChunk, count - first);
+      this.readAt(chunk, n * width, this.dataStart + begin + first * width);
+      decodeInto(new DataView(chunk.buffer, chunk.byteOffset, n * width), entry.dtype, data, first, n);
+    }
+    return { shape: entry.shape, data };
   }
-  return out;
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private readAt(target: Buffer, length: number, position: number): void {
+    if (this.fd === undefined) throw new Error(`${this.path}: read after close`);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd, target, done, length - done, position + done);
+      if (n === 0) throw new Error(`${this.path}: unexpected end of file at byte ${position + done} (truncated?)`);
+      done += n;
+    }
+  }
+
+  private parseHeader(): { header: Record<string, HeaderEntry>; dataStart: number } {
+    if (this.size < 8) throw new Error(`${this.path}: not a safetensors file (shorter than 8 bytes)`);
+    const lengthBytes = Buffer.alloc(8);
+    this.readAt(lengthBytes, 8, 0);
+    const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+    if (8 + headerLength > this.size) throw new Error(`${this.path}: not a safetensors file (header length ${headerLength} exceeds file size)`);
+    const headerBytes = Buffer.alloc(headerLength);
+    this.readAt(headerBytes, headerLength, 8);
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(headerBytes.toString('utf8'));
+    } catch (err) {
+      throw new Error(`${this.path}: safetensors header is not valid JSON (${(err as Error).message})`);
+    }
+    delete parsed.__metadata__;
+    return { header: parsed as Record<string, HeaderEntry>, dataStart: 8 + headerLength };
+  }
 }
 
-function parseHeader(bytes: Buffer, path: string): { header: Record<string, HeaderEntry>; dataStart: number } {
-  if (bytes.length < 8) throw new Error(`${path}: not a safetensors file (shorter than 8 bytes)`);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  if (8 + headerLength > bytes.length) throw new Error(`${path}: not a safetensors file (header length ${headerLength} exceeds file size)`);
-  let parsed: Record<string, unknown>;
+/** Opens `path`, hands it to `use`, and closes it however `use` ends. */
+export function withSafetensorsFile<T>(path: string, use: (file: SafetensorsFile) => T): T {
+  const file = new SafetensorsFile(path);
   try {
-    parsed = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
-  } catch (err) {
-    throw new Error(`${path}: safetensors header is not valid JSON (${(err as Error).message})`);
+    return use(file);
+  } finally {
+    file.close();
   }
-  delete parsed.__metadata__;
-  return { header: parsed as Record<string, HeaderEntry>, dataStart: 8 + headerLength };
 }
 
-function decode(view: DataView, dtype: string, count: number): Float32Array {
-  const out = new Float32Array(count);
+/** The tensor names, dtypes and shapes of a safetensors file (reads the header only). */
+export function readSafetensorsHeader(path: string): Record<string, { dtype: string; shape: number[] }> {
+  return withSafetensorsFile(path, (file) => {
+    const out: Record<string, { dtype: string; shape: number[] }> = {};
+    for (const [name, e] of Object.entries(file.header)) out[name] = { dtype: e.dtype, shape: e.shape };
+    return out;
+  });
+}
+
+/** Read every tensor of a safetensors file into float32 (for small files: adapters, tests). */
+export function readSafetensors(path: string): Map<string, HostTensor> {
+  return withSafetensorsFile(path, (file) => new Map(file.names.map((name) => [name, file.read(name)])));
+}
+
+/** Decodes `count` little-endian values of `dtype` from `view` into `out[first ...]`. */
+function decodeInto(view: DataView, dtype: string, out: Float32Array, first: number, count: number): void {
   if (dtype === 'F32') {
-    for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+    for (let i = 0; i < count; i++) out[first + i] = view.getFloat32(i * 4, true);
   } else if (dtype === 'BF16') {
     // bf16 is the top half of a float32: the conversion is exact.
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
+    const bits = new Uint32Array(out.buffer, out.byteOffset);
+    for (let i = 0; i < count; i++) bits[first + i] = view.getUint16(i * 2, true) << 16;
   } else {
-    for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+    for (let i = 0; i < count; i++) out[first + i] = halfToFloat(view.getUint16(i * 2, true));
   }
-  return out;
 }
 
 function halfToFloat(h: number): number {

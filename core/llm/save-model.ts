@@ -2,7 +2,7 @@
 // both transformers 4.x/5.x and our loader read), model.safetensors with HF tensor names,
 // generation_config.json and the tokenizer files. The folder is written next to its destination and
 // renamed into place, so a reader never sees half a checkpoint.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
@@ -48,6 +48,12 @@ export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOpt
       if (name !== basename(name)) throw new Error(`saveModel: tokenizer file name "${name}" must be a plain file name`);
       writeFileSync(join(staging, name), typeof content === 'string' ? content : JSON.stringify(content, null, 2));
     }
+    const tokenizerConfig = join(staging, 'tokenizer_config.json');
+    if (existsSync(tokenizerConfig)) {
+      const template = join(staging, 'chat_template.jinja');
+      const portable = portableTokenizerConfig(JSON.parse(readFileSync(tokenizerConfig, 'utf8')), existsSync(template) ? readFileSync(template, 'utf8') : undefined);
+      writeJson(tokenizerConfig, portable);
+    }
     chmodSync(staging, 0o755); // mkdtemp makes it owner-only; a checkpoint folder is an ordinary one
     // Swap in: move an old folder aside first so the destination is never missing or mixed.
     const old = existsSync(target) ? `${staging}.old` : undefined;
@@ -58,6 +64,28 @@ export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOpt
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * tokenizer_config.json in a form transformers 4.x and 5.x both load, beside the v4-layout config.json:
+ * - `tokenizer_class` "TokenizersBackend" (v5's name; 4.x has no such class and fails) becomes
+ *   "PreTrainedTokenizerFast", which 4.x resolves to its fast tokenizer and 5.x to TokenizersBackend
+ *   (tokenizer_class_from_name special-cases the name; v5 also keeps it as an alias);
+ * - `backend` (a v5-only key) is dropped: 5.x picks the tokenizers backend for a tokenizer.json anyway;
+ * - `extra_special_tokens` given as a list (v5) becomes 4.x's `additional_special_tokens`;
+ * - the chat template is also written inline (`chat_template`, the same text as chat_template.jinja):
+ *   transformers before 4.47 reads only the inline one; later versions prefer the .jinja file.
+ */
+export function portableTokenizerConfig(config: Record<string, unknown>, chatTemplate: string | undefined): Record<string, unknown> {
+  const out = { ...config };
+  if (out.tokenizer_class === 'TokenizersBackend') out.tokenizer_class = 'PreTrainedTokenizerFast';
+  delete out.backend;
+  if (Array.isArray(out.extra_special_tokens)) {
+    out.additional_special_tokens ??= out.extra_special_tokens;
+    delete out.extra_special_tokens;
+  }
+  if (chatTemplate !== undefined) out.chat_template = chatTemplate;
+  return out;
 }
 
 /**

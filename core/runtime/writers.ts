@@ -1,4 +1,6 @@
-// Run outputs: OUT/metrics.jsonl (one `{"step", "node", ...values}` object per line) and OUT/events.log.
+// Run outputs: OUT/metrics.jsonl (one `{"step", "node", ...values}` object per line), OUT/events.log,
+// OUT/samples.jsonl (the sampled completions the UI shows, for the HTML report) and a TensorBoard event
+// file beside them (every metric as the scalar `NODE/NAME`).
 //
 // Lines are written synchronously as they arrive (a few per step), so a killed process loses nothing it
 // had published. A resumed run (`--resume`) continues the files of the run it resumes instead of
@@ -11,11 +13,15 @@
 // - events.log: the entries after the resumed checkpoint's own `checkpoint ... (step N)` entry are the
 //   steps done again; of those only the run-level entries (node `graph`) and warnings/errors stay (they
 //   say how the segment ended), then the new run appends.
+// - samples.jsonl is appended to (a batch done again after the resume has its sample twice, by time);
+//   TensorBoard gets a new event file per segment in the same folder (TensorBoard reads them together).
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import type { Observable } from 'rxjs';
 import type { MetricRecord } from '../ports.js';
+import { eventFileName, fileVersionEvent, scalarEvent, tfRecord } from '../report/tfevents.js';
 import { fileError } from './file-error.js';
 import type { EventRecord } from './metrics-bus.js';
 
@@ -32,14 +38,16 @@ export interface ResumePoint {
 /** An append-only text file written line by line, which can be replaced atomically by a new content. */
 class LineFile {
   private fd: number;
-  constructor(private readonly file: string, initial?: string) {
+  /** `initial`: the file's new content (then appended to); `append`: keep what the file holds. */
+  constructor(private readonly file: string, options: { initial?: string; append?: boolean } = {}) {
     mkdirSync(path.dirname(file), { recursive: true });
-    if (initial !== undefined) this.writeAtomically(initial);
-    this.fd = openSync(file, initial === undefined ? 'w' : 'a');
+    if (options.initial !== undefined) this.writeAtomically(options.initial);
+    this.fd = openSync(file, options.initial === undefined && !options.append ? 'w' : 'a');
   }
 
-  append(text: string): void {
-    writeSync(this.fd, text);
+  append(data: string | Uint8Array): void {
+    if (typeof data === 'string') writeSync(this.fd, data);
+    else writeSync(this.fd, data);
   }
 
   /** Replaces the whole file (temporary file, then rename: a kill leaves the old content or the new). */
@@ -94,6 +102,26 @@ function subscribeWriter<T>(source$: Observable<T>, file: string, write: (item: 
   };
 }
 
+/** Writes `header` then `encode(item)` for every item (skipping undefined) until closed. */
+function writeEncoded<T>(
+  source$: Observable<T>,
+  file: string,
+  encode: (item: T) => string | Uint8Array | undefined,
+  options: { header?: Uint8Array; initial?: string; append?: boolean } = {},
+): RunWriter {
+  const out = new LineFile(file, options);
+  if (options.header) out.append(options.header);
+  return subscribeWriter(
+    source$,
+    file,
+    (item) => {
+      const chunk = encode(item);
+      if (chunk !== undefined) out.append(chunk);
+    },
+    () => out.close(),
+  );
+}
+
 export function metricLine(record: MetricRecord): string {
   const line: Record<string, unknown> = { step: record.step, node: record.node };
   for (const [name, value] of Object.entries(record.values)) {
@@ -126,13 +154,10 @@ function parseMetricLine(line: string): KeyedLine {
 
 export function writeMetricsJsonl(metrics$: Observable<MetricRecord>, file: string, resume?: ResumePoint): RunWriter {
   const previous = resume ? readIfExists(file) : undefined;
-  if (previous === undefined) {
-    const out = new LineFile(file);
-    return subscribeWriter(metrics$, file, (record) => out.append(metricLine(record) + '\n'), () => out.close());
-  }
+  if (previous === undefined) return writeEncoded(metrics$, file, (record) => metricLine(record) + '\n');
   // Every line (old and new) stays in memory so the file can be rewritten when a node restarts.
   let lines: KeyedLine[] = previous.split('\n').filter((l) => l.length > 0).map(parseMetricLine);
-  const out = new LineFile(file, lines.map((l) => l.line + '\n').join(''));
+  const out = new LineFile(file, { initial: lines.map((l) => l.line + '\n').join('') });
   const restarted = new Set<string>();
   return subscribeWriter(
     metrics$,
@@ -187,6 +212,47 @@ export function eventsBeforeResume(text: string, step: number): string[] {
 
 export function writeEventsLog(events$: Observable<EventRecord>, file: string, resume?: ResumePoint): RunWriter {
   const previous = resume ? readIfExists(file) : undefined;
-  const out = new LineFile(file, previous === undefined ? undefined : eventsBeforeResume(previous, resume!.step).map((e) => e + '\n').join(''));
-  return subscribeWriter(events$, file, (event) => out.append(eventLine(event) + '\n'), () => out.close());
+  const initial = previous === undefined ? undefined : eventsBeforeResume(previous, resume!.step).map((e) => e + '\n').join('');
+  return writeEncoded(events$, file, (event) => eventLine(event) + '\n', { initial });
+}
+
+/** The sampled-completion events (data holding `completion`, see core/ui/types.ts) as JSON lines. */
+export function sampleLine(event: EventRecord): string | undefined {
+  if (typeof event.data?.completion !== 'string') return undefined;
+  return JSON.stringify({ time: event.time, node: event.node, ...event.data });
+}
+
+export const SAMPLES_FILE = 'samples.jsonl';
+
+export function writeSamplesJsonl(events$: Observable<EventRecord>, file: string, resume?: ResumePoint): RunWriter {
+  return writeEncoded(
+    events$,
+    file,
+    (event) => {
+      const line = sampleLine(event);
+      return line === undefined ? undefined : line + '\n';
+    },
+    { append: resume !== undefined },
+  );
+}
+
+/** The TensorBoard scalars of one metric record: `NODE/NAME` for each value (NaN and ±Inf kept, as floats). */
+export function tensorBoardScalars(record: MetricRecord): Record<string, number> {
+  return Object.fromEntries(Object.entries(record.values).map(([name, value]) => [`${record.node}/${name}`, value]));
+}
+
+/**
+ * A TensorBoard event file in `dir` (`tensorboard --logdir runs/` shows each run), one Event per
+ * metric record, stamped with the time it arrived. Returns the writer and the file's path.
+ */
+export function writeTensorBoardEvents(metrics$: Observable<MetricRecord>, dir: string, now: () => number = Date.now): RunWriter & { file: string } {
+  const started = now() / 1000;
+  const file = path.join(dir, eventFileName(started, os.hostname(), process.pid));
+  const writer = writeEncoded(
+    metrics$,
+    file,
+    (record) => tfRecord(scalarEvent({ wallTime: now() / 1000, step: record.step, scalars: tensorBoardScalars(record) })),
+    { header: tfRecord(fileVersionEvent(started)) },
+  );
+  return { ...writer, file };
 }

@@ -29,9 +29,10 @@ const counts = new Map<string, number>(graph.map(([id]) => [id, 0]));
 
 const ui = plain
   ? createPlainProgress({ metrics$, events$, totalSteps, title: 'grpoflow demo (plain)' })
-  : renderRunUi({ metrics$, events$, nodeStates$, totalSteps, title: 'grpoflow · demo (fake metrics)' });
+  : renderRunUi({ metrics$, events$, nodeStates$, totalSteps, plannedEvaluations: 2, title: 'grpoflow · demo (fake metrics)' });
 
 events$.next({ level: 'info', node: 'graph', message: `run started: ${graph.length} nodes` });
+for (let done = 0; done <= 400; done += 40) events$.next({ level: 'debug', node: 'eval', message: 'eval before', data: { evalProgress: { label: 'before', done, total: 400 } } });
 events$.next({ level: 'info', node: 'eval', message: 'eval before: accuracy 12.0%', data: { eval: { label: 'before', accuracy: 0.12, 'pass@4': 0.3, n: 100 } } });
 
 const ticker = interval(250)
@@ -54,8 +55,24 @@ const ticker = interval(250)
       );
       const reward = 1 + (2.5 * step) / totalSteps + rng.normal() * 0.2;
       metrics$.next({ step, node: 'reward_format', values: { reward } });
-      metrics$.next({ step, node: 'rollout', values: { busy: 0.85 + rng.next() * 0.1 } });
-      metrics$.next({ step, node: 'trainer', values: { loss: 0.05 / Math.sqrt(step) + rng.next() * 0.01, kl: 0.001 * step * (1 + rng.next()), busy: 0.6 + rng.next() * 0.2, staleness: rng.int(2) } });
+      metrics$.next({ step, node: 'rollout', values: { busy: 0.85 + rng.next() * 0.1, 'rollout/tokens_per_s': 450 + rng.next() * 50 } });
+      metrics$.next({
+        step,
+        node: 'trainer',
+        values: {
+          loss: 0.05 / Math.sqrt(step) + rng.next() * 0.01,
+          kl: 0.001 * step * (1 + rng.next()),
+          busy: 0.6 + rng.next() * 0.2,
+          staleness: rng.int(2),
+          'rewards/format/mean': Math.min(3, 1.5 + (3 * step) / totalSteps),
+          'rewards/correctness/mean': -1 + (2 * step) / totalSteps + rng.normal() * 0.2,
+          learning_rate: 5e-4 * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps)),
+          grad_norm: 0.1 + rng.next() * 0.05,
+          'completions/mean_length': 50 + rng.normal() * 2,
+          num_tokens: 7000,
+          step_time: 0.25,
+        },
+      });
       const a = 2 + rng.int(8);
       const b = 2 + rng.int(8);
       events$.next({ level: 'debug', node: 'rollout', message: 'sample', data: { step, prompt: `Tom has ${a} apples and buys ${b} more. How many apples does he have?`, completion: `<reasoning>${a} + ${b} = ${a + b}</reasoning><answer>${a + b}</answer>`, rewards: { format: 3, correctness: 2 } } });

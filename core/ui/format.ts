@@ -18,6 +18,12 @@ export function formatNumber(value: number): string {
   return Number(value.toPrecision(4)).toString();
 }
 
+/** `812 MB`, `1.25 GB` (powers of 1024, as `free` and `top` count). */
+export function formatBytes(bytes: number): string {
+  const mb = bytes / 1024 ** 2;
+  return mb >= 1024 ? `${(mb / 1024).toFixed(2)} GB` : `${Math.round(mb)} MB`;
+}
+
 export function formatPercent(fraction: number): string {
   return `${(fraction * 100).toFixed(1)}%`;
 }

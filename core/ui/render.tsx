@@ -15,6 +15,8 @@ export interface RunUiOptions {
   events$: Observable<UiEvent>;
   nodeStates$: Observable<UiNodeStates>;
   totalSteps: number;
+  /** Evaluations the run will do (for the ETA); see plannedEvaluationsOf. */
+  plannedEvaluations?: number;
   title: string;
   /** Milliseconds between redraws. */
   refreshMs?: number;
@@ -49,7 +51,7 @@ export function RunApp({ model, refreshMs, final = false }: { model: RunViewMode
 }
 
 export function renderRunUi(options: RunUiOptions): RunUiHandle {
-  const model = createRunViewModel({ title: options.title, totalSteps: options.totalSteps, stepMetric: options.stepMetric });
+  const model = createRunViewModel({ title: options.title, totalSteps: options.totalSteps, plannedEvaluations: options.plannedEvaluations, stepMetric: options.stepMetric });
   const subscriptions: Subscription[] = [
     options.metrics$.subscribe((r) => model.pushMetric(r)),
     options.events$.subscribe((e) => model.pushEvent(e)),

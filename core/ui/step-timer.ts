@@ -1,8 +1,11 @@
 // Seconds per step and time left, from the arrival times of the last few steps (a moving window, so
-// the estimate follows a run that speeds up after warm-up).
+// the estimate follows a run that speeds up after warm-up). Time spent on something else that holds
+// training up (an evaluation) can be excluded, so it does not count as time per step.
 
 export class StepTimer {
   private readonly marks: { step: number; time: number }[] = [];
+  /** Milliseconds excluded so far; marks are kept on a clock that stops for them. */
+  private excluded = 0;
 
   constructor(
     private readonly startedAt: number,
@@ -13,8 +16,13 @@ export class StepTimer {
   mark(step: number, time: number): void {
     const last = this.marks.at(-1);
     if (last && step <= last.step) return;
-    this.marks.push({ step, time });
+    this.marks.push({ step, time: time - this.excluded });
     if (this.marks.length > this.window + 1) this.marks.shift();
+  }
+
+  /** Leave `ms` (e.g. an evaluation that held training up) out of the time per step. */
+  exclude(ms: number): void {
+    if (ms > 0) this.excluded += ms;
   }
 
   get step(): number {

@@ -1,4 +1,5 @@
-// How many optimiser steps a graph will run, read from its trainer's config, for the progress bar.
+// How many optimiser steps a graph will run, read from its trainer's config, for the progress bar; and
+// how many evaluations, read from its eval.accuracy nodes' configs, for an ETA that includes them.
 
 const STEP_KEYS = ['max_steps', 'total_steps', 'steps'] as const;
 
@@ -17,4 +18,20 @@ export function totalStepsOf(nodes: readonly { type: string; config: unknown }[]
     }
   }
   return 0;
+}
+
+/**
+ * Evaluations the graph's `eval.accuracy` nodes will run over `totalSteps` steps: `before`, one every
+ * `every` steps, and `after` (which reuses a periodic one that fell on the last step).
+ */
+export function plannedEvaluationsOf(nodes: readonly { type: string; config: unknown }[], totalSteps: number): number {
+  let count = 0;
+  for (const node of nodes) {
+    if (node.type.split('/').at(-1) !== 'eval.accuracy' || node.config === null || typeof node.config !== 'object') continue;
+    const { before, after, every } = node.config as { before?: unknown; after?: unknown; every?: unknown };
+    const periodic = typeof every === 'number' && every > 0 && totalSteps > 0 ? Math.floor(totalSteps / every) : 0;
+    count += (before === false ? 0 : 1) + periodic;
+    if (after !== false && !(periodic > 0 && totalSteps % (every as number) === 0)) count += 1;
+  }
+  return count;
 }

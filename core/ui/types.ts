@@ -5,7 +5,11 @@
 // Conventions the UI reads from the metrics and events (documented here so nodes can follow them):
 // - progress: a metric record carrying `loss` is one finished optimiser step (its `step` is the step
 //   number); the step metric's name can be changed (`stepMetric`).
-// - sparklines: the values `reward` (or `reward_mean`), `loss` and `kl`, from any node.
+// - sparklines: the values `reward` (or `reward_mean`), `loss` and `kl`, and one per reward function
+//   from `rewards/NAME/mean`, read from the step records.
+// - numbers: `learning_rate`, `grad_norm`, `completions/mean_length`, `rollout/tokens_per_s` (generation)
+//   from any node; the growth of the cumulative `num_tokens` over `step_time` in the step records
+//   (training tokens/s).
 // - utilisation: a value `busy` (fraction 0..1 of wall time spent working) from a node, e.g. the
 //   generator and the trainer.
 // - staleness: a value `staleness` or `policy/staleness` (trainer step − policy version that sampled
@@ -14,6 +18,8 @@
 //   `rewards` ({name: value}) and `prompt` (text).
 // - evaluation: an event whose data holds `eval`: {label ('before', 'after', 'step 50'), accuracy,
 //   'pass@k': value, ...}, numbers in 0..1.
+// - evaluation progress: events whose data holds `evalProgress`: {label, done, total} (samples), from
+//   done 0 when it starts; the ETA adds the evaluations left, each timed as the last whole one.
 import type { EventLevel } from '../plugin.js';
 import type { MetricRecord } from '../ports.js';
 

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -102,5 +102,30 @@ describe('grpoflow CLI', () => {
     expect(events).toContain('[graph] run aborted');
     const metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.slice(0, 3)).toEqual([0, 1, 2].map((i) => ({ step: i, node: 'ticks', tick: i })));
+  });
+
+  it('run writes report.html and a TensorBoard event file (also when interrupted); report redraws it', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'grpoflow-cli-'));
+    let sent = false;
+    const run = await grpoflow(['run', path.join(FIXTURES, 'ticker.yaml'), '--no-tui', '--out', out], (text, child) => {
+      if (!sent && text.includes('step 3 ticks')) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    expect(run.code).toBe(130);
+    expect(run.stdout).toContain(`report ${path.join(out, 'report.html')}`);
+    expect(readFileSync(path.join(out, 'report.html'), 'utf8')).toContain('data-chart="ticks/tick"');
+    const [events] = readdirSync(out).filter((f) => f.startsWith('events.out.tfevents.'));
+    const decoded = JSON.parse(execFileSync('python3', [path.join(ROOT, 'test/tools/read_tfevents.py'), path.join(out, events)], { encoding: 'utf8' })) as { step?: number; scalars?: Record<string, string> }[];
+    expect(decoded.slice(1, 4)).toEqual([0, 1, 2].map((i) => expect.objectContaining({ step: i, scalars: { 'ticks/tick': `${i}.0` } })));
+
+    const other = path.join(out, 'again.html');
+    const redraw = await grpoflow(['report', out, '--out', other]);
+    expect(redraw.code).toBe(0);
+    expect(existsSync(other)).toBe(true);
+    const missing = await grpoflow(['report', path.join(out, 'nowhere')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(`${path.join(out, 'nowhere')}: no such run folder\n`);
   });
 });

@@ -12,7 +12,8 @@ describe('graph JSON Schema', () => {
     const rule = (type: string, version: number) =>
       node.allOf.find((r: any) => r.if.properties.type.const === type && JSON.stringify(r.if).includes(`"const":${version}`));
     const sink = rule('slow-sink', 1);
-    expect(sink.then.properties.with.properties.delayMs).toEqual({ default: 5, type: 'number', minimum: 0 });
+    // Issue 17 item 4: a typed field also takes a `${params.x}` / `${env.X}` reference (one shared definition).
+    expect(sink.then.properties.with.properties.delayMs).toEqual({ default: 5, anyOf: [{ type: 'number', minimum: 0 }, { $ref: '#/$defs/reference' }] });
     expect(sink.then.properties.with.additionalProperties).toBe(false);
     // count has versions 1 and 2: the older one applies only when pinned; the latest also when unpinned.
     expect(rule('count', 1).if.required).toEqual(['type', 'version']);

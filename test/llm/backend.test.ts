@@ -1,8 +1,8 @@
 // Backend selection: explicit names, auto with its one-line explanation, clear errors.
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../core/llm/tf.js';
-import { initBackend, vulkanLoaderMissing, type BackendName } from '../../core/llm/backend.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { initBackend, probeWebgpuAdapter, softwareAdapter, vulkanLoaderMissing, type BackendName } from '../../core/llm/backend.js';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -45,5 +45,47 @@ describe('vulkanLoaderMissing (auto skips WebGPU on Linux without the Vulkan loa
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('software adapters (auto skips them; --backend webgpu still uses them)', () => {
+  it('names llvmpipe, lavapipe, SwiftShader and CPU-type adapters as software, real GPUs not', () => {
+    // As Dawn reports Mesa's llvmpipe through lavapipe on this machine.
+    const llvmpipe = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits-', description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)', isFallbackAdapter: true };
+    expect(softwareAdapter(llvmpipe)).toMatch(/^llvmpipe: Mesa .* is a fallback \(software\) adapter$/);
+    expect(softwareAdapter({ ...llvmpipe, isFallbackAdapter: undefined })).toMatch(/software renderer/);
+    expect(softwareAdapter({ vendor: 'mesa', description: 'lavapipe' })).toMatch(/software renderer/);
+    expect(softwareAdapter({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' })).toMatch(/SwiftShader Device .* software renderer/);
+    expect(softwareAdapter({ vendor: 'unknown', description: 'some adapter', adapterType: 'CPU' })).toMatch(/CPU adapter/);
+    expect(softwareAdapter({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3', adapterType: 'discrete GPU', isFallbackAdapter: false })).toBeUndefined();
+    expect(softwareAdapter({ vendor: 'mesa', architecture: 'rdna-3', description: 'AMD Radeon RX 7900 XTX (RADV NAVI31)' })).toBeUndefined();
+  });
+
+  const LAVAPIPE = '/usr/share/vulkan/icd.d/lvp_icd.json';
+  describe.skipIf(!existsSync(LAVAPIPE) || vulkanLoaderMissing())('with Mesa lavapipe as the only Vulkan driver', () => {
+    const saved = { icd: process.env.VK_ICD_FILENAMES, runtime: process.env.XDG_RUNTIME_DIR };
+    beforeAll(() => {
+      process.env.VK_ICD_FILENAMES = LAVAPIPE;
+      process.env.XDG_RUNTIME_DIR ??= tmpdir();
+    });
+    afterAll(() => {
+      if (saved.icd === undefined) delete process.env.VK_ICD_FILENAMES;
+      else process.env.VK_ICD_FILENAMES = saved.icd;
+      if (saved.runtime === undefined) delete process.env.XDG_RUNTIME_DIR;
+    });
+
+    it('the adapter probe (a child process) sees a software adapter', async () => {
+      const info = await probeWebgpuAdapter();
+      expect(info).not.toBeNull();
+      expect(softwareAdapter(info!)).toMatch(/llvmpipe|lavapipe/);
+    });
+
+    it('auto chooses wasm and says it skipped the software adapter', async () => {
+      const { name, notes } = await initBackend('auto');
+      expect(name).toBe('wasm');
+      expect(notes[0]).toMatch(/webgpu: llvmpipe.*\(software\).*; --backend webgpu uses it anyway/);
+      // Dawn was never loaded in this process.
+      expect((globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu).toBeUndefined();
+    });
   });
 });

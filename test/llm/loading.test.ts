@@ -1,6 +1,6 @@
 // Loading checkpoints: safetensors read/write (f32, bf16, f16), sharded checkpoints, v4 and v5
 // config layouts, the Hugging Face cache layout, and errors that name what is wrong.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { loadModel, type CausalLM } from '../../core/llm/model.js';
 import { parseModelConfig } from '../../core/llm/config.js';
 import { ropeInverseFrequencies } from '../../core/llm/rope.js';
 import { findInCache, huggingFaceCacheDir, resolveModelDir } from '../../core/llm/hub.js';
-import { readSafetensors, writeSafetensors, type HostTensor } from '../../core/llm/safetensors.js';
+import { readSafetensors, readSafetensorsHeader, SafetensorsFile, writeSafetensors, type HostTensor } from '../../core/llm/safetensors.js';
 import { LLAMA_TINY, ids2d, maxAbsDiff, readReference } from './fixture.js';
 
 const reference = readReference();
@@ -86,6 +86,103 @@ describe('safetensors', () => {
     const path = join(work, 'i64.safetensors');
     writeFileSync(path, buf);
     expect(() => readSafetensors(path)).toThrow(/tensor "ids" has dtype I64/);
+  });
+});
+
+/** A tensor to place at a byte offset of the data section, with its raw little-endian bytes. */
+interface Placed {
+  name: string;
+  dtype: 'F32' | 'F16' | 'BF16';
+  shape: number[];
+  offset: number;
+  /** (position within the tensor's bytes, bytes) pieces to write; the rest stays a hole (zeros). */
+  pieces: [number, Buffer][];
+}
+
+/**
+ * A safetensors file whose tensors lie at the given offsets, the gaps covered by zero-filled BF16
+ * padding tensors as a well-formed file needs, made with ftruncate: a sparse file that takes no disk
+ * space for the gaps.
+ */
+function writeSparseSafetensors(path: string, placed: Placed[]): number {
+  const width = { F32: 4, F16: 2, BF16: 2 };
+  const header: Record<string, unknown> = {};
+  let cursor = 0;
+  for (const [i, t] of [...placed].sort((a, b) => a.offset - b.offset).entries()) {
+    if (t.offset > cursor) header[`padding_${i}`] = { dtype: 'BF16', shape: [(t.offset - cursor) / 2], data_offsets: [cursor, t.offset] };
+    const end = t.offset + t.shape.reduce((a, b) => a * b, 1) * width[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [t.offset, end] };
+    cursor = end;
+  }
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const dataStart = 8 + Buffer.byteLength(text);
+  const fd = openSync(path, 'w');
+  try {
+    const prefix = Buffer.alloc(dataStart);
+    prefix.writeBigUInt64LE(BigInt(dataStart - 8));
+    prefix.write(text, 8);
+    writeSync(fd, prefix, 0, prefix.length, 0);
+    ftruncateSync(fd, dataStart + cursor);
+    for (const t of placed) for (const [at, bytes] of t.pieces) writeSync(fd, bytes, 0, bytes.length, dataStart + t.offset + at);
+  } finally {
+    closeSync(fd);
+  }
+  return dataStart + cursor;
+}
+
+const f32Bytes = (values: ArrayLike<number>) => Buffer.from(new Float32Array(values).buffer);
+const GiB = 2 ** 30;
+
+describe('safetensors past the 2 GiB and 4 GiB offsets (sparse files)', () => {
+  it('reads tensors at, across and beyond both offsets through the file handle', () => {
+    const path = join(work, 'sparse.safetensors');
+    const bf16 = Buffer.alloc(8);
+    [1, -2, 0.5, 3].forEach((v, i) => bf16.writeUInt16LE(f32Bytes([v]).readUInt32LE(0) >>> 16, i * 2));
+    const f16 = Buffer.alloc(8);
+    [0x3c00, 0xc000, 0x3800, 0x4200].forEach((h, i) => f16.writeUInt16LE(h, i * 2)); // 1, -2, 0.5, 3
+    // A tensor larger than one read chunk (64 MiB), past 4 GiB, with marks on both sides of the chunk edge.
+    const big = 17 * 2 ** 20;
+    const edge = 16 * 2 ** 20;
+    const size = writeSparseSafetensors(path, [
+      { name: 'head', dtype: 'F32', shape: [2], offset: 0, pieces: [[0, f32Bytes([7, 8])]] },
+      { name: 'past_2g', dtype: 'F32', shape: [2, 2], offset: 2 * GiB + 64, pieces: [[0, f32Bytes([1.5, -2.5, 3.25, 4])]] },
+      { name: 'across_4g', dtype: 'F16', shape: [4], offset: 4 * GiB - 4, pieces: [[0, f16]] },
+      { name: 'past_4g', dtype: 'BF16', shape: [4], offset: 4 * GiB + 4096, pieces: [[0, bf16]] },
+      { name: 'big_past_4g', dtype: 'F32', shape: [big], offset: 4 * GiB + 8192, pieces: [[0, f32Bytes([11])], [(edge - 1) * 4, f32Bytes([12, 13])], [(big - 1) * 4, f32Bytes([14])]] },
+    ]);
+    expect(statSync(path).size).toBe(size);
+    expect(size).toBeGreaterThan(4 * GiB + big * 4);
+    expect(readSafetensorsHeader(path).past_4g).toEqual({ dtype: 'BF16', shape: [4] });
+    const file = new SafetensorsFile(path);
+    try {
+      expect(Array.from(file.read('head').data)).toEqual([7, 8]);
+      expect(file.read('past_2g')).toEqual({ shape: [2, 2], data: new Float32Array([1.5, -2.5, 3.25, 4]) });
+      expect(Array.from(file.read('across_4g').data)).toEqual([1, -2, 0.5, 3]);
+      expect(Array.from(file.read('past_4g').data)).toEqual([1, -2, 0.5, 3]);
+      const values = file.read('big_past_4g').data;
+      expect([values[0], values[1], values[edge - 1], values[edge], values[edge + 1], values[big - 1]]).toEqual([11, 0, 12, 13, 0, 14]);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('loads a model whose weights lie past 2 GiB and 4 GiB in its shard: identical logits', async () => {
+    const dir = join(work, 'sparse-model');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(rawConfig()));
+    const tensors = [...readSafetensors(`${LLAMA_TINY}/model.safetensors`)];
+    let offset = 2 * GiB + 8;
+    const placed: Placed[] = tensors.map(([name, t], i) => {
+      if (i === Math.floor(tensors.length / 2)) offset = 4 * GiB + 8; // the second half past 4 GiB
+      const entry: Placed = { name, dtype: 'F32', shape: t.shape, offset, pieces: [[0, f32Bytes(t.data)]] };
+      offset += t.data.length * 4;
+      return entry;
+    });
+    writeSparseSafetensors(join(dir, 'model.safetensors'), placed);
+    const model = await loadModel(dir);
+    expect(maxAbsDiff(logitsOf(model), baseLogits)).toBe(0);
+    model.dispose();
   });
 });
 

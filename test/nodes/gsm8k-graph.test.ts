@@ -61,6 +61,30 @@ describe('graphs/gsm8k-grpo.yaml', () => {
     expect(system).toBe('You are given a problem. Think step by step.\nPlace your reasoning between <reasoning> and </reasoning>.\nProvide your final answer between <answer> and </answer>.');
   });
 
+  it("renders exactly GSM8K's question text as the user turn (no stray characters)", async () => {
+    const { loadGraphFile } = await import('../../core/graph/load.js');
+    const { compileMapping } = await import('../../core/data/mapping.js');
+    const { chatTemplate } = await import('../../nodes/chat-template.js');
+    const { Tokenizer } = await import('../../core/llm/tokenizer.js');
+    const { recordingContext } = await import('./node-context.js');
+    const { firstValueFrom } = await import('rxjs');
+    const { graph } = await loadGraphFile(GRAPH);
+    const node = (id: string) => graph!.nodes.find((n) => n.id === id)!.config as Record<string, unknown>;
+    const rows = readFileSync(path.join(ROOT, 'test/fixtures/gsm8k/train.jsonl'), 'utf8').trim().split('\n').slice(0, 3).map((l) => JSON.parse(l) as { question: string; answer: string });
+    const { ctx } = recordingContext(chatTemplate.config.parse(node('template')));
+    const tokenizer = await Tokenizer.fromDir(path.join(ROOT, 'test/fixtures/llama-tiny'));
+    const template = await firstValueFrom((await chatTemplate.run(ctx, { model: undefined, tokenizer })).template!);
+    for (const id of ['train_prompts', 'test_prompts']) {
+      const toPrompt = compileMapping(node(id).mapping as never);
+      for (const row of rows) {
+        const prompt = toPrompt({ index: 0, source: 'train.jsonl:1', data: row });
+        expect(prompt.messages.find((m) => m.role === 'user')!.content).toBe(row.question);
+        const rendered = template.render(prompt.messages, { addGenerationPrompt: true });
+        expect(rendered).toContain(`<|start_header_id|>user<|end_header_id|>\n\n${row.question}<|eot_id|>`);
+      }
+    }
+  });
+
   it('runs two steps on the fixture model and data: every metric, before/after eval, checkpoint, exports', async () => {
     const { code, stderr } = await grpoflow([
       'run', GRAPH, '--no-tui', '--out', out,

@@ -7,14 +7,17 @@ import { generate as generateTokens } from '../../llm/generate.js';
 import { Tokenizer } from '../../llm/tokenizer.js';
 import { readModelConfig } from '../../llm/config.js';
 import { positionsOverflow } from '../../llm/prompt-fits.js';
+import { isHubId, resolveModelDir } from '../../llm/hub.js';
 
 export const name = 'generate';
-export const summary = 'Generate a completion for a prompt or a conversation with a local model';
-export const usage = `grpoflow generate --model DIR [--adapter DIR] (--prompt TEXT | --messages FILE.json)
+export const summary = 'Generate a completion for a prompt or a conversation with a local or Hub model';
+export const usage = `grpoflow generate --model DIR|ORG/NAME [--adapter DIR|ORG/NAME] (--prompt TEXT | --messages FILE.json)
     [--system TEXT] [--chat-template NAME] [--chat-template-kwargs JSON] [--max-new-tokens N]
     [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--repetition-penalty R] [--seed S]
     [--backend auto|tensorflow|webgpu|wasm|cpu] [--json]
 
+  --model, --adapter     a folder, or a Hub id found in the Hugging Face cache (else downloaded unless
+                         HF_HUB_OFFLINE is set; HF_TOKEN or the token of \`huggingface-cli login\` is used)
   --messages FILE.json   a JSON list of {"role", "content"} messages
   --chat-template NAME   replace the model's template with a built-in one (${ChatTemplate.builtinNames().join(', ')})
   --chat-template-kwargs JSON   extra template variables, e.g. '{"date_string": "26 Jul 2024"}'
@@ -71,6 +74,13 @@ function parseKwargs(text: string | undefined): Record<string, unknown> {
 function requireDir(path: string, flag: string): void {
   if (!existsSync(path)) throw new Error(`--${flag} folder ${path} does not exist`);
   if (!statSync(path).isDirectory()) throw new Error(`--${flag} ${path} is not a folder`);
+}
+
+/** A folder for --model / --adapter: the folder given, or a Hub id's snapshot (cache, else downloaded), as graphs take them. */
+async function modelFolder(ref: string, flag: 'model' | 'adapter'): Promise<string> {
+  if (!existsSync(ref) && isHubId(ref)) return resolveModelDir(ref, { kind: flag });
+  requireDir(ref, flag);
+  return ref;
 }
 
 export async function runGenerate(argv: string[], io: CommandIO): Promise<number> {
@@ -130,26 +140,26 @@ export async function runGenerate(argv: string[], io: CommandIO): Promise<number
       messages = [{ role: 'system', content: o.system }, ...messages];
     }
 
-    requireDir(o.model, 'model');
-    if (o.adapter !== undefined) requireDir(o.adapter, 'adapter');
+    const modelDir = await modelFolder(o.model, 'model');
+    const adapterDir = o.adapter === undefined ? undefined : await modelFolder(o.adapter, 'adapter');
     const { initBackend } = await import('../../llm/backend.js');
     await initBackend((o.backend ?? 'auto') as Parameters<typeof initBackend>[0], (line) => io.err(`${line}\n`));
 
-    const tokenizer = await Tokenizer.fromDir(o.model);
+    const tokenizer = await Tokenizer.fromDir(modelDir);
     const template = o['chat-template']
       ? ChatTemplate.builtin(o['chat-template'], { bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken })
-      : await ChatTemplate.fromDir(o.model);
+      : await ChatTemplate.fromDir(modelDir);
     const rendered = template.render(messages, { addGenerationPrompt: true, variables });
     // The rendering already holds its special tokens (bos, headers): add none, as apply_chat_template does.
     const promptIds = tokenizer.encode(rendered, { addSpecialTokens: false });
-    const overflow = positionsOverflow(promptIds.length, maxNewTokens, readModelConfig(o.model).maxPositionEmbeddings);
+    const overflow = positionsOverflow(promptIds.length, maxNewTokens, readModelConfig(modelDir).maxPositionEmbeddings);
     if (overflow) throw new Error(`the prompt does not fit the model: ${overflow}; shorten the prompt or lower --max-new-tokens`);
 
     const { loadModel } = await import('../../llm/model.js');
-    const model = await loadModel(o.model);
-    if (o.adapter !== undefined) {
+    const model = await loadModel(modelDir);
+    if (adapterDir !== undefined) {
       const { loadPeftAdapter } = await import('../../llm/lora.js');
-      await loadPeftAdapter(model, o.adapter);
+      await loadPeftAdapter(model, adapterDir);
     }
     const eos = new Set([...model.config.eosTokenIds, ...tokenizer.eosTokenIds]);
     // A replacement template's end-of-turn token ends the reply even when the checkpoint's eos differs.

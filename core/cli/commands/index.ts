@@ -2,9 +2,11 @@
 // object satisfying Command, or a module (`import * as x`) exporting `name`, `summary`, `usage`, `run`.
 import type { Command } from '../command.js';
 import * as generate from './generate.js';
+import { graph } from './graph.js';
 import { nodes } from './nodes.js';
+import { report } from './report.js';
 import { run } from './run.js';
 import { schema } from './schema.js';
 import { validate } from './validate.js';
 
-export const commands: Command[] = [run, validate, nodes, schema, generate];
+export const commands: Command[] = [run, validate, nodes, schema, generate, report, graph];

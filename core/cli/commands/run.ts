@@ -6,9 +6,10 @@ import { MetricsBus } from '../../runtime/metrics-bus.js';
 import { fileError } from '../../runtime/file-error.js';
 import { envRedactor } from '../../runtime/redact.js';
 import { runGraph, type RunHandle } from '../../runtime/run-graph.js';
-import { writeEventsLog, writeMetricsJsonl } from '../../runtime/writers.js';
+import { SAMPLES_FILE, writeEventsLog, writeMetricsJsonl, writeSamplesJsonl, writeTensorBoardEvents } from '../../runtime/writers.js';
 import { runFingerprint } from '../../grpo/fingerprint.js';
 import type { ResumeService } from '../../grpo/resume.js';
+import { writeReport } from '../../report/html.js';
 import { selectBackend } from '../backend.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_USAGE, type Command } from '../command.js';
@@ -18,6 +19,7 @@ import { printDiagnostics } from '../print-diagnostics.js';
 import { printProgress } from '../progress-printer.js';
 import { checkCheckpointFolders, loadCheckedResume, prepareOutDir, removeStaleOutputs, WallClock } from '../run-record.js';
 import { SIGNAL_EXIT_CODE, watchStopSignals } from '../stop-signals.js';
+import { onNativeStderr } from '../native-stderr.js';
 
 /** The terminal UI's entry point (core/ui/index.ts), when that module exists. */
 interface UiModule {
@@ -107,6 +109,8 @@ export const run: Command = {
       writers = [
         writeMetricsJsonl(bus.metrics$, path.join(outDir, 'metrics.jsonl'), resumePoint),
         writeEventsLog(bus.events$, path.join(outDir, 'events.log'), resumePoint),
+        writeSamplesJsonl(bus.events$, path.join(outDir, SAMPLES_FILE), resumePoint),
+        writeTensorBoardEvents(bus.metrics$, outDir),
       ];
     } catch (error) {
       fail(fileError(error, outDir, '--out'));
@@ -114,6 +118,8 @@ export const run: Command = {
     }
     const clock = await WallClock.start(outDir, started, resume !== undefined);
     const clockSub = clock.followCheckpoints(bus);
+    // Dawn's warnings, taken off the terminal by the parent process while the UI is drawn (native-stderr.ts).
+    const stopNativeStderr = onNativeStderr((line) => bus.event('native', 'debug', line));
 
     const backend = await selectBackend(values.backend ?? graph.backend);
     // Load the UI before the run starts, so it sees every event from the first one.
@@ -152,6 +158,7 @@ export const run: Command = {
       progress?.unsubscribe();
       clockSub.unsubscribe();
       view?.unmount?.();
+      stopNativeStderr();
       const closed = await Promise.allSettled(writers.map((w) => w.close()));
       for (const result of closed) {
         if (result.status === 'rejected') {
@@ -162,6 +169,11 @@ export const run: Command = {
     }
     // The run's total wall time (earlier segments included), beside what the nodes wrote (evaluation, steps).
     await clock.write().catch((error) => process.stderr.write(`could not write ${path.join(outDir, 'summary.json')}: ${(error as Error).message}\n`));
+    // The HTML report of what the run wrote (also after a failure or Ctrl-C: the curves so far).
+    await writeReport(outDir).then(
+      (file) => process.stdout.write(`report ${file}\n`),
+      (error) => process.stderr.write(`could not write the report: ${(error as Error).message}\n`),
+    );
     return code;
   },
 };

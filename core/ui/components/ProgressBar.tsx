@@ -1,4 +1,4 @@
-// Step N/M, a bar, seconds per step and the time left.
+// Step N/M, a bar, seconds per step and the time left (with the evaluations' share when there are any).
 import { Text } from 'ink';
 import { formatDuration, progressBar } from '../format.js';
 
@@ -7,11 +7,20 @@ export interface ProgressBarProps {
   totalSteps: number;
   secondsPerStep?: number;
   etaSeconds?: number;
+  /** The evaluations' part of etaSeconds, when known. */
+  evalEtaSeconds?: number;
+  /** Evaluations still to run; with no evalEtaSeconds the ETA says it leaves them out. */
+  evaluationsLeft?: number;
   elapsedSeconds: number;
   width?: number;
 }
 
-export function ProgressBar({ step, totalSteps, secondsPerStep, etaSeconds, elapsedSeconds, width = 30 }: ProgressBarProps) {
+function evalNote(evalEtaSeconds: number | undefined, evaluationsLeft: number): string {
+  if (evaluationsLeft <= 0) return '';
+  return evalEtaSeconds !== undefined ? ` (eval ${formatDuration(evalEtaSeconds)})` : ' + eval';
+}
+
+export function ProgressBar({ step, totalSteps, secondsPerStep, etaSeconds, evalEtaSeconds, evaluationsLeft = 0, elapsedSeconds, width = 30 }: ProgressBarProps) {
   const fraction = totalSteps > 0 ? step / totalSteps : 0;
   if (totalSteps <= 0) {
     return (
@@ -30,7 +39,7 @@ export function ProgressBar({ step, totalSteps, secondsPerStep, etaSeconds, elap
       <Text dimColor>
         {'  '}
         {secondsPerStep !== undefined ? `${secondsPerStep.toFixed(1)}s/step  ` : ''}elapsed {formatDuration(elapsedSeconds)}
-        {etaSeconds !== undefined ? `  eta ${formatDuration(etaSeconds)}` : ''}
+        {etaSeconds !== undefined ? `  eta ${formatDuration(etaSeconds)}${evalNote(evalEtaSeconds, evaluationsLeft)}` : ''}
       </Text>
     </Text>
   );

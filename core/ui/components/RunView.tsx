@@ -3,9 +3,11 @@
 import { Box, Static, Text } from 'ink';
 import type { LogLine, RunSnapshot } from '../view-model.js';
 import { CompletionView } from './CompletionView.js';
+import { EvalProgressLine } from './EvalProgressLine.js';
 import { EvalTable } from './EvalTable.js';
 import { NodeTable } from './NodeTable.js';
 import { ProgressBar } from './ProgressBar.js';
+import { RunStatsLine } from './RunStatsLine.js';
 import { Sparklines } from './Sparklines.js';
 import { Utilisation } from './Utilisation.js';
 
@@ -22,6 +24,12 @@ export function LogLineView({ line }: { line: LogLine }) {
   );
 }
 
+/** Reward, then one line per reward function (indented under it), loss and KL. */
+export function sparklineSeries(s: RunSnapshot): Record<string, readonly number[]> {
+  const perFunction = Object.entries(s.rewardSeries).map(([name, values]) => [`  ${name}`, values] as const);
+  return { reward: s.series.reward, ...Object.fromEntries(perFunction), loss: s.series.loss, kl: s.series.kl };
+}
+
 export function RunView({ snapshot }: { snapshot: RunSnapshot }) {
   const s = snapshot;
   return (
@@ -31,9 +39,19 @@ export function RunView({ snapshot }: { snapshot: RunSnapshot }) {
         <Text bold color="magenta">
           {s.title}
         </Text>
-        <ProgressBar step={s.step} totalSteps={s.totalSteps} secondsPerStep={s.secondsPerStep} etaSeconds={s.etaSeconds} elapsedSeconds={s.elapsedSeconds} />
+        <ProgressBar
+          step={s.step}
+          totalSteps={s.totalSteps}
+          secondsPerStep={s.secondsPerStep}
+          etaSeconds={s.etaSeconds}
+          evalEtaSeconds={s.evalEtaSeconds}
+          evaluationsLeft={s.evaluationsLeft}
+          elapsedSeconds={s.elapsedSeconds}
+        />
+        <EvalProgressLine progress={s.evalProgress} />
         <NodeTable nodes={s.nodes} />
-        <Sparklines series={s.series} />
+        <Sparklines series={sparklineSeries(s)} />
+        <RunStatsLine stats={s.stats} />
         <Utilisation utilisation={s.utilisation} staleness={s.staleness} />
         <CompletionView completion={s.completion} />
         <EvalTable evals={s.evals} />
