@@ -3,9 +3,12 @@
 // reference correctness reward: 3.0, an exact match of the answer). It evaluates "before" training (its
 // generation is queued on the model lock first thing, ahead of any optimiser step), every `every`
 // optimiser steps (at the policy version the trainer announces, before the next step), and "after"
-// (when the trainer's policy stream ends). Results go to the metrics bus (`eval/accuracy`,
-// `eval/pass@k`, `eval/rewards/NAME/mean`), to the UI (an event whose data holds `eval`), and to
-// OUT/summary.json under `eval.before`, `eval.after` and `eval.periodic.STEP`.
+// (when the trainer's policy stream ends). Every evaluation samples with the same seed, so before and
+// after differ by the weights only, not by the draw. With `greedy`, each problem is also decoded once
+// greedily. Each figure comes with its standard error over problems (`stderr`). Results go to the
+// metrics bus (`eval/accuracy`, `eval/greedy_accuracy`, `eval/pass@k`, `eval/rewards/NAME/mean`), to the
+// UI (an event whose data holds `eval`), and to OUT/summary.json under `eval.before`, `eval.after` and
+// `eval.periodic.STEP`.
 import { lastValueFrom, take, toArray, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import { resumeCheckpoint } from '../core/grpo/resume.js';
@@ -40,7 +43,8 @@ export const evalAccuracyConfig = z
       .boolean()
       .default(false)
       .describe('Sample with the LoRA adapter folded into a copy of the adapted weights (as rollout.generate\'s merged_sampling): faster on small models.'),
-    seed: z.number().int().optional().describe("Sampling seed; default the graph's seed."),
+    greedy: z.boolean().default(false).describe('Also decode each problem once greedily and report greedy_accuracy (when temperature > 0).'),
+    seed: z.number().int().optional().describe("Sampling seed, the same for every evaluation; default the graph's seed."),
   })
   .refine((c) => c.k.every((k) => k <= c.n), { message: 'every k must be ≤ n (samples per prompt)', path: ['k'] });
 
@@ -54,8 +58,10 @@ export interface EvalResult {
   n: number;
   /** Fraction of all samples that are correct. */
   accuracy: number;
-  /** `pass@k` (unbiased estimator), `rewards/NAME/mean` ... */
+  /** `pass@k` (unbiased estimator), `greedy_accuracy`, `rewards/NAME/mean` ... */
   values: Record<string, number>;
+  /** The standard error over problems of `accuracy`, `pass@k` and `greedy_accuracy`. */
+  stderr: Record<string, number>;
 }
 
 /** The unbiased pass@k estimate for one problem with `correct` of `n` samples correct (Chen et al. 2021). */
@@ -107,28 +113,30 @@ export const evalAccuracy = defineNode({
       }));
 
     const results = new Map<number, EvalResult>();
+    const greedyPass = c.greedy && c.temperature > 0;
     const evaluate = async (label: string, step: number): Promise<EvalResult> => {
-      const groups = await lock.run(async () => {
+      const { sampled, greedy } = await lock.run(async () => {
         const prompts = await heldOut();
-        return generateGroups(prompts, step, label);
+        return maybeMerged(model, c.merged_sampling, async () => ({
+          sampled: await generateGroups(prompts, c.n, c.temperature, label),
+          greedy: greedyPass ? await generateGroups(prompts, 1, 0, `${label} greedy`) : undefined,
+        }));
       });
-      const result = await score(label, step, groups);
+      const result = await score(label, step, sampled, greedy);
       results.set(step, result);
       await report(result);
       return result;
     };
 
-    const generateGroups = async (prompts: PromptRecord[], step: number, label: string): Promise<RolloutGroup[]> => {
+    const generateGroups = async (prompts: PromptRecord[], n: number, temperature: number, label: string): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
-      const onFinish = evalProgress(ctx.metrics, label, kept.length * c.n); // the UI's eval progress and ETA
-      const samples = await maybeMerged(model, c.merged_sampling, () =>
-        sampleGroups(
-          model,
-          kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
-          c.n,
-          { temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, tokenizer, signal: ctx.signal, onFinish },
-        ),
+      const onFinish = evalProgress(ctx.metrics, label, kept.length * n); // the UI's eval progress and ETA
+      const samples = await sampleGroups(
+        model,
+        kept.map((p) => ({ promptIds: p.promptIds, maxNewTokens: c.max_new_tokens })),
+        n,
+        { temperature, topP: c.top_p, maxBatch: c.max_batch, seed, eosTokenIds, tokenizer, signal: ctx.signal, onFinish },
       );
       return kept.map((p, i) => ({
         prompt: p.record,
@@ -138,30 +146,42 @@ export const evalAccuracy = defineNode({
       }));
     };
 
-    const score = async (label: string, step: number, groups: RolloutGroup[]): Promise<EvalResult> => {
+    const correctCounts = async (step: number, groups: RolloutGroup[]) => {
       const scored = await scoreBatch({ index: step, policyVersion: step, groups }, rewards, {
         onWarning: (message) => ctx.metrics.event('warn', `${where}: ${message}`),
       });
       const decisive = scored.rewards.find((r) => r.name === c.correct_reward)!;
-      const correctPerProblem = decisive.values.map((values) => values.filter((v) => v >= c.correct_score).length);
-      const samples = groups.length * c.n;
+      return { scored, correctPerProblem: decisive.values.map((values) => values.filter((v) => v >= c.correct_score).length) };
+    };
+
+    const score = async (label: string, step: number, groups: RolloutGroup[], greedyGroups?: RolloutGroup[]): Promise<EvalResult> => {
+      const { scored, correctPerProblem } = await correctCounts(step, groups);
+      // Each figure is a mean over problems of a per-problem estimate; its standard error is theirs.
+      const perProblem: Record<string, number[]> = { accuracy: correctPerProblem.map((correct) => correct / c.n) };
+      for (const k of c.k) perProblem[`pass@${k}`] = correctPerProblem.map((correct) => passAtK(c.n, correct, k));
+      if (greedyGroups) perProblem.greedy_accuracy = (await correctCounts(step, greedyGroups)).correctPerProblem;
+      else if (c.greedy) perProblem.greedy_accuracy = perProblem.accuracy; // temperature 0: the samples are greedy
       const values: Record<string, number> = {};
-      for (const k of c.k) values[`pass@${k}`] = mean(correctPerProblem.map((correct) => passAtK(c.n, correct, k)));
+      const stderr: Record<string, number> = {};
+      for (const [name, estimates] of Object.entries(perProblem)) {
+        if (name !== 'accuracy') values[name] = mean(estimates);
+        stderr[name] = standardError(estimates);
+      }
       for (const reward of scored.rewards) values[`rewards/${reward.name}/mean`] = mean(reward.values.flat());
-      const accuracy = correctPerProblem.reduce((a, b) => a + b, 0) / samples;
-      return { label, step, n: groups.length, accuracy, values };
+      return { label, step, n: groups.length, accuracy: mean(perProblem.accuracy), values, stderr };
     };
 
     const report = async (result: EvalResult) => {
-      const { label, step, n, accuracy, values } = result;
+      const { label, step, n, accuracy, values, stderr } = result;
       const metrics: Record<string, number> = { 'eval/accuracy': accuracy, 'eval/n': n };
       for (const [name, value] of Object.entries(values)) metrics[`eval/${name}`] = value;
       ctx.metrics.publish(step, metrics);
-      const passes = Object.fromEntries(Object.entries(values).filter(([name]) => name.startsWith('pass@')));
-      ctx.metrics.event('info', `eval ${label} (step ${step}): accuracy ${accuracy.toFixed(3)} on ${n} problems`, {
+      const passes = Object.fromEntries(Object.entries(values).filter(([name]) => name.startsWith('pass@') || name === 'greedy_accuracy'));
+      const greedyText = values.greedy_accuracy === undefined ? '' : `, greedy ${values.greedy_accuracy.toFixed(3)} ± ${stderr.greedy_accuracy.toFixed(3)}`;
+      ctx.metrics.event('info', `eval ${label} (step ${step}): accuracy ${accuracy.toFixed(3)} ± ${stderr.accuracy.toFixed(3)}${greedyText} on ${n} problems`, {
         eval: { label, accuracy, ...passes, n },
       });
-      const entry = { step, n, accuracy, ...values };
+      const entry = { step, n, accuracy, ...values, stderr, seed };
       const key = label === 'before' || label === 'after' ? { [label]: entry } : { periodic: { [String(step)]: entry } };
       await mergeSummary(ctx.outDir, { eval: key });
     };
@@ -226,9 +246,10 @@ export function recordedEval(outDir: string, label: 'before' | 'after'): EvalRes
   const evals = readSummarySync(outDir).eval as Record<string, unknown> | undefined;
   const entry = evals?.[label] as Record<string, unknown> | undefined;
   if (!entry || typeof entry.step !== 'number' || typeof entry.n !== 'number' || typeof entry.accuracy !== 'number') return undefined;
-  const { step, n, accuracy, ...rest } = entry;
+  const { step, n, accuracy, stderr, ...rest } = entry;
   const values = Object.fromEntries(Object.entries(rest).filter((e): e is [string, number] => typeof e[1] === 'number'));
-  return { label, step, n, accuracy, values };
+  const recordedStderr = typeof stderr === 'object' && stderr !== null ? (stderr as Record<string, number>) : {};
+  return { label, step, n, accuracy, values, stderr: recordedStderr };
 }
 
 /**
@@ -251,6 +272,14 @@ function evalProgress(metrics: MetricsPublisher, label: string, total: number): 
 
 function mean(values: number[]): number {
   return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** The standard error of the mean of `values` (sample standard deviation / √n); 0 for fewer than 2. */
+export function standardError(values: number[]): number {
+  if (values.length < 2) return 0;
+  const m = mean(values);
+  const variance = values.reduce((a, v) => a + (v - m) ** 2, 0) / (values.length - 1);
+  return Math.sqrt(variance / values.length);
 }
 
 /** A plain-text table, one row per evaluation. */
