@@ -75,7 +75,7 @@ export class GpuContext {
     const cached = this.pipelines.get(code);
     if (cached) return cached;
     const module = this.device.createShaderModule({ code });
-    const info = await module.getCompilationInfo();
+    const info = await this.settle(module.getCompilationInfo());
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
       const lines = code.split('\n');
@@ -84,7 +84,7 @@ export class GpuContext {
     this.device.pushErrorScope('validation');
     // Synchronous creation: createComputePipelineAsync aborts the process in dawn.node (webgpu 0.6.2).
     const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const err = await this.device.popErrorScope();
+    const err = await this.settle(this.device.popErrorScope());
     if (err) throw new Error(`pipeline creation failed: ${err.message}`);
     this.pipelines.set(code, pipeline);
     return pipeline;
@@ -140,7 +140,20 @@ export class GpuContext {
   }
 
   async finish(): Promise<void> {
-    await this.device.queue.onSubmittedWorkDone();
+    await this.settle(this.device.queue.onSubmittedWorkDone());
+  }
+
+  /** Awaits a Dawn promise, asking for another queue callback every 20 ms meanwhile. dawn.node only
+   *  polls the device while it counts async work in flight, and on lavapipe under load a mapAsync or
+   *  onSubmittedWorkDone sometimes never resolved (specs hung for minutes); each new request restarts
+   *  the polling, which delivers the stuck callback too. */
+  async settle<T>(promise: Promise<T>): Promise<T> {
+    const nudge = setInterval(() => void this.device.queue.onSubmittedWorkDone(), 20);
+    try {
+      return await promise;
+    } finally {
+      clearInterval(nudge);
+    }
   }
 
   /** A storage buffer holding `data` (padded to 4 bytes, as WebGPU requires). */
@@ -178,10 +191,7 @@ export class GpuContext {
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(buffer, 0, staging, 0, staging.size);
     this.device.queue.submit([encoder.finish()]);
-    // Wait for the queue before mapping: mapAsync straight after a submit sometimes never resolved
-    // under dawn.node on lavapipe (seen as hung specs on a loaded machine).
-    await this.device.queue.onSubmittedWorkDone();
-    await staging.mapAsync(GPUMapMode.READ);
+    await this.settle(staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();

@@ -213,6 +213,7 @@ export function gemmSubgroupMatrixWgsl(s: GemmShape, tiling: SubgroupMatrixTilin
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const Rt = 'subgroup_matrix_right<f16, 16, 16>';
   return /* wgsl */ `enable f16;
+enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 @group(0) @binding(0) var<storage, read> A: array<${a.storageType}>;
 @group(0) @binding(1) var<storage, read> B: array<${b.storageType}>;
@@ -227,14 +228,13 @@ var<workgroup> Cs: array<f32, ${subgroups * 256}>;
 // ${threads} threads = ${subgroups} subgroups of ${subgroupSize}; subgroup (sg / ${SGN}, sg % ${SGN}) owns a
 // ${SM}×${SN} part of the workgroup's ${BM}×${BN} block as ${FM}×${FN} 16×16 f32 accumulators.
 @compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32,
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let row0 = wg.y * ${BM}u;
   let col0 = wg.x * ${BN}u;
   let aBase = wg.z * M * K;
   let bBase = wg.z * K * N;
   let cBase = wg.z * M * N;
-  let sg = t / ${subgroupSize}u;
-  let lane = t % ${subgroupSize}u;
   let sr = (sg / ${SGN}u) * ${SM}u;
   let sc = (sg % ${SGN}u) * ${SN}u;
   var acc: array<subgroup_matrix_result<f32, 16, 16>, ${FM * FN}>;
@@ -298,15 +298,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
 `;
 }
 
-/** The subgroup size the subgroup-matrix kernel can rely on (it maps threads to subgroups by index),
- *  or 0 where the adapter's subgroups vary in size. */
+/** The subgroup size the subgroup-matrix kernel can rely on (its thread count is subgroups × size), or
+ *  0 where the adapter's subgroups vary in size. The subgroup index comes from @builtin(subgroup_id):
+ *  matrix offsets must be subgroup-uniform, which t / 32 is not to the compiler's analysis. */
 function fixedSubgroupSize(caps: GpuCapabilities): number {
   return caps.subgroupMinSize > 0 && caps.subgroupMinSize === caps.subgroupMaxSize ? caps.subgroupMinSize : 0;
 }
 
 /** Tensor cores for f16 inputs where offered (with a fixed subgroup size), SIMT otherwise. */
 export function chooseGemmVariant(caps: GpuCapabilities, s: Pick<GemmShape, 'input'>): GemmVariant {
-  return s.input === 'f16' && hasF16TensorCores(caps) && fixedSubgroupSize(caps) > 0 ? 'subgroup-matrix' : 'simt';
+  return s.input === 'f16' && caps.subgroups && hasF16TensorCores(caps) && fixedSubgroupSize(caps) > 0 ? 'subgroup-matrix' : 'simt';
 }
 
 /** One GEMM of fixed shape on one device: its pipeline is compiled once; `dispatch` binds buffers
