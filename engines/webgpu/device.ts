@@ -56,6 +56,20 @@ export function hasF16TensorCores(caps: GpuCapabilities): boolean {
   return caps.subgroupMatrix.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16);
 }
 
+/** A compiled kernel with a fixed launch grid: `dispatch(...buffers)` binds buffers to bindings 0..n-1
+ *  (bind group cached per buffer set) and returns the launch to record. */
+export class Kernel {
+  constructor(
+    private readonly ctx: GpuContext,
+    readonly pipeline: GPUComputePipeline,
+    readonly workgroups: readonly [number, number?, number?],
+  ) {}
+
+  dispatch(...buffers: GPUBuffer[]): Dispatch {
+    return { pipeline: this.pipeline, bindGroup: this.ctx.bindGroup(this.pipeline, buffers), workgroups: this.workgroups };
+  }
+}
+
 export class GpuContext {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly bindGroups = new WeakMap<GPUComputePipeline, Map<string, GPUBindGroup>>();
@@ -88,6 +102,11 @@ export class GpuContext {
     if (err) throw new Error(`pipeline creation failed: ${err.message}`);
     this.pipelines.set(code, pipeline);
     return pipeline;
+  }
+
+  /** The kernel for this WGSL source launched over `workgroups`. */
+  async kernel(code: string, workgroups: readonly [number, number?, number?]): Promise<Kernel> {
+    return new Kernel(this, await this.pipeline(code), workgroups);
   }
 
   private bufferId(buffer: GPUBuffer): number {

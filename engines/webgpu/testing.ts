@@ -80,3 +80,21 @@ export function maxElementError(out: ArrayLike<number>, ref: ArrayLike<number>, 
 export function poisoned(ctx: GpuContext, n: number, type: 'f16' | 'f32'): GPUBuffer {
   return ctx.upload(type === 'f16' ? new Uint16Array(n).fill(0x7e00) : new Float32Array(n).fill(NaN));
 }
+
+/** dy·∂f/∂x by central differences in float64: a backward reference that shares no formula with the
+ *  kernel under test. `f` maps x to its output; cost is two evaluations per input entry. */
+export function numericVjp(f: (x: Float64Array) => Float64Array, x: Float64Array, dy: Float64Array, h = 1e-6): Float64Array {
+  const grad = new Float64Array(x.length);
+  const probe = Float64Array.from(x);
+  for (let i = 0; i < x.length; i++) {
+    probe[i] = x[i] + h;
+    const up = f(probe);
+    probe[i] = x[i] - h;
+    const down = f(probe);
+    probe[i] = x[i];
+    let sum = 0;
+    for (let j = 0; j < dy.length; j++) sum += (dy[j] * (up[j] - down[j])) / (2 * h);
+    grad[i] = sum;
+  }
+  return grad;
+}

@@ -8,7 +8,7 @@
 // (tiled shared-memory kernel; f16 inputs with f32 accumulation where tensor cores are absent, or f32
 // inputs for exact mode). Shapes are compile-time constants: a training step's shapes are fixed, and
 // constant bounds let the compiler unroll and strength-reduce the index arithmetic.
-import type { Dispatch, GpuCapabilities, GpuContext } from '../device.js';
+import type { Dispatch, GpuCapabilities, GpuContext, Kernel } from '../device.js';
 import { hasF16TensorCores } from '../device.js';
 
 export type GemmLayout = 'nn' | 'nt' | 'tn';
@@ -310,15 +310,13 @@ export function chooseGemmVariant(caps: GpuCapabilities, s: Pick<GemmShape, 'inp
   return s.input === 'f16' && caps.subgroups && hasF16TensorCores(caps) && fixedSubgroupSize(caps) > 0 ? 'subgroup-matrix' : 'simt';
 }
 
-/** One GEMM of fixed shape on one device: its pipeline is compiled once; `dispatch` binds buffers
- *  (bind groups cached per buffer set) and returns the launch to record. */
+/** One GEMM of fixed shape on one device: its pipeline is compiled once; `dispatch(a, b, c)` returns
+ *  the launch to record. */
 export class Gemm {
   private constructor(
-    private readonly ctx: GpuContext,
     readonly shape: GemmShape,
     readonly variant: GemmVariant,
-    private readonly pipeline: GPUComputePipeline,
-    private readonly workgroups: readonly [number, number, number],
+    private readonly kernel: Kernel,
   ) {}
 
   static async create(ctx: GpuContext, shape: GemmShape, options: { variant?: GemmVariant; tiling?: SubgroupMatrixTiling } = {}): Promise<Gemm> {
@@ -326,17 +324,17 @@ export class Gemm {
     const batch = shape.batch ?? 1;
     if (variant === 'subgroup-matrix') {
       const size = fixedSubgroupSize(ctx.caps);
-      if (!hasF16TensorCores(ctx.caps) || !size) throw new Error(`gemm ${describe(shape)}: this adapter (${ctx.caps.adapterDescription}) offers no f16 subgroup matrices`);
+      if (!ctx.caps.subgroups || !hasF16TensorCores(ctx.caps) || !size) throw new Error(`gemm ${describe(shape)}: this adapter (${ctx.caps.adapterDescription}) offers no f16 subgroup matrices`);
       const tiling = options.tiling ?? DEFAULT_TILING;
-      const pipeline = await ctx.pipeline(gemmSubgroupMatrixWgsl(shape, tiling, size));
-      return new Gemm(ctx, shape, variant, pipeline, [Math.ceil(shape.N / tiling.BN), Math.ceil(shape.M / tiling.BM), batch]);
+      const kernel = await ctx.kernel(gemmSubgroupMatrixWgsl(shape, tiling, size), [Math.ceil(shape.N / tiling.BN), Math.ceil(shape.M / tiling.BM), batch]);
+      return new Gemm(shape, variant, kernel);
     }
     if (shape.input === 'f16' && !ctx.caps.shaderF16) throw new Error(`gemm ${describe(shape)}: this adapter has no shader-f16`);
-    const pipeline = await ctx.pipeline(gemmSimtWgsl(shape));
-    return new Gemm(ctx, shape, variant, pipeline, [Math.ceil(shape.N / SIMT_TILE), Math.ceil(shape.M / SIMT_TILE), batch]);
+    const kernel = await ctx.kernel(gemmSimtWgsl(shape), [Math.ceil(shape.N / SIMT_TILE), Math.ceil(shape.M / SIMT_TILE), batch]);
+    return new Gemm(shape, variant, kernel);
   }
 
   dispatch(a: GPUBuffer, b: GPUBuffer, c: GPUBuffer): Dispatch {
-    return { pipeline: this.pipeline, bindGroup: this.ctx.bindGroup(this.pipeline, [a, b, c]), workgroups: this.workgroups };
+    return this.kernel.dispatch(a, b, c);
   }
 }
