@@ -20,13 +20,13 @@ interface Candidate {
 }
 
 function parseTiling(text: string): SubgroupMatrixTiling {
-  const m = /^(\d+)x(\d+)x(\d+)\/(\d+)x(\d+)$/.exec(text.trim());
-  if (!m) throw new Error(`GEMM_TILINGS: '${text}' is not BMxBNxBK/SGMxSGN (e.g. 128x128x32/2x2)`);
-  const [BM, BN, BK, SGM, SGN] = m.slice(1).map(Number);
-  return { BM, BN, BK, SGM, SGN };
+  const m = /^(\d+)x(\d+)x(\d+)\/(\d+)x(\d+)(u?)$/.exec(text.trim());
+  if (!m) throw new Error(`GEMM_TILINGS: '${text}' is not BMxBNxBK/SGMxSGN[u] (e.g. 128x128x32/2x2, u: unrolled)`);
+  const [BM, BN, BK, SGM, SGN] = m.slice(1, 6).map(Number);
+  return { BM, BN, BK, SGM, SGN, unroll: m[6] === 'u' };
 }
 
-const tilingName = (t: SubgroupMatrixTiling) => `${t.BM}x${t.BN}x${t.BK}/${t.SGM}x${t.SGN}`;
+const tilingName = (t: SubgroupMatrixTiling) => `${t.BM}x${t.BN}x${t.BK}/${t.SGM}x${t.SGN}${t.unroll ? 'u' : ''}`;
 
 /** Random operands drawn from a pool of f16 values in [-1, 1): both the f16 bits the GPU reads and
  *  their exact values (f32 operands get the same values, so every variant computes the same product). */

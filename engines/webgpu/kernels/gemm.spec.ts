@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { asType, NO_ADAPTER, poisoned, random, randomArray, readValues, relativeError, testGpu} from '../testing.js';
-import { chooseGemmVariant, Gemm, type GemmLayout, type GemmShape, type GemmVariant } from './gemm.js';
+import { chooseGemmVariant, DEFAULT_TILING, Gemm, gemmSubgroupMatrixWgsl, type GemmLayout, type GemmShape, type GemmVariant, type SubgroupMatrixTiling } from './gemm.js';
 
 const gpu = await testGpu();
 if (!gpu) console.warn(NO_ADAPTER);
@@ -26,14 +26,14 @@ function reference(s: GemmShape, a: Float64Array, b: Float64Array, c0?: Float64A
   return out;
 }
 
-async function check(s: GemmShape, variant: GemmVariant, seed: number): Promise<number> {
+async function check(s: GemmShape, variant: GemmVariant, seed: number, tiling?: SubgroupMatrixTiling): Promise<number> {
   const ctx = gpu!;
   const rnd = random(seed);
   const batch = s.batch ?? 1;
   const a = asType(randomArray(batch * s.M * s.K, rnd), s.input);
   const b = asType(randomArray(batch * s.K * s.N, rnd), s.input);
   const c0 = s.accumulate ? asType(randomArray(batch * s.M * s.N, rnd), 'f32') : undefined;
-  const gemm = await Gemm.create(ctx, s, { variant });
+  const gemm = await Gemm.create(ctx, s, { variant, tiling });
   expect(gemm.variant).toBe(variant);
   const bufA = ctx.upload(a.data);
   const bufB = ctx.upload(b.data);
@@ -79,11 +79,13 @@ describe.skipIf(!gpu)('gemm kernels against a float64 reference', () => {
   // the GEMM bench runs the same comparison there.
   const tensorCores = gpu ? chooseGemmVariant(gpu.caps, { input: 'f16' }) === 'subgroup-matrix' : false;
   for (const layout of layouts) {
-    it.skipIf(!tensorCores)(`subgroup-matrix f16 ${layout}`, async () => {
-      for (const [i, shape] of [...shapes, { M: 256, N: 256, K: 128 }].entries()) {
-        const s: GemmShape = { ...shape, layout, input: 'f16' };
-        const seed = (Date.now() + i) >>> 0;
-        expect(await check(s, 'subgroup-matrix', seed), `${JSON.stringify(s)} seed ${seed}`).toBeLessThan(1e-6);
+    it.skipIf(!tensorCores)(`subgroup-matrix f16 ${layout}, looped and unrolled`, async () => {
+      for (const tiling of [DEFAULT_TILING, { ...DEFAULT_TILING, unroll: true }]) {
+        for (const [i, shape] of [...shapes, { M: 256, N: 256, K: 128 }].entries()) {
+          const s: GemmShape = { ...shape, layout, input: 'f16' };
+          const seed = (Date.now() + i) >>> 0;
+          expect(await check(s, 'subgroup-matrix', seed, tiling), `${JSON.stringify(s)} ${JSON.stringify(tiling)} seed ${seed}`).toBeLessThan(1e-6);
+        }
       }
     });
   }
@@ -93,6 +95,15 @@ describe.skipIf(!gpu)('gemm kernels against a float64 reference', () => {
     if (ctx.caps.subgroupMatrix.length > 0) return;
     expect(chooseGemmVariant(ctx.caps, { input: 'f16' })).toBe('simt');
     await expect(Gemm.create(ctx, { M: 16, N: 16, K: 16, layout: 'nn', input: 'f16' }, { variant: 'subgroup-matrix' })).rejects.toThrow(/no f16 subgroup matrices/);
+  });
+
+  it('the unrolled subgroup-matrix source has one product per fragment pair and 16-deep step, no matrix arrays', () => {
+    const tiling = { BM: 128, BN: 64, BK: 32, SGM: 2, SGN: 2, unroll: true };
+    const code = gemmSubgroupMatrixWgsl({ M: 256, N: 128, K: 64, layout: 'nt', input: 'f16' }, tiling, 32);
+    // 4×2 fragments a subgroup (64×32), 2 steps of 16 in BK = 32.
+    expect(code.match(/subgroupMatrixMultiplyAccumulate\(/g)).toHaveLength(4 * 2 * 2);
+    expect(code.match(/subgroupMatrixLoad<subgroup_matrix_left/g)).toHaveLength(4 * 2);
+    expect(code).not.toMatch(/array<subgroup_matrix/);
   });
 
   it('f32 inputs always use SIMT (exact mode)', () => {

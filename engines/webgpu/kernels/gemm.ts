@@ -35,6 +35,11 @@ export interface SubgroupMatrixTiling {
   BK: number;
   SGM: number;
   SGN: number;
+  /** Emit the fragment loads, products and stores as straight-line code on named variables instead of
+   *  loops over arrays of subgroup matrices. On the H200 an MMA loop over register-held fragments in
+   *  arrays ran at 4.3 TFLOP/s (the arrays appear to live in local memory); this variant is the fix to
+   *  measure next (not yet run on tensor cores: opt-in, GEMM_TILINGS=128x128x32/2x2u). */
+  unroll?: boolean;
 }
 
 export const DEFAULT_TILING: SubgroupMatrixTiling = { BM: 128, BN: 128, BK: 32, SGM: 2, SGN: 2 };
@@ -212,6 +217,62 @@ export function gemmSubgroupMatrixWgsl(s: GemmShape, tiling: SubgroupMatrixTilin
   const direct = !s.accumulate;
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const Rt = 'subgroup_matrix_right<f16, 16, 16>';
+  const edgeStore = (i: string, j: string, frag: string) => `subgroupMatrixStore(&Cs, sg * 256u, ${frag}, false, 16u);
+        workgroupBarrier();
+        for (var e = lane; e < 256u; e += ${subgroupSize}u) {
+          let r = row0 + sr + ${i} * 16u + e / 16u;
+          let c = col0 + sc + ${j} * 16u + e % 16u;
+          if (r < M && c < N) {
+            let o = cBase + r * N + c;
+            ${storeExpr(s, 'o', 'Cs[sg * 256u + e]')}
+          }
+        }
+        workgroupBarrier();`;
+  const directStore = (i: string, j: string, frag: string) => `subgroupMatrixStore(&C, cBase + (row0 + sr + ${i} * 16u) * N + col0 + sc + ${j} * 16u, ${frag}, false, N);`;
+  const leftLoad = (i: string, kk: string) => `subgroupMatrixLoad<${L}>(&As, ${loadLeft.replaceAll('i * 16u', `${i} * 16u`).replaceAll('kk', kk)})`;
+  const rightLoad = (j: string, kk: string) => `subgroupMatrixLoad<${Rt}>(&Bs, ${loadRight.replaceAll('j * 16u', `${j} * 16u`).replaceAll('kk', kk)})`;
+  const pairs = Array.from({ length: FM * FN }, (_, f) => [Math.floor(f / FN), f % FN] as const);
+  const m = tiling.unroll
+    ? {
+        declare: pairs.map(([i, j]) => `var acc_${i}_${j}: subgroup_matrix_result<f32, 16, 16>;`).join('\n  '),
+        multiply: Array.from({ length: BK / 16 }, (_, step) => {
+          const kk = `${step * 16}u`;
+          const lines = [
+            ...Array.from({ length: FM }, (_, i) => `let fa_${i} = ${leftLoad(`${i}u`, kk)};`),
+            ...Array.from({ length: FN }, (_, j) => `let fb_${j} = ${rightLoad(`${j}u`, kk)};`),
+            ...pairs.map(([i, j]) => `acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(fa_${i}, fb_${j}, acc_${i}_${j});`),
+          ];
+          return `    {\n      ${lines.join('\n      ')}\n    }`;
+        }).join('\n'),
+        storeDirect: pairs.map(([i, j]) => `    ${directStore(`${i}u`, `${j}u`, `acc_${i}_${j}`)}`).join('\n'),
+        storeEdge: pairs.map(([i, j]) => `    {\n        ${edgeStore(`${i}u`, `${j}u`, `acc_${i}_${j}`)}\n    }`).join('\n'),
+      }
+    : {
+        declare: `var acc: array<subgroup_matrix_result<f32, 16, 16>, ${FM * FN}>;`,
+        multiply: `    for (var kk = 0u; kk < ${BK}u; kk += 16u) {
+      var fa: array<${L}, ${FM}>;
+      var fb: array<${Rt}, ${FN}>;
+      for (var i = 0u; i < ${FM}u; i++) { fa[i] = ${leftLoad('i', 'kk')}; }
+      for (var j = 0u; j < ${FN}u; j++) { fb[j] = ${rightLoad('j', 'kk')}; }
+      for (var i = 0u; i < ${FM}u; i++) {
+        for (var j = 0u; j < ${FN}u; j++) {
+          acc[i * ${FN}u + j] = subgroupMatrixMultiplyAccumulate(fa[i], fb[j], acc[i * ${FN}u + j]);
+        }
+      }
+    }`,
+        storeDirect: `    for (var i = 0u; i < ${FM}u; i++) {
+      for (var j = 0u; j < ${FN}u; j++) {
+        ${directStore('i', 'j', `acc[i * ${FN}u + j]`)}
+      }
+    }`,
+        // Edge blocks and accumulation: each fragment goes through this subgroup's 16×16 scratch,
+        // then its lanes write the in-range entries.
+        storeEdge: `    for (var i = 0u; i < ${FM}u; i++) {
+      for (var j = 0u; j < ${FN}u; j++) {
+        ${edgeStore('i', 'j', `acc[i * ${FN}u + j]`)}
+      }
+    }`,
+      };
   return /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -237,7 +298,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
   let cBase = wg.z * M * N;
   let sr = (sg / ${SGN}u) * ${SM}u;
   let sc = (sg % ${SGN}u) * ${SN}u;
-  var acc: array<subgroup_matrix_result<f32, 16, 16>, ${FM * FN}>;
+  ${m.declare}
   ${a.decl}
   ${b.decl}
   var k0 = 0u;
@@ -256,43 +317,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
         ${b.load}
       }
     }
-    for (var kk = 0u; kk < ${BK}u; kk += 16u) {
-      var fa: array<${L}, ${FM}>;
-      var fb: array<${Rt}, ${FN}>;
-      for (var i = 0u; i < ${FM}u; i++) { fa[i] = subgroupMatrixLoad<${L}>(&As, ${loadLeft}); }
-      for (var j = 0u; j < ${FN}u; j++) { fb[j] = subgroupMatrixLoad<${Rt}>(&Bs, ${loadRight}); }
-      for (var i = 0u; i < ${FM}u; i++) {
-        for (var j = 0u; j < ${FN}u; j++) {
-          acc[i * ${FN}u + j] = subgroupMatrixMultiplyAccumulate(fa[i], fb[j], acc[i * ${FN}u + j]);
-        }
-      }
-    }
+${m.multiply}
   }
   let interior = row0 + ${BM}u <= M && col0 + ${BN}u <= N;
   if (${direct} && interior) {
-    for (var i = 0u; i < ${FM}u; i++) {
-      for (var j = 0u; j < ${FN}u; j++) {
-        subgroupMatrixStore(&C, cBase + (row0 + sr + i * 16u) * N + col0 + sc + j * 16u, acc[i * ${FN}u + j], false, N);
-      }
-    }
+${m.storeDirect}
   } else {
-    // Edge blocks and accumulation: each fragment goes through this subgroup's 16×16
-    // scratch, then its lanes write the in-range entries.
-    for (var i = 0u; i < ${FM}u; i++) {
-      for (var j = 0u; j < ${FN}u; j++) {
-        subgroupMatrixStore(&Cs, sg * 256u, acc[i * ${FN}u + j], false, 16u);
-        workgroupBarrier();
-        for (var e = lane; e < 256u; e += ${subgroupSize}u) {
-          let r = row0 + sr + i * 16u + e / 16u;
-          let c = col0 + sc + j * 16u + e % 16u;
-          if (r < M && c < N) {
-            let o = cBase + r * N + c;
-            ${storeExpr(s, 'o', 'Cs[sg * 256u + e]')}
-          }
-        }
-        workgroupBarrier();
-      }
-    }
+${m.storeEdge}
   }
 }
 `;
