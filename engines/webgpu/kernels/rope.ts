@@ -7,9 +7,7 @@
 import { ropeInverseFrequencies } from '../../../core/llm/rope.js';
 import type { ModelConfig } from '../../../core/llm/config.js';
 import type { Dispatch, GpuContext, Kernel } from '../device.js';
-import { elementwiseGrid } from './swiglu.js';
-
-const THREADS = 256;
+import { elementwiseEntry, elementwiseGrid } from './grid.js';
 
 export interface RopeShape {
   tokens: number;
@@ -44,21 +42,18 @@ export function ropeWgsl(s: RopeShape, inverse: boolean): string {
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 const HALF = ${half}u;
 const HEADS = ${s.heads}u;
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let k = id.y * nw.x * ${THREADS}u + id.x;
-  if (k >= ${n}u) { return; }
-  let i = k % HALF;
-  let th = k / HALF;
+${elementwiseEntry(n)}
+  let th = i / HALF;
+  let j = i % HALF;
   let t = th / HEADS;
   let row = th * ${s.headDim}u;
   let p = positions[t];
-  let c = cosTable[p * HALF + i];
-  let sn = ${inverse ? '-' : ''}sinTable[p * HALF + i];
-  let a = x[row + i];
-  let b = x[row + i + HALF];
-  y[row + i] = a * c - b * sn;
-  y[row + i + HALF] = b * c + a * sn;
+  let c = cosTable[p * HALF + j];
+  let sn = ${inverse ? '-' : ''}sinTable[p * HALF + j];
+  let a = x[row + j];
+  let b = x[row + j + HALF];
+  y[row + j] = a * c - b * sn;
+  y[row + j + HALF] = b * c + a * sn;
 }
 `;
 }
@@ -71,7 +66,7 @@ export class Rope {
   ) {}
 
   static async create(ctx: GpuContext, shape: RopeShape): Promise<Rope> {
-    const grid = elementwiseGrid((shape.tokens * shape.heads * shape.headDim) / 2, THREADS);
+    const grid = elementwiseGrid((shape.tokens * shape.heads * shape.headDim) / 2);
     const [fwd, bwd] = await Promise.all([ctx.kernel(ropeWgsl(shape, false), grid), ctx.kernel(ropeWgsl(shape, true), grid)]);
     return new Rope(shape, fwd, bwd);
   }

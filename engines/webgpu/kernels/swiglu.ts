@@ -2,8 +2,7 @@
 //   du = dh ⊙ silu(g),   dg = dh ⊙ u ⊙ σ(g)·(1 + g·(1 − σ(g))).
 // One thread per element.
 import type { Dispatch, GpuContext, Kernel } from '../device.js';
-
-const THREADS = 256;
+import { elementwiseEntry, elementwiseGrid } from './grid.js';
 
 const sigmoid = `fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }`;
 
@@ -12,10 +11,7 @@ export function swigluForwardWgsl(n: number): string {
 @group(0) @binding(1) var<storage, read> u: array<f32>;
 @group(0) @binding(2) var<storage, read_write> h: array<f32>;
 ${sigmoid}
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * ${THREADS}u + id.x;
-  if (i >= ${n}u) { return; }
+${elementwiseEntry(n)}
   let gv = g[i];
   h[i] = gv * sigmoid(gv) * u[i];
 }
@@ -29,23 +25,13 @@ export function swigluBackwardWgsl(n: number): string {
 @group(0) @binding(3) var<storage, read_write> dg: array<f32>;
 @group(0) @binding(4) var<storage, read_write> du: array<f32>;
 ${sigmoid}
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let i = id.y * nw.x * ${THREADS}u + id.x;
-  if (i >= ${n}u) { return; }
+${elementwiseEntry(n)}
   let gv = g[i];
   let s = sigmoid(gv);
   du[i] = dh[i] * gv * s;
   dg[i] = dh[i] * u[i] * s * (1.0 + gv * (1.0 - s));
 }
 `;
-}
-
-/** A 1-D launch of n threads as a 2-D grid (at most 65535 workgroups a dimension). */
-export function elementwiseGrid(n: number, threads = THREADS): [number, number] {
-  const groups = Math.ceil(n / threads);
-  const x = Math.min(groups, 65535);
-  return [x, Math.ceil(groups / x)];
 }
 
 export class SwiGlu {
