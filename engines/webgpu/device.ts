@@ -210,6 +210,9 @@ export class GpuContext {
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(buffer, 0, staging, 0, staging.size);
     this.device.queue.submit([encoder.finish()]);
+    // Queue first, then map: a mapAsync issued straight after the submit sometimes never resolved under
+    // vitest on lavapipe, even with the polling in settle().
+    await this.finish();
     await this.settle(staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();

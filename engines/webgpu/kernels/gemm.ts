@@ -25,6 +25,12 @@ export interface GemmShape {
   accumulate?: boolean;
   /** Independent products over contiguous slices of A, B and C (default 1). */
   batch?: number;
+  /** Multiplies the product (not what C held before) by this factor. */
+  scale?: number;
+  /** A LoRA term added in the epilogue, so the adapter costs no extra pass over C: C += lora.scale ·
+   *  U·Bᵀ with U [M, rank] (x·Aᵀ, from a thin GEMM before) at binding 3 and the adapter's B [N, rank]
+   *  (PEFT's lora_B.weight layout) at binding 4, both f32. */
+  lora?: { rank: number; scale: number };
 }
 
 /** Work split of the subgroup-matrix kernel: a BM×BN block per workgroup, split over SGM×SGN subgroups,
@@ -56,6 +62,7 @@ function checkShape(s: GemmShape): void {
     if (!Number.isInteger(v) || v < 1) throw new Error(`gemm ${describe(s)}: ${name} must be a positive integer, got ${v}`);
   }
   if ((s.batch ?? 1) * Math.max(s.M * s.K, s.K * s.N, s.M * s.N) >= 2 ** 32) throw new Error(`gemm ${describe(s)}: more than 2^32 elements in one operand`);
+  if (s.lora && (s.batch ?? 1) !== 1) throw new Error(`gemm ${describe(s)}: a LoRA epilogue takes one product, not a batch`);
 }
 
 /** Which operand dimension is contiguous in memory, per layout: A is [M,K] unless 'tn' ([K,M]); B is
@@ -69,7 +76,21 @@ function operandLayout(s: GemmShape) {
 /** C is always f32: scalar f16 stores ran 1000× slower than f32 ones on lavapipe (17 s for 40×136),
  *  and the f16 consumers (next layer's input) are written by the elementwise kernels that follow. */
 function storeExpr(s: GemmShape, index: string, value: string): string {
-  return s.accumulate ? `C[${index}] += ${value};` : `C[${index}] = ${value};`;
+  const scaled = s.scale === undefined || s.scale === 1 ? value : `${value} * ${s.scale}`;
+  const total = s.lora ? `${scaled} + loraTerm(r, c)` : scaled;
+  return s.accumulate ? `C[${index}] += ${total};` : `C[${index}] = ${total};`;
+}
+
+/** Bindings and the per-entry function of the LoRA epilogue (row r, column c of C). */
+function loraDeclarations(s: GemmShape): string {
+  if (!s.lora) return '';
+  return `@group(0) @binding(3) var<storage, read> loraU: array<f32>;
+@group(0) @binding(4) var<storage, read> loraB: array<f32>;
+fn loraTerm(r: u32, c: u32) -> f32 {
+  var sum = 0.0;
+  for (var j = 0u; j < ${s.lora.rank}u; j++) { sum += loraU[r * ${s.lora.rank}u + j] * loraB[c * ${s.lora.rank}u + j]; }
+  return sum * ${s.lora.scale};
+}`;
 }
 
 export function gemmSimtWgsl(s: GemmShape): string {
@@ -93,6 +114,7 @@ export function gemmSimtWgsl(s: GemmShape): string {
 @group(0) @binding(0) var<storage, read> A: array<${s.input}>;
 @group(0) @binding(1) var<storage, read> B: array<${s.input}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${loraDeclarations(s)}
 const M = ${s.M}u;
 const N = ${s.N}u;
 const K = ${s.K}u;
@@ -214,7 +236,7 @@ export function gemmSubgroupMatrixWgsl(s: GemmShape, tiling: SubgroupMatrixTilin
   // is ever done by hand.
   const loadLeft = aRowMajorMK ? `(sr + i * 16u) * ${BK}u + kk, false, ${BK}u` : `kk * ${BM}u + sr + i * 16u, true, ${BM}u`;
   const loadRight = bRowMajorKN ? `kk * ${BN}u + sc + j * 16u, false, ${BN}u` : `(sc + j * 16u) * ${BK}u + kk, true, ${BK}u`;
-  const direct = !s.accumulate;
+  const direct = !s.accumulate && !s.lora && (s.scale ?? 1) === 1;
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const Rt = 'subgroup_matrix_right<f16, 16, 16>';
   const edgeStore = (i: string, j: string, frag: string) => `subgroupMatrixStore(&Cs, sg * 256u, ${frag}, false, 16u);
@@ -279,6 +301,7 @@ enable chromium_experimental_subgroup_matrix;
 @group(0) @binding(0) var<storage, read> A: array<${a.storageType}>;
 @group(0) @binding(1) var<storage, read> B: array<${b.storageType}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${loraDeclarations(s)}
 const M = ${s.M}u;
 const N = ${s.N}u;
 const K = ${s.K}u;
@@ -365,7 +388,9 @@ export class Gemm {
     return new Gemm(shape, variant, kernel);
   }
 
-  dispatch(a: GPUBuffer, b: GPUBuffer, c: GPUBuffer): Dispatch {
-    return this.kernel.dispatch(a, b, c);
+  /** C (+)= A·B; with a LoRA epilogue, `lora` gives U [M, rank] and the adapter's B [N, rank]. */
+  dispatch(a: GPUBuffer, b: GPUBuffer, c: GPUBuffer, lora?: { u: GPUBuffer; b: GPUBuffer }): Dispatch {
+    if (!this.shape.lora !== !lora) throw new Error(`gemm ${describe(this.shape)}: LoRA buffers ${lora ? 'given to a product without' : 'missing for a product with'} a LoRA epilogue`);
+    return lora ? this.kernel.dispatch(a, b, c, lora.u, lora.b) : this.kernel.dispatch(a, b, c);
   }
 }
