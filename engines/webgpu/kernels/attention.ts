@@ -10,7 +10,7 @@
 // This is the correct, simple form (K/V re-read from cache by every row): the tiled tensor-core version
 // is the next step; its spec is this one.
 import type { Dispatch, GpuContext, Kernel } from '../device.js';
-import { elementwiseEntry, elementwiseGrid } from './grid.js';
+import { elementwiseEntry, elementwiseGrid, storageBindings } from './grid.js';
 
 export interface AttentionShape {
   batch: number;
@@ -34,19 +34,19 @@ fn qRow(b: u32, i: u32, h: u32) -> u32 { return ((b * T + i) * HQ + h) * D; }
 fn kvRow(b: u32, j: u32, kh: u32) -> u32 { return ((b * T + j) * HKV + kh) * D; }`;
 }
 
-export function attentionForwardWgsl(s: AttentionShape): string {
-  return /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> valid: array<u32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-${constants(s)}
-${elementwiseEntry(s.batch * s.queryHeads * s.tokens, 64)}
+/** Entry of the one-thread-per-query-row kernels: sequence b, query head h, position row, offset qo. */
+function perQueryRow(s: AttentionShape): string {
+  return `${elementwiseEntry(s.batch * s.queryHeads * s.tokens, 64)}
   let row = i % T;
   let h = (i / T) % HQ;
   let b = i / (T * HQ);
-  let qo = qRow(b, row, h);
+  let qo = qRow(b, row, h);`;
+}
+
+export function attentionForwardWgsl(s: AttentionShape): string {
+  return /* wgsl */ `${storageBindings(['q', 'k', 'v', 'valid:u32'], ['o', 'lse'])}
+${constants(s)}
+${perQueryRow(s)}
   var qr: array<f32, ${s.headDim}>;
   for (var d = 0u; d < D; d++) { qr[d] = q[qo + d] * SCALE; }
   var acc: array<f32, ${s.headDim}>;
@@ -78,21 +78,9 @@ ${elementwiseEntry(s.batch * s.queryHeads * s.tokens, 64)}
 
 /** delta_i = dO_i·O_i and dq_i = SCALE Σ_j p_ij (dO_i·v_j − delta_i) k_j, one thread per query row. */
 export function attentionBackwardQueryWgsl(s: AttentionShape): string {
-  return /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> valid: array<u32>;
-@group(0) @binding(4) var<storage, read> o: array<f32>;
-@group(0) @binding(5) var<storage, read> lse: array<f32>;
-@group(0) @binding(6) var<storage, read> dO: array<f32>;
-@group(0) @binding(7) var<storage, read_write> delta: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dq: array<f32>;
+  return /* wgsl */ `${storageBindings(['q', 'k', 'v', 'valid:u32', 'o', 'lse', 'dO'], ['delta', 'dq'])}
 ${constants(s)}
-${elementwiseEntry(s.batch * s.queryHeads * s.tokens, 64)}
-  let row = i % T;
-  let h = (i / T) % HQ;
-  let b = i / (T * HQ);
-  let qo = qRow(b, row, h);
+${perQueryRow(s)}
   let li = (b * HQ + h) * T + row;
   var dlt = 0.0;
   for (var d = 0u; d < D; d++) { dlt += dO[qo + d] * o[qo + d]; }
@@ -116,15 +104,7 @@ ${elementwiseEntry(s.batch * s.queryHeads * s.tokens, 64)}
 /** dv_j = Σ p_ij dO_i and dk_j = SCALE Σ p_ij (dO_i·v_j − delta_i) q_i over the group's query heads and
  *  the queries i ≥ j, one thread per key row. */
 export function attentionBackwardKeyWgsl(s: AttentionShape): string {
-  return /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> valid: array<u32>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> dO: array<f32>;
-@group(0) @binding(6) var<storage, read> delta: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dv: array<f32>;
+  return /* wgsl */ `${storageBindings(['q', 'k', 'v', 'valid:u32', 'lse', 'dO', 'delta'], ['dk', 'dv'])}
 ${constants(s)}
 ${elementwiseEntry(s.batch * s.kvHeads * s.tokens, 64)}
   let j = i % T;

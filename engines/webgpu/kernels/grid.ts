@@ -19,3 +19,13 @@ export function elementwiseGrid(n: number, threads = THREADS): [number, number] 
   return [x, Math.ceil(groups / x)];
 }
 
+
+/** Storage bindings 0..n-1 of group 0 in order: the read-only arrays, then the read-write ones; element
+ *  type f32 unless the name says `name:u32`. Keeps the binding order and the dispatch's buffer order one list. */
+export function storageBindings(read: string[], write: string[]): string {
+  const line = (entry: string, binding: number, access: string) => {
+    const [name, type = 'f32'] = entry.split(':');
+    return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
+  };
+  return [...read.map((e, i) => line(e, i, 'read')), ...write.map((e, i) => line(e, read.length + i, 'read_write'))].join('\n');
+}
