@@ -1,11 +1,11 @@
 // Building a CausalLM: from a checkpoint folder (or Hub reference) or from random weights.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { tf } from './tf.js';
 import { Rng } from '../rng.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { resolveModelDir } from './hub.js';
 import { readSafetensors, type HostTensor } from './safetensors.js';
+import { checkpointFiles } from './checkpoint-files.js';
+export { checkpointFiles } from './checkpoint-files.js';
 import { CausalLM, PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './model.js';
 
 /** [out, in] of each projection. */
@@ -63,20 +63,6 @@ function buildWeights(config: ModelConfig, take: WeightSource): ModelWeights {
   return { embedTokens, lmHead, finalNorm: t1('model.norm.weight', h), layers };
 }
 
-/** The safetensors files of a checkpoint: the shards of model.safetensors.index.json, or model.safetensors. */
-export function checkpointFiles(dir: string): string[] {
-  const index = join(dir, 'model.safetensors.index.json');
-  if (existsSync(index)) {
-    const map = JSON.parse(readFileSync(index, 'utf8')).weight_map as Record<string, string> | undefined;
-    if (!map) throw new Error(`${index}: no "weight_map"`);
-    const files = [...new Set(Object.values(map))].map((f) => join(dir, f));
-    for (const f of files) if (!existsSync(f)) throw new Error(`${index} names shard ${f}, which is missing`);
-    return files;
-  }
-  const single = join(dir, 'model.safetensors');
-  if (!existsSync(single)) throw new Error(`${dir}: missing model.safetensors (or model.safetensors.index.json)`);
-  return [single];
-}
 
 export async function loadModel(dirOrRef: string, opts: { dtype?: 'float32'; seed?: number; cacheDir?: string } = {}): Promise<CausalLM> {
   if (opts.dtype && opts.dtype !== 'float32') throw new Error(`loadModel: dtype ${opts.dtype} is not supported (float32 only)`);

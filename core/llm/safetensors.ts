@@ -1,7 +1,7 @@
 // Reading and writing the safetensors format (https://github.com/huggingface/safetensors):
 // an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then raw
 // little-endian data. Every float type is read into float32; writing supports f32, bf16 and f16.
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, renameSync } from 'node:fs';
 
 export interface HostTensor {
   shape: number[];
@@ -32,20 +32,69 @@ export function readSafetensors(path: string): Map<string, HostTensor> {
   const { header, dataStart } = parseHeader(bytes, path);
   const out = new Map<string, HostTensor>();
   for (const [name, entry] of Object.entries(header)) {
-    const width = BYTES_PER_ELEMENT[entry.dtype];
-    if (width === undefined) {
-      throw new Error(`${path}: tensor "${name}" has dtype ${entry.dtype}; only F32, F16 and BF16 are supported`);
-    }
-    const count = entry.shape.reduce((a, b) => a * b, 1);
-    const [begin, end] = entry.data_offsets;
-    if (end - begin !== count * width) {
-      throw new Error(`${path}: tensor "${name}" of shape [${entry.shape}] (${entry.dtype}) needs ${count * width} bytes but its offsets span ${end - begin}`);
-    }
+    const [begin, end] = checkEntry(name, entry, path);
     if (dataStart + end > bytes.length) throw new Error(`${path}: tensor "${name}" runs past the end of the file (truncated?)`);
     const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart + begin, end - begin);
-    out.set(name, { shape: entry.shape, data: decode(view, entry.dtype, count) });
+    out.set(name, { shape: entry.shape, data: decode(view, entry.dtype, (end - begin) / BYTES_PER_ELEMENT[entry.dtype]) });
   }
   return out;
+}
+
+/** A safetensors file opened for reading one tensor at a time (for files too large to hold whole). */
+export interface SafetensorsReader {
+  readonly path: string;
+  /** Tensor names with their stored dtype and shape. */
+  readonly tensors: Map<string, { dtype: string; shape: number[] }>;
+  /** Read one tensor into float32. */
+  read(name: string): HostTensor;
+  close(): void;
+}
+
+export function openSafetensors(path: string): SafetensorsReader {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const lengthBytes = Buffer.alloc(8);
+    if (size < 8 || readSync(fd, lengthBytes, 0, 8, 0) !== 8) throw new Error(`${path}: not a safetensors file (shorter than 8 bytes)`);
+    const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+    if (8 + headerLength > size) throw new Error(`${path}: not a safetensors file (header length ${headerLength} exceeds file size)`);
+    const headerBytes = Buffer.alloc(8 + headerLength);
+    readSync(fd, headerBytes, 0, headerBytes.length, 0);
+    const { header, dataStart } = parseHeader(headerBytes, path);
+    const tensors = new Map(Object.entries(header).map(([name, e]) => [name, { dtype: e.dtype, shape: e.shape }]));
+    return {
+      path,
+      tensors,
+      read(name) {
+        const entry = header[name];
+        if (!entry) throw new Error(`${path}: no tensor "${name}"`);
+        const [begin, end] = checkEntry(name, entry, path);
+        if (dataStart + end > size) throw new Error(`${path}: tensor "${name}" runs past the end of the file (truncated?)`);
+        const bytes = Buffer.alloc(end - begin);
+        readSync(fd, bytes, 0, bytes.length, dataStart + begin);
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+        return { shape: entry.shape, data: decode(view, entry.dtype, bytes.length / BYTES_PER_ELEMENT[entry.dtype]) };
+      },
+      close: () => closeSync(fd),
+    };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** A header entry's byte range, after checking its dtype is supported and its size matches its shape. */
+function checkEntry(name: string, entry: HeaderEntry, path: string): [number, number] {
+  const width = BYTES_PER_ELEMENT[entry.dtype];
+  if (width === undefined) {
+    throw new Error(`${path}: tensor "${name}" has dtype ${entry.dtype}; only F32, F16 and BF16 are supported`);
+  }
+  const count = entry.shape.reduce((a, b) => a * b, 1);
+  const [begin, end] = entry.data_offsets;
+  if (end - begin !== count * width) {
+    throw new Error(`${path}: tensor "${name}" of shape [${entry.shape}] (${entry.dtype}) needs ${count * width} bytes but its offsets span ${end - begin}`);
+  }
+  return [begin, end];
 }
 
 function parseHeader(bytes: Buffer, path: string): { header: Record<string, HeaderEntry>; dataStart: number } {
@@ -76,7 +125,8 @@ function decode(view: DataView, dtype: string, count: number): Float32Array {
   return out;
 }
 
-function halfToFloat(h: number): number {
+/** IEEE half bits → float (exact). */
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exponent = (h >> 10) & 0x1f;
   const mantissa = h & 0x3ff;
