@@ -39,12 +39,11 @@ export function preTokenizerType(tokenizerJson: Record<string, unknown>, where: 
 }
 
 /** Whether the tokenizer puts bos before a text (tokenizer_config's add_bos_token, else its post-processor). */
-function addsBos(tokenizerJson: Record<string, unknown>, tokenizer: Tokenizer): boolean {
+function addsBos(tokenizer: Tokenizer): boolean {
   const config = tokenizer.source.tokenizerConfig;
   if (typeof config.add_bos_token === 'boolean') return config.add_bos_token;
   if (tokenizer.bosTokenId === undefined) return false;
-  const probe = tokenizer.encode('a', { addSpecialTokens: true });
-  return probe[0] === tokenizer.bosTokenId && tokenizerJson.post_processor != null;
+  return tokenizer.encode('a', { addSpecialTokens: true })[0] === tokenizer.bosTokenId;
 }
 
 /**
@@ -92,7 +91,7 @@ export async function tokenizerMetadata(dir: string, vocabSize: number): Promise
   if (tokenizer.bosTokenId !== undefined) out.set('tokenizer.ggml.bos_token_id', gguf.u32(tokenizer.bosTokenId));
   if (tokenizer.eosTokenId !== undefined) out.set('tokenizer.ggml.eos_token_id', gguf.u32(tokenizer.eosTokenId));
   if (tokenizer.padTokenId !== undefined) out.set('tokenizer.ggml.padding_token_id', gguf.u32(tokenizer.padTokenId));
-  out.set('tokenizer.ggml.add_bos_token', gguf.bool(addsBos(tokenizerJson, tokenizer)));
+  out.set('tokenizer.ggml.add_bos_token', gguf.bool(addsBos(tokenizer)));
   const template = await chatTemplateSource(dir);
   if (template !== undefined) out.set('tokenizer.chat_template', gguf.string(template));
   return out;
