@@ -16,8 +16,8 @@ describe('tokenizer metadata', () => {
 
   it('pads the vocabulary to the embedding rows with unused tokens and marks special tokens as control', async () => {
     const meta = await tokenizerMetadata('test/fixtures/llama-tiny', 1010);
-    const tokens = meta.get('tokenizer.ggml.tokens') as { value: string[] };
-    const types = meta.get('tokenizer.ggml.token_type') as { value: Int32Array };
+    const tokens = meta.get('tokenizer.ggml.tokens') as unknown as { value: string[] };
+    const types = meta.get('tokenizer.ggml.token_type') as unknown as { value: Int32Array };
     expect(tokens.value).toHaveLength(1010);
     expect(tokens.value[1004]).toBe('<|eot_id|>');
     expect(types.value[1004]).toBe(3);
@@ -25,7 +25,7 @@ describe('tokenizer metadata', () => {
     expect(types.value[1007]).toBe(5);
     expect(types.value[5]).toBe(1);
     expect(meta.get('tokenizer.ggml.add_bos_token')).toEqual({ type: 'bool', value: true });
-    expect((meta.get('tokenizer.ggml.merges') as { value: string[] }).value[0]).toBe('Ġ t');
+    expect((meta.get('tokenizer.ggml.merges') as unknown as { value: string[] }).value[0]).toBe('Ġ t');
     await expect(tokenizerMetadata('test/fixtures/llama-tiny', 1000)).rejects.toThrow(/id 1000, outside the model's vocabulary of 1000/);
   });
 });

@@ -12,7 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('writeGguf', () => {
   it('writes a file @huggingface/gguf parses: every value type, tensor shapes reversed, offsets aligned', async () => {
     const path = join(dir, 'small.gguf');
-    const metadata = new Map([
+    const written = new Map([
       ['general.architecture', gguf.string('llama')],
       ['test.u32', gguf.u32(7)],
       ['test.f32', gguf.f32(0.5)],
@@ -20,12 +20,13 @@ describe('writeGguf', () => {
       ['test.strings', gguf.strings(['a', 'é b', ''])],
       ['test.i32s', gguf.i32s([1, -2, 3])],
     ]);
-    writeGguf(path, metadata, [
+    writeGguf(path, written, [
       { name: 'a', shape: [3, 32], type: GgmlType.Q8_0, values: () => new Float32Array(96).fill(1) },
       { name: 'b', shape: [5], type: GgmlType.F32, values: () => new Float32Array(5) },
       { name: 'c', shape: [2, 256], type: GgmlType.Q4_K, values: () => new Float32Array(512) },
     ]);
-    const { metadata: read, tensorInfos, tensorDataOffset } = await parseGguf(path, { allowLocalFile: true });
+    const { metadata, tensorInfos, tensorDataOffset } = await parseGguf(path, { allowLocalFile: true });
+    const read = metadata as unknown as Record<string, unknown>;
     expect(read.version).toBe(3);
     expect(read['test.u32']).toBe(7);
     expect(read['test.f32']).toBe(0.5);

@@ -99,7 +99,8 @@ const meanAbs = (a: number[], b: number[]) => a.reduce((s, x, i) => s + Math.abs
 const chatTokens = (c: ReferenceChat) => [...c.ids, ...c.greedy];
 
 async function parsed(path: string) {
-  return parseGguf(path, { allowLocalFile: true });
+  const { metadata, tensorInfos } = await parseGguf(path, { allowLocalFile: true });
+  return { metadata: metadata as unknown as Record<string, unknown>, tensorInfos };
 }
 
 describe('llama-tiny exported to GGUF, run by llama.cpp (CPU)', () => {
