@@ -1,4 +1,6 @@
 // A CLI subcommand: one module per command in ./commands, listed in ./commands/index.ts.
+import { existsSync, statSync } from 'node:fs';
+
 export interface Command {
   name: string;
   /** One line for `grpoflow help`. */
@@ -13,3 +15,18 @@ export interface Command {
 export const EXIT_USAGE = 2;
 /** Exit code after Ctrl-C, as shells report SIGINT. */
 export const EXIT_INTERRUPTED = 130;
+
+/** A mistake in how a command was called (exit code 2), as opposed to a failure while running (1). */
+export class UsageError extends Error {}
+
+/** Where a command writes (stdout and stderr, or a test's buffers). */
+export interface CommandIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** Fails unless `path` (given as `--flag`) is an existing folder. */
+export function requireDir(path: string, flag: string): void {
+  if (!existsSync(path)) throw new Error(`--${flag} folder ${path} does not exist`);
+  if (!statSync(path).isDirectory()) throw new Error(`--${flag} ${path} is not a folder`);
+}

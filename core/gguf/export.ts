@@ -29,6 +29,8 @@ export interface ModelGgufOptions {
   mergeAdapterDir?: string;
   /** `general.name` (default: the model folder's name). */
   name?: string;
+  /** Written as `tokenizer.chat_template` instead of the folder's own template. */
+  chatTemplate?: string;
   onTensor?: (index: number, count: number, name: string) => void;
 }
 
@@ -143,7 +145,7 @@ export async function writeModelGguf(options: ModelGgufOptions): Promise<GgufExp
     metadata.set('general.file_type', gguf.u32(GGUF_FILE_TYPES[options.type].ftype));
     metadata.set('general.quantization_version', gguf.u32(2));
     for (const [k, v] of hyperparameterMetadata(config)) metadata.set(k, v);
-    for (const [k, v] of await tokenizerMetadata(options.modelDir, config.vocabSize)) metadata.set(k, v);
+    for (const [k, v] of await tokenizerMetadata(options.modelDir, config.vocabSize, options.chatTemplate)) metadata.set(k, v);
 
     writeGguf(options.out, metadata, tensors, (i, t) => options.onTensor?.(i, tensors.length, t.name));
     return { path: options.out, tensors: tensors.map((t) => ({ name: t.name, type: GGML_TYPE_NAME[t.type] })), notes };
@@ -170,7 +172,7 @@ export const ADAPTER_FILE_TYPES = ['f32', 'f16', 'bf16'] as const;
  */
 export function writeAdapterGguf(options: AdapterGgufOptions): GgufExportResult {
   if (!(ADAPTER_FILE_TYPES as readonly string[]).includes(options.type)) {
-    throw new Error(`a LoRA adapter GGUF is written as ${ADAPTER_FILE_TYPES.join(', ')}, not ${options.type} (quantize the merged model instead: --merge)`);
+    throw new Error(`a LoRA adapter GGUF is written as ${ADAPTER_FILE_TYPES.join(', ')}, not ${options.type}; to quantize, merge the adapter into the model (--merge)`);
   }
   const config = readModelConfig(options.modelDir);
   const adapter = loadAdapter(options.adapterDir, config);
@@ -191,3 +193,29 @@ export function writeAdapterGguf(options: AdapterGgufOptions): GgufExportResult 
   return { path: options.out, tensors: tensors.map((t) => ({ name: t.name, type: GGML_TYPE_NAME[t.type] })), notes: [] };
 }
 
+
+export interface GgufExportOptions {
+  modelDir: string;
+  adapterDir?: string;
+  /** With an adapter: write one model with B·A merged in (true) or the adapter alone as a LoRA GGUF (false). */
+  merge?: boolean;
+  type: GgufFileType;
+  out: string;
+  chatTemplate?: string;
+  onTensor?: (index: number, count: number, name: string) => void;
+}
+
+/** What `grpoflow export-gguf` writes: the model, the merged model, or the adapter alone. */
+export async function exportGguf(options: GgufExportOptions): Promise<GgufExportResult> {
+  if (options.adapterDir && !options.merge) {
+    return writeAdapterGguf({ modelDir: options.modelDir, adapterDir: options.adapterDir, out: options.out, type: options.type as AdapterGgufOptions['type'] });
+  }
+  return writeModelGguf({
+    modelDir: options.modelDir,
+    out: options.out,
+    type: options.type,
+    mergeAdapterDir: options.adapterDir,
+    chatTemplate: options.chatTemplate,
+    onTensor: options.onTensor,
+  });
+}

@@ -49,8 +49,9 @@ function addsBos(tokenizer: Tokenizer): boolean {
 /**
  * `tokenizer.ggml.*` metadata and `tokenizer.chat_template` for a model folder. The vocabulary is padded
  * to `vocabSize` (the embedding's row count) with unused `[PAD{id}]` tokens, as llama.cpp's converter does.
+ * `chatTemplate` replaces the folder's own template.
  */
-export async function tokenizerMetadata(dir: string, vocabSize: number): Promise<Map<string, GgufMetadataValue>> {
+export async function tokenizerMetadata(dir: string, vocabSize: number, chatTemplate?: string): Promise<Map<string, GgufMetadataValue>> {
   const path = join(dir, 'tokenizer.json');
   if (!existsSync(path)) throw new Error(`${dir}: missing tokenizer.json (GGUF export needs the tokenizer)`);
   const tokenizerJson = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
@@ -92,7 +93,7 @@ export async function tokenizerMetadata(dir: string, vocabSize: number): Promise
   if (tokenizer.eosTokenId !== undefined) out.set('tokenizer.ggml.eos_token_id', gguf.u32(tokenizer.eosTokenId));
   if (tokenizer.padTokenId !== undefined) out.set('tokenizer.ggml.padding_token_id', gguf.u32(tokenizer.padTokenId));
   out.set('tokenizer.ggml.add_bos_token', gguf.bool(addsBos(tokenizer)));
-  const template = await chatTemplateSource(dir);
+  const template = chatTemplate ?? (await chatTemplateSource(dir));
   if (template !== undefined) out.set('tokenizer.chat_template', gguf.string(template));
   return out;
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gguf as parseGguf } from '@huggingface/gguf';
 import type { Llama, LlamaModel } from 'node-llama-cpp';
 import { writeAdapterGguf, writeModelGguf } from '../../core/gguf/export.js';
+import { runExportGguf } from '../../core/cli/commands/export-gguf.js';
 import { decodeTensor, encodeTensor } from '../../core/gguf/quantize.js';
 import { tensorType } from '../../core/gguf/quant-mix.js';
 import { ggufTensorName } from '../../core/gguf/llama-family.js';
@@ -24,7 +25,7 @@ interface ReferenceChat {
   greedy: number[];
   sequence_logprobs: number[];
 }
-const reference = JSON.parse(readFileSync(`${LLAMA_TINY}/reference.json`, 'utf8')) as { chats: ReferenceChat[]; adapter: ReferenceChat[] };
+const reference = JSON.parse(readFileSync(`${LLAMA_TINY}/reference.json`, 'utf8')) as { chats: ReferenceChat[]; adapter: ReferenceChat[]; merged: ReferenceChat[] };
 
 let llama: Llama;
 let dir: string;
@@ -160,6 +161,22 @@ describe('llama-tiny exported to GGUF, run by llama.cpp (CPU)', () => {
       worst = Math.max(worst, maxAbs(await sequenceLogprobs(model, chatTokens(chat), files.adapter), chat.sequence_logprobs));
     }
     console.log(`[gguf] adapter on f32: largest |log-prob - peft| ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-3);
+  });
+
+  it('grpoflow export-gguf --adapter --merge writes a model that gives the merged reference (merge_and_unload)', async () => {
+    const out = join(dir, 'llama-tiny-merged.gguf');
+    let printed = '';
+    const code = await runExportGguf(['--model', LLAMA_TINY, '--adapter', `${LLAMA_TINY}/adapter`, '--merge', '--type', 'f32', '--out', out], { out: (t) => (printed += t), err: (t) => (printed += t) });
+    expect(code, printed).toBe(0);
+    expect(printed).toMatch(/wrote .*llama-tiny-merged.gguf: .* 21 tensors \(21 F32\)/);
+    const model = await load(out);
+    let worst = 0;
+    for (const chat of reference.merged) {
+      expect(await greedy(model, chat.ids, chat.greedy.length)).toEqual(chat.greedy);
+      worst = Math.max(worst, maxAbs(await sequenceLogprobs(model, chatTokens(chat)), chat.sequence_logprobs));
+    }
+    console.log(`[gguf] merged f32: largest |log-prob - peft merge_and_unload| ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-3);
   });
 

@@ -1,10 +1,13 @@
 // `grpoflow generate`: render a chat with the model's (or a built-in) template and generate a completion.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ChatMessage } from '../../ports.js';
 import { ChatTemplate } from '../../llm/chat-template.js';
 import { generate as generateTokens } from '../../llm/generate.js';
 import { Tokenizer } from '../../llm/tokenizer.js';
+import { requireDir, UsageError, type CommandIO } from '../command.js';
+
+export type { CommandIO } from '../command.js';
 
 export const name = 'generate';
 export const summary = 'Generate a completion for a prompt or a conversation with a local model';
@@ -21,14 +24,6 @@ export const usage = `grpoflow generate --model DIR [--adapter DIR] (--prompt TE
   --json                 print one JSON object: {"rendered", "prompt_ids", "completion_ids",
                          "completion_logprobs", "text"}; completion_logprobs[i] is the model's log-prob of
                          completion_ids[i] under its unmodified logits`;
-
-export interface CommandIO {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-/** A mistake in how the command was called (exit code 2), as opposed to a failure while running (1). */
-class UsageError extends Error {}
 
 function numberOption(value: string | undefined, flag: string, fallback: number, check: (n: number) => boolean, rule: string): number {
   if (value === undefined) return fallback;
@@ -64,11 +59,6 @@ function parseKwargs(text: string | undefined): Record<string, unknown> {
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--chat-template-kwargs must be a JSON object');
   return parsed as Record<string, unknown>;
-}
-
-function requireDir(path: string, flag: string): void {
-  if (!existsSync(path)) throw new Error(`--${flag} folder ${path} does not exist`);
-  if (!statSync(path).isDirectory()) throw new Error(`--${flag} ${path} is not a folder`);
 }
 
 export async function runGenerate(argv: string[], io: CommandIO): Promise<number> {
