@@ -201,6 +201,8 @@ export interface GgufExportOptions {
   merge?: boolean;
   type: GgufFileType;
   out: string;
+  /** `general.name` (default: the model's, or the adapter's, folder name). */
+  name?: string;
   chatTemplate?: string;
   onTensor?: (index: number, count: number, name: string) => void;
 }
@@ -208,13 +210,14 @@ export interface GgufExportOptions {
 /** What `grpoflow export-gguf` writes: the model, the merged model, or the adapter alone. */
 export async function exportGguf(options: GgufExportOptions): Promise<GgufExportResult> {
   if (options.adapterDir && !options.merge) {
-    return writeAdapterGguf({ modelDir: options.modelDir, adapterDir: options.adapterDir, out: options.out, type: options.type as AdapterGgufOptions['type'] });
+    return writeAdapterGguf({ modelDir: options.modelDir, adapterDir: options.adapterDir, out: options.out, type: options.type as AdapterGgufOptions['type'], name: options.name });
   }
   return writeModelGguf({
     modelDir: options.modelDir,
     out: options.out,
     type: options.type,
     mergeAdapterDir: options.adapterDir,
+    name: options.name,
     chatTemplate: options.chatTemplate,
     onTensor: options.onTensor,
   });

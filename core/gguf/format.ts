@@ -70,7 +70,7 @@ export const GGUF_FILE_TYPES = {
 } as const;
 
 export type GgufFileType = keyof typeof GGUF_FILE_TYPES;
-export const GGUF_FILE_TYPE_NAMES = Object.keys(GGUF_FILE_TYPES) as GgufFileType[];
+export const GGUF_FILE_TYPE_NAMES = Object.keys(GGUF_FILE_TYPES) as [GgufFileType, ...GgufFileType[]];
 
 /** Bytes a tensor of `columns` × `rows` elements takes in `type` (blocks run along the columns). */
 export function tensorBytes(type: GgmlType, columns: number, rows: number): number {
