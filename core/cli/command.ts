@@ -1,5 +1,6 @@
 // A CLI subcommand: one module per command in ./commands, listed in ./commands/index.ts.
 import { existsSync, statSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export interface Command {
   name: string;
@@ -29,4 +30,13 @@ export interface CommandIO {
 export function requireDir(path: string, flag: string): void {
   if (!existsSync(path)) throw new Error(`--${flag} folder ${path} does not exist`);
   if (!statSync(path).isDirectory()) throw new Error(`--${flag} ${path} is not a folder`);
+}
+
+/** `util.parseArgs` with strict options and no positionals; a bad flag is a UsageError. */
+export function parseOptions<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, strict: true as const, allowPositionals: false as const, options }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }

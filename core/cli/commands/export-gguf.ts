@@ -2,10 +2,9 @@
 // for llama.cpp, Ollama and node-llama-cpp. Plain TypeScript: no tensor library is loaded.
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { GGUF_FILE_TYPE_NAMES } from '../../gguf/format.js';
 import { checkFileType, exportGguf } from '../../gguf/export.js';
-import { requireDir, UsageError, type CommandIO } from '../command.js';
+import { parseOptions, requireDir, UsageError, type CommandIO } from '../command.js';
 
 export const name = 'export-gguf';
 export const summary = 'Write a model (optionally with a LoRA adapter merged in) or a LoRA adapter as GGUF for llama.cpp';
@@ -23,25 +22,14 @@ export const usage = `grpoflow export-gguf --model DIR [--adapter DIR [--merge]]
 
 export async function runExportGguf(argv: string[], io: CommandIO, options: { progress?: boolean } = {}): Promise<number> {
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        strict: true,
-        allowPositionals: false,
-        options: {
-          model: { type: 'string' },
-          adapter: { type: 'string' },
-          merge: { type: 'boolean' },
-          type: { type: 'string' },
-          out: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    const o = parsed.values;
+    const o = parseOptions(argv, {
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      merge: { type: 'boolean' },
+      type: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    });
     if (o.help) {
       io.out(`${usage}\n`);
       return 0;

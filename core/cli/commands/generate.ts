@@ -1,11 +1,10 @@
 // `grpoflow generate`: render a chat with the model's (or a built-in) template and generate a completion.
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { ChatMessage } from '../../ports.js';
 import { ChatTemplate } from '../../llm/chat-template.js';
 import { generate as generateTokens } from '../../llm/generate.js';
 import { Tokenizer } from '../../llm/tokenizer.js';
-import { requireDir, UsageError, type CommandIO } from '../command.js';
+import { parseOptions, requireDir, UsageError, type CommandIO } from '../command.js';
 
 export type { CommandIO } from '../command.js';
 
@@ -63,36 +62,25 @@ function parseKwargs(text: string | undefined): Record<string, unknown> {
 
 export async function runGenerate(argv: string[], io: CommandIO): Promise<number> {
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        strict: true,
-        allowPositionals: false,
-        options: {
-          model: { type: 'string' },
-          adapter: { type: 'string' },
-          prompt: { type: 'string' },
-          messages: { type: 'string' },
-          system: { type: 'string' },
-          'chat-template': { type: 'string' },
-          'chat-template-kwargs': { type: 'string' },
-          'max-new-tokens': { type: 'string' },
-          temperature: { type: 'string' },
-          'top-p': { type: 'string' },
-          'top-k': { type: 'string' },
-          'min-p': { type: 'string' },
-          'repetition-penalty': { type: 'string' },
-          seed: { type: 'string' },
-          backend: { type: 'string' },
-          json: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    const o = parsed.values;
+    const o = parseOptions(argv, {
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      prompt: { type: 'string' },
+      messages: { type: 'string' },
+      system: { type: 'string' },
+      'chat-template': { type: 'string' },
+      'chat-template-kwargs': { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      'min-p': { type: 'string' },
+      'repetition-penalty': { type: 'string' },
+      seed: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    });
     if (o.help) {
       io.out(`${usage}\n`);
       return 0;
