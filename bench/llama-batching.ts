@@ -2,8 +2,27 @@
 // shaped model written with our own GGUF writer, N sequences × T new tokens, decoded (a) one sequence at
 // a time, (b) all at once through `Promise.all` over the sequences of one context, for a few `threads`,
 // `batchSize` and `contextSize` settings. Prints tokens/s of each next to the one-at-a-time figure
-// measured in the same run. `npm run bench -- llama-batching [--type q8_0] [--sequences 8]
-// [--new 64] [--prompt 32] [--layers 30]`
+// and the limit measured in the same run (one sequence's prefill of N × prompt tokens in one batch, the
+// most a batched decode of N sequences could reach). `npm run bench -- llama-batching [--type q8_0]
+// [--sequences 8] [--new 64] [--prompt 32] [--layers 30]`
+//
+// What node-llama-cpp 3.21.1 does (read in its dist/evaluator/LlamaContext): `contextSize` is per
+// sequence: the llama.cpp context gets contextSize × sequences KV cells, one stream per sequence
+// (kv_unified false); `batchSize` defaults to min(contextSize × sequences, 512) and bounds the tokens of
+// one llama_decode; each sequence's evaluate() queues its next token and the context dispatches what is
+// queued on the next event-loop cycle, so Promise.all over the sequences' generators puts one token of
+// each sequence into the same decode. Measured 2026-12-02 on the shared 2-core machine, q8_0, 8 × 64
+// tokens (others' jobs running, so rough):
+// - quiet moment: limit 311 tok/s; one at a time 71.0; Promise.all over 8 sequences 73.8 (×1.04);
+//   batchSize 8: 58.3; contextSize 768: 65.4; threads 2: 86.3 (×1.22), one at a time 60.2.
+//   A side probe (no sampling: evaluateWithoutGeneratingNewTokens, one token per sequence per round)
+//   ran 8 sequences at 155 tok/s, the same as one sequence's 8-token prefill (155): the decode itself
+//   is batched across sequences. The generating path adds about 7 ms per sampled token (greedy over a
+//   49,152-token vocabulary), paid sequence by sequence, which eats the batching's gain.
+// - busy moment (load ~10): one at a time 32.5, Promise.all 39.2; with threads 2 everything crawled
+//   (2–3 tok/s): ggml's worker threads spin waiting for each other, and on busy cores that costs
+//   10–100×. That, not the batching, is the 0.3 tok/s of issue 14: give contexts `threads` at most the
+//   idle cores.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
