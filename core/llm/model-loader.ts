@@ -6,6 +6,9 @@ import { Rng } from '../rng.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { resolveModelDir } from './hub.js';
 import { SafetensorsFile } from './safetensors.js';
+import { readSafetensors, type HostTensor } from './safetensors.js';
+import { checkpointFiles } from './checkpoint-files.js';
+export { checkpointFiles } from './checkpoint-files.js';
 import { CausalLM, PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './model.js';
 import { readJsonFile } from '../runtime/json-file.js';
 
@@ -64,20 +67,6 @@ function buildWeights(config: ModelConfig, take: WeightSource): ModelWeights {
   return { embedTokens, lmHead, finalNorm: t1('model.norm.weight', h), layers };
 }
 
-/** The safetensors files of a checkpoint: the shards of model.safetensors.index.json, or model.safetensors. */
-export function checkpointFiles(dir: string): string[] {
-  const index = join(dir, 'model.safetensors.index.json');
-  if (existsSync(index)) {
-    const map = (readJsonFile(index) as { weight_map?: Record<string, string> }).weight_map as Record<string, string> | undefined;
-    if (!map) throw new Error(`${index}: no "weight_map"`);
-    const files = [...new Set(Object.values(map))].map((f) => join(dir, f));
-    for (const f of files) if (!existsSync(f)) throw new Error(`${index} names shard ${f}, which is missing`);
-    return files;
-  }
-  const single = join(dir, 'model.safetensors');
-  if (!existsSync(single)) throw new Error(`${dir}: missing model.safetensors (or model.safetensors.index.json)`);
-  return [single];
-}
 
 export async function loadModel(dirOrRef: string, opts: { dtype?: 'float32'; seed?: number; cacheDir?: string } = {}): Promise<CausalLM> {
   if (opts.dtype && opts.dtype !== 'float32') throw new Error(`loadModel: dtype ${opts.dtype} is not supported (float32 only)`);

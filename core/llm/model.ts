@@ -12,12 +12,12 @@ import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
 import { trainableEmbeddingLookup } from './embedding.js';
 import { frozenMatMul, matMul, swapLastAxes, unembed } from './matmul.js';
+import { PROJECTIONS, projectionPath, type ProjectionName } from './projections.js';
 
 export type { ModelConfig } from './config.js';
 export type { KVCache } from './kv-cache.js';
 
-export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type ProjectionName = (typeof PROJECTIONS)[number];
+export { PROJECTIONS, projectionPath, type ProjectionName } from './projections.js';
 
 export interface Linear {
   /** [in, out]: the transpose of the checkpoint's [out, in], so y = x · weightT. */
@@ -77,15 +77,6 @@ interface AttendOver {
 }
 
 const MASKED = -1e9;
-const SECTION: Record<ProjectionName, string> = {
-  q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn',
-  gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp',
-};
-
-export function projectionPath(layer: number, name: ProjectionName): string {
-  return `model.layers.${layer}.${SECTION[name]}.${name}`;
-}
-
 export class CausalLM {
   readonly config: ModelConfig;
   readonly dir?: string;
