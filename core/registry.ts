@@ -11,7 +11,7 @@ export const CORE_PLUGIN = 'core';
 /** Output names the runtime reserves: `done` is how a sink with no outputs says it has finished. */
 export const RESERVED_OUTPUTS = new Set(['done']);
 
-export type PluginErrorCode = 'UNKNOWN_PLUGIN' | 'BAD_PLUGIN' | 'PLUGIN_API_MISMATCH' | 'DUPLICATE_NODE_TYPE';
+export type PluginErrorCode = 'UNKNOWN_PLUGIN' | 'BAD_PLUGIN' | 'PLUGIN_API_MISMATCH' | 'DUPLICATE_NODE_TYPE' | 'PLUGIN_PATH_NOT_ALLOWED';
 
 export class PluginLoadError extends Error {
   constructor(

@@ -1,3 +1,5 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lastValueFrom, take, toArray, type Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +15,14 @@ const run = async (config: Record<string, unknown>, outputReady?: () => Promise<
 };
 
 describe('dataset.load', () => {
+  it('an empty file is an error naming it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'empty-data-'));
+    writeFileSync(join(dir, 'empty.jsonl'), '');
+    const { ctx } = fakeContext(datasetLoad.config.parse({ path: 'empty.jsonl' }), { baseDir: dir });
+    const rows = (await datasetLoad.run(ctx, {})).rows as Observable<DatasetRow>;
+    await expect(lastValueFrom(rows.pipe(toArray()))).rejects.toThrow(`dataset.load ${ctx.id}: ${join(dir, 'empty.jsonl')} holds no rows`);
+  });
+
   it('reads a file relative to the graph folder, format by extension', async () => {
     const { rows } = await run({ path: 'test/fixtures/gsm8k/train.jsonl' });
     const all = await lastValueFrom(rows.pipe(toArray()));

@@ -44,6 +44,17 @@ export const datasetLoad = defineNode({
       if (isDir) return readHfFolder(path, c.split, { config: c.config });
       return readDatasetFile(path, { format: c.format === 'auto' ? undefined : c.format, jsonField: c.field, csvDelimiter: c.delimiter });
     };
-    return { rows: emitLazily(ctx, rows) };
+    const source = c.hub != null ? `Hub dataset ${c.hub} (split ${c.split})` : resolve(ctx.baseDir, c.path!);
+    return { rows: emitLazily(ctx, () => nonEmpty(rows(), `dataset.load ${ctx.id}: ${source} holds no rows`)) };
   },
 });
+
+/** The rows of `source`, failing with `message` when there are none (an empty file would otherwise stall the run). */
+async function* nonEmpty<T>(source: AsyncIterable<T> | Iterable<T>, message: string): AsyncGenerator<T> {
+  let any = false;
+  for await (const row of source) {
+    any = true;
+    yield row;
+  }
+  if (!any) throw new Error(message);
+}

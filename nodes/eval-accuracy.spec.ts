@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { from, lastValueFrom, Observable, Subject } from 'rxjs';
@@ -10,7 +10,7 @@ import { tf } from '../engines/tfjs/tf.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
 import type { PolicySnapshot, PromptRecord, RewardFunction } from '../core/ports.js';
 import { recordingContext } from '../test/nodes/node-context.js';
-import { evalAccuracy, passAtK } from './eval-accuracy.js';
+import { evalAccuracy, passAtK, standardError } from './eval-accuracy.js';
 
 const LLAMA_TINY = 'test/fixtures/llama-tiny';
 const out = mkdtempSync(path.join(os.tmpdir(), 'eval-accuracy-'));
@@ -63,6 +63,49 @@ describe('eval.accuracy', () => {
     const labels = events.filter((e) => e.data?.eval).map((e) => (e.data!.eval as { label: string }).label);
     expect(labels).toEqual(['before', 'step 2', 'after']);
     expect(events.at(-1)!.message).toMatch(/before\t0\t0\.500/);
+  });
+
+  it('a resumed run keeps the first segment\'s "before" from summary.json instead of evaluating the checkpoint again', async () => {
+    const dir = mkdtempSync(path.join(out, 'resumed-'));
+    const first = { step: 0, n: 4, accuracy: 0.25, 'pass@1': 0.25, 'rewards/correctness/mean': 0.1 };
+    writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ eval: { before: first }, wall_s: 12 }));
+    const policy = new Subject<PolicySnapshot>();
+    const recorded = recordingContext(evalAccuracy.config.parse({ n: 1, max_new_tokens: 2 }), {
+      id: 'eval',
+      services: { seed: 1, resume: { checkpoint: { dir: '/ckpt/checkpoint-6', step: 6 } } },
+    });
+    const result = await evalAccuracy.run({ ...recorded.ctx, outDir: dir }, { model, tokenizer, template, prompts: from(prompts), rewards: [format, correctness], policy });
+    policy.next({ version: 7, weights: {} });
+    policy.complete();
+    await result.done;
+    const summary = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+    expect(summary.eval.before).toEqual(first);
+    expect(summary.eval.after).toMatchObject({ step: 7, accuracy: 0.5 });
+    expect(recorded.metrics.map((m) => m.step)).toEqual([7]); // only the "after" was evaluated
+    expect(recorded.events.at(-1)!.message).toMatch(/before\t0\t0\.250/);
+  });
+
+  it('samples every evaluation with one seed, adds a greedy pass and standard errors', async () => {
+    // A reward that depends on the sampled text: equal means before and after say the draws were equal.
+    const textSum = (text: string) => [...text].reduce((a, ch) => a + ch.codePointAt(0)!, 0);
+    const length: RewardFunction = { name: 'length', weight: 1, onError: 'fail', score: ({ completions }) => completions.map(textSum) };
+    const policy = new Subject<PolicySnapshot>();
+    const dir = mkdtempSync(path.join(out, 'seed-'));
+    const recorded = recordingContext(evalAccuracy.config.parse({ n: 3, k: [1, 3], temperature: 1, max_new_tokens: 6, greedy: true }), { id: 'eval', services: { seed: 7 } });
+    const result = await evalAccuracy.run({ ...recorded.ctx, outDir: dir }, { model, tokenizer, template, prompts: from(prompts), rewards: [length, correctness], policy });
+    policy.next({ version: 5, weights: {} }); // no weight change: only the step differs
+    policy.complete();
+    await result.done;
+    const { before, after } = JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8')).eval;
+    expect([before.step, after.step]).toEqual([0, 5]);
+    expect(after['rewards/length/mean']).toBe(before['rewards/length/mean']);
+    expect(before.seed).toBe(7);
+    // Correct on the even prompts (2 of 4) whatever is sampled: per-problem estimates 1, 0, 1, 0.
+    expect(before).toMatchObject({ n: 4, accuracy: 0.5, greedy_accuracy: 0.5, 'pass@1': 0.5, 'pass@3': 0.5 });
+    const se = Math.sqrt(1 / 3 / 4); // sample s.d. of (1, 0, 1, 0) is √(1/3); over √4 problems
+    for (const name of ['accuracy', 'greedy_accuracy', 'pass@1', 'pass@3']) expect(before.stderr[name]).toBeCloseTo(se, 12);
+    expect(standardError([0.25, 0.75])).toBeCloseTo(0.25, 12);
+    expect(standardError([1])).toBe(0);
   });
 
   it('says what is wrong with its wiring', async () => {

@@ -4,9 +4,12 @@
 // engine (the model's weights as they are when the node starts; then the weights each policy snapshot
 // carries). It evaluates "before" training, every `every` optimiser steps (with the weights of the
 // policy version the trainer announces), and "after" (the last version, when the trainer's policy
-// stream ends). Results go to the metrics bus (`eval/accuracy`,
-// `eval/pass@k`, `eval/rewards/NAME/mean`), to the UI (an event whose data holds `eval`), and to
-// OUT/summary.json under `eval.before`, `eval.after` and `eval.periodic.STEP`.
+// stream ends). Every evaluation samples with the same seed, so before and
+// after differ by the weights only, not by the draw. With `greedy`, each problem is also decoded once
+// greedily. Each figure comes with its standard error over problems (`stderr`). Results go to the
+// metrics bus (`eval/accuracy`, `eval/greedy_accuracy`, `eval/pass@k`, `eval/rewards/NAME/mean`), to the
+// UI (an event whose data holds `eval`), and to OUT/summary.json under `eval.before`, `eval.after` and
+// `eval.periodic.STEP`.
 import { lastValueFrom, take, toArray, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import { resumeCheckpoint } from '../core/grpo/resume.js';
@@ -15,7 +18,7 @@ import { sampledGroup } from '../core/engine/sampled.js';
 import { TfjsRolloutEngine } from '../engines/tfjs/rollout-engine.js';
 import { defineNode, type MetricsPublisher } from '../core/plugin.js';
 import { ports, type PolicySnapshot, type PromptRecord, type RolloutGroup } from '../core/ports.js';
-import { mergeSummary } from '../core/report/summary.js';
+import { mergeSummary, readSummarySync } from '../core/report/summary.js';
 import { preparePrompt, stopTokenIds } from './rollout-generate.js';
 
 export const evalAccuracyConfig = z
@@ -40,7 +43,8 @@ export const evalAccuracyConfig = z
       .boolean()
       .default(false)
       .describe('Sample with the LoRA adapter folded into a copy of the adapted weights (as rollout.generate\'s merged_sampling): faster on small models.'),
-    seed: z.number().int().optional().describe("Sampling seed; default the graph's seed."),
+    greedy: z.boolean().default(false).describe('Also decode each problem once greedily and report greedy_accuracy (when temperature > 0).'),
+    seed: z.number().int().optional().describe("Sampling seed, the same for every evaluation; default the graph's seed."),
   })
   .refine((c) => c.k.every((k) => k <= c.n), { message: 'every k must be ≤ n (samples per prompt)', path: ['k'] });
 
@@ -54,8 +58,10 @@ export interface EvalResult {
   n: number;
   /** Fraction of all samples that are correct. */
   accuracy: number;
-  /** `pass@k` (unbiased estimator), `rewards/NAME/mean` ... */
+  /** `pass@k` (unbiased estimator), `greedy_accuracy`, `rewards/NAME/mean` ... */
   values: Record<string, number>;
+  /** The standard error over problems of `accuracy`, `pass@k` and `greedy_accuracy`. */
+  stderr: Record<string, number>;
 }
 
 /** The unbiased pass@k estimate for one problem with `correct` of `n` samples correct (Chen et al. 2021). */
@@ -109,75 +115,91 @@ export const evalAccuracy = defineNode({
       }));
 
     const results = new Map<number, EvalResult>();
+    const greedyPass = c.greedy && c.temperature > 0;
     /** Evaluates the engine's current weights, or `policy`'s. */
     const evaluate = async (label: string, step: number, policy?: PolicySnapshot): Promise<EvalResult> => {
       const prompts = await heldOut();
-      const groups = await generateGroups(prompts, step, label, policy);
-      const result = await score(label, step, groups);
+      // The engine runs its calls in the order made: the weights and the samples are asked for together,
+      // so no other evaluation's weights come between them.
+      const weightsSet = policy ? engine.setWeights(policy) : Promise.resolve();
+      const sampling = generateGroups(prompts, c.n, c.temperature, label);
+      const greedying = greedyPass ? generateGroups(prompts, 1, 0, `${label} greedy`) : Promise.resolve(undefined);
+      const [, sampled, greedy] = await Promise.all([weightsSet, sampling, greedying]);
+      const result = await score(label, step, sampled, greedy);
       results.set(step, result);
       await report(result);
       return result;
     };
 
-    const generateGroups = async (prompts: PromptRecord[], step: number, label: string, policy: PolicySnapshot | undefined): Promise<RolloutGroup[]> => {
+    const generateGroups = async (prompts: PromptRecord[], n: number, temperature: number, label: string): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
-      const onFinished = evalProgress(ctx.metrics, label, kept.length * c.n); // the UI's eval progress and ETA
-      // The engine runs its calls in the order made: these two are made together, so no other
-      // evaluation's weights come between them.
-      const weightsSet = policy ? engine.setWeights(policy) : Promise.resolve();
-      const sampled = engine.sample(
+      const onFinished = evalProgress(ctx.metrics, label, kept.length * n); // the UI's eval progress and ETA
+      const rows = await engine.sample(
         kept.map((p) => p.promptIds),
-        c.n,
-        { maxNewTokens: c.max_new_tokens, temperature: c.temperature, topP: c.top_p, maxBatch: c.max_batch, seed: seed + step, eosTokenIds, merged: c.merged_sampling },
+        n,
+        { maxNewTokens: c.max_new_tokens, temperature, topP: c.top_p, maxBatch: c.max_batch, seed, eosTokenIds, merged: c.merged_sampling },
         ctx.signal,
         { onFinished },
       );
-      const [, rows] = await Promise.all([weightsSet, sampled]);
       return kept.map((p, i) => ({
         prompt: p.record,
         promptText: p.promptText,
         promptIds: p.promptIds,
-        completions: sampledGroup(rows, i, c.n),
+        completions: sampledGroup(rows, i, n),
       }));
     };
 
-    const score = async (label: string, step: number, groups: RolloutGroup[]): Promise<EvalResult> => {
+    const correctCounts = async (step: number, groups: RolloutGroup[]) => {
       const scored = await scoreBatch({ index: step, policyVersion: step, groups }, rewards, {
         onWarning: (message) => ctx.metrics.event('warn', `${where}: ${message}`),
       });
       const decisive = scored.rewards.find((r) => r.name === c.correct_reward)!;
-      const correctPerProblem = decisive.values.map((values) => values.filter((v) => v >= c.correct_score).length);
-      const samples = groups.length * c.n;
+      return { scored, correctPerProblem: decisive.values.map((values) => values.filter((v) => v >= c.correct_score).length) };
+    };
+
+    const score = async (label: string, step: number, groups: RolloutGroup[], greedyGroups?: RolloutGroup[]): Promise<EvalResult> => {
+      const { scored, correctPerProblem } = await correctCounts(step, groups);
+      // Each figure is a mean over problems of a per-problem estimate; its standard error is theirs.
+      const perProblem: Record<string, number[]> = { accuracy: correctPerProblem.map((correct) => correct / c.n) };
+      for (const k of c.k) perProblem[`pass@${k}`] = correctPerProblem.map((correct) => passAtK(c.n, correct, k));
+      if (greedyGroups) perProblem.greedy_accuracy = (await correctCounts(step, greedyGroups)).correctPerProblem;
+      else if (c.greedy) perProblem.greedy_accuracy = perProblem.accuracy; // temperature 0: the samples are greedy
       const values: Record<string, number> = {};
-      for (const k of c.k) values[`pass@${k}`] = mean(correctPerProblem.map((correct) => passAtK(c.n, correct, k)));
+      const stderr: Record<string, number> = {};
+      for (const [name, estimates] of Object.entries(perProblem)) {
+        if (name !== 'accuracy') values[name] = mean(estimates);
+        stderr[name] = standardError(estimates);
+      }
       for (const reward of scored.rewards) values[`rewards/${reward.name}/mean`] = mean(reward.values.flat());
-      const accuracy = correctPerProblem.reduce((a, b) => a + b, 0) / samples;
-      return { label, step, n: groups.length, accuracy, values };
+      return { label, step, n: groups.length, accuracy: mean(perProblem.accuracy), values, stderr };
     };
 
     const report = async (result: EvalResult) => {
-      const { label, step, n, accuracy, values } = result;
+      const { label, step, n, accuracy, values, stderr } = result;
       const metrics: Record<string, number> = { 'eval/accuracy': accuracy, 'eval/n': n };
       for (const [name, value] of Object.entries(values)) metrics[`eval/${name}`] = value;
       ctx.metrics.publish(step, metrics);
-      const passes = Object.fromEntries(Object.entries(values).filter(([name]) => name.startsWith('pass@')));
-      ctx.metrics.event('info', `eval ${label} (step ${step}): accuracy ${accuracy.toFixed(3)} on ${n} problems`, {
+      const passes = Object.fromEntries(Object.entries(values).filter(([name]) => name.startsWith('pass@') || name === 'greedy_accuracy'));
+      const greedyText = values.greedy_accuracy === undefined ? '' : `, greedy ${values.greedy_accuracy.toFixed(3)} ± ${stderr.greedy_accuracy.toFixed(3)}`;
+      ctx.metrics.event('info', `eval ${label} (step ${step}): accuracy ${accuracy.toFixed(3)} ± ${stderr.accuracy.toFixed(3)}${greedyText} on ${n} problems`, {
         eval: { label, accuracy, ...passes, n },
       });
-      const entry = { step, n, accuracy, ...values };
+      const entry = { step, n, accuracy, ...values, stderr, seed };
       const key = label === 'before' || label === 'after' ? { [label]: entry } : { periodic: { [String(step)]: entry } };
       await mergeSummary(ctx.outDir, { eval: key });
     };
 
-    // Queued now, before the trainer's first optimiser step can ask for the model. A resumed run's
-    // "before" is the checkpoint's policy.
+    // The engine's copy of the weights is taken as this node starts, before the trainer's first step.
     const startStep = resumeCheckpoint(ctx.services)?.step ?? 0;
     // Collect the held-out prompts now even without a "before" evaluation: a source that feeds this node
     // and the generator (dataset.synthetic's test and prompts) may hold the training prompts back until
     // the held-out ones are taken, and nothing else would take them until training ends.
     heldOut().catch(() => undefined); // awaited by the first evaluation, which reports a failure
-    const before = c.before ? evaluate('before', startStep) : undefined;
+    // A resumed run keeps the first segment's "before" (in summary.json) instead of evaluating the checkpoint again.
+    const recordedBefore = startStep > 0 ? recordedEval(ctx.outDir, 'before') : undefined;
+    if (recordedBefore) results.set(recordedBefore.step, recordedBefore);
+    const before = c.before ? (recordedBefore ? Promise.resolve(recordedBefore) : evaluate('before', startStep)) : undefined;
     before?.catch(() => undefined); // awaited below; a rejection fails the node there
 
     const periodic: Promise<EvalResult>[] = [];
@@ -223,6 +245,17 @@ export const evalAccuracy = defineNode({
   },
 });
 
+/** An evaluation an earlier segment of this run wrote to summary.json (`eval.before`, `eval.after`). */
+export function recordedEval(outDir: string, label: 'before' | 'after'): EvalResult | undefined {
+  const evals = readSummarySync(outDir).eval as Record<string, unknown> | undefined;
+  const entry = evals?.[label] as Record<string, unknown> | undefined;
+  if (!entry || typeof entry.step !== 'number' || typeof entry.n !== 'number' || typeof entry.accuracy !== 'number') return undefined;
+  const { step, n, accuracy, stderr, ...rest } = entry;
+  const values = Object.fromEntries(Object.entries(rest).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  const recordedStderr = typeof stderr === 'object' && stderr !== null ? (stderr as Record<string, number>) : {};
+  return { label, step, n, accuracy, values, stderr: recordedStderr };
+}
+
 /**
  * Progress of one evaluation for the terminal UI (core/ui/types.ts): a debug event whose data holds
  * `evalProgress: {label, done, total}` (samples), at the start and then at most once a second.
@@ -243,6 +276,14 @@ function evalProgress(metrics: MetricsPublisher, label: string, total: number): 
 
 function mean(values: number[]): number {
   return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** The standard error of the mean of `values` (sample standard deviation / √n); 0 for fewer than 2. */
+export function standardError(values: number[]): number {
+  if (values.length < 2) return 0;
+  const m = mean(values);
+  const variance = values.reduce((a, v) => a + (v - m) ** 2, 0) / (values.length - 1);
+  return Math.sqrt(variance / values.length);
 }
 
 /** A plain-text table, one row per evaluation. */

@@ -19,6 +19,7 @@ import { trainGrpo } from './train-grpo.js';
 import { evalAccuracy } from './eval-accuracy.js';
 import { exportAdapter } from './export-adapter.js';
 import { exportMerged } from './export-merged.js';
+import { exportGgufNode } from './export-gguf.js';
 import { modelCreate } from './model-create.js';
 import { trainSft } from './train-sft.js';
 import { tfjsRolloutEngine } from '../engines/tfjs/index.js';
@@ -26,6 +27,6 @@ import { tfjsRolloutEngine } from '../engines/tfjs/index.js';
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
-  nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, trainGrpo, evalAccuracy, exportAdapter, exportMerged, modelCreate, trainSft],
+  nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, trainGrpo, evalAccuracy, exportAdapter, exportMerged, exportGgufNode, modelCreate, trainSft],
   rolloutEngines: [tfjsRolloutEngine],
 });

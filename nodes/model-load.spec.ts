@@ -67,4 +67,14 @@ describe('model.load', () => {
     expect(() => modelLoad.config.parse({ path: 'x', dtype: 'bfloat16' })).toThrow();
     expect(() => modelLoad.config.parse({})).toThrow();
   });
+
+  it('a missing folder written as a path is reported as missing, not looked up as a Hub id; a malformed config.json names file:line:col', async () => {
+    for (const path of ['../models/absent', './absent', 'models/org/absent']) {
+      await expect(load({ path })).rejects.toThrow(`model.load base path ${path}: no such folder (looked for ${resolve('test', path)}, relative to the graph's folder)`);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'bad-config-'));
+    for (const f of readdirSync(FIXTURE)) if (f !== 'adapter' && f !== 'config.json') symlinkSync(join(FIXTURE, f), join(dir, f));
+    writeFileSync(join(dir, 'config.json'), '{\n  "model_type": "llama",\n  "hidden_size": 64\n  "vocab_size": 1006\n}\n');
+    await expect(load({ path: dir })).rejects.toThrow(`${join(dir, 'config.json')}:4:3: not valid JSON`);
+  });
 });

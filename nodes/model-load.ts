@@ -25,6 +25,14 @@ export function resolveLocalOrHub(ref: string, baseDir: string): string {
   return existsSync(local) ? local : ref;
 }
 
+/**
+ * Whether `ref` is written as a path, not as a Hub id ORG/NAME: it starts with `.`, `/` or `~`, has a
+ * backslash, or has more than one `/`. A missing one is reported as missing, not looked up on the Hub.
+ */
+export function looksLikePath(ref: string): boolean {
+  return /^[.~/]/.test(ref) || ref.includes('\\') || ref.split('/').length > 2 || ref.endsWith('/');
+}
+
 /** Parameter count of the base weights (tied embeddings counted once), without LoRA. */
 export function baseParameterCount(model: CausalLM): number {
   return model.baseWeightTensors().reduce((total, t) => total + t.size, 0);
@@ -43,7 +51,11 @@ export const modelLoad = defineNode({
   async run(ctx) {
     const c = ctx.config;
     const cacheDir = c.cache_dir !== undefined ? resolve(ctx.baseDir, c.cache_dir) : undefined;
-    const dir = await resolveModelDir(resolveLocalOrHub(c.path, ctx.baseDir), { cacheDir, revision: c.revision });
+    const ref = resolveLocalOrHub(c.path, ctx.baseDir);
+    if (ref === c.path && looksLikePath(c.path) && !existsSync(c.path)) {
+      throw new Error(`model.load ${ctx.id} path ${c.path}: no such folder (looked for ${resolve(ctx.baseDir, c.path)}, relative to the graph's folder)`);
+    }
+    const dir = await resolveModelDir(ref, { cacheDir, revision: c.revision });
     const tokenizerDir = c.tokenizer !== undefined ? resolve(ctx.baseDir, c.tokenizer) : dir;
     const tokenizer = await Tokenizer.fromDir(tokenizerDir).catch((error: Error) => {
       throw new Error(`model.load ${ctx.id}: tokenizer: ${error.message}`);

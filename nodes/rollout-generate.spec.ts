@@ -145,6 +145,14 @@ describe('rollout.generate', () => {
     expect(skipped.events.filter((e) => e.level === 'warn')).toHaveLength(2);
   });
 
+  it("refuses a prompt that, with max_new_tokens, does not fit the model's positions, saying what to set", async () => {
+    const tokens = reference.chats[0].ids.length;
+    await expect(rollouts({ num_generations: 1, prompts_per_batch: 1, max_new_tokens: 512 - tokens + 1 }, records.slice(0, 1))).rejects.toThrow(
+      `prompt "chat-0" does not fit the model: ${tokens} prompt tokens + ${513 - tokens} new tokens = 513, over the model's max_position_embeddings 512; ` +
+        `set max_prompt_length (at most ${tokens - 1}) with long_prompts: truncate or skip, or lower max_new_tokens`,
+    );
+  });
+
   it("samples with its own copy of the adapter weights: changes to the model's reach it only through a policy snapshot", async () => {
     loadPeftAdapter(model, `${FIXTURE}/adapter`);
     const config = { num_generations: 2, max_new_tokens: 4, seed: 3 };

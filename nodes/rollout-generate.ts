@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { resumeCheckpoint, resumePosition } from '../core/grpo/resume.js';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
 import type { CausalLM } from '../engines/tfjs/model.js';
+import { positionsOverflow } from '../core/llm/prompt-fits.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { defineNode } from '../core/plugin.js';
 import { ports, type PromptRecord, type RolloutBatch, type RolloutGroup } from '../core/ports.js';
@@ -176,6 +177,13 @@ export const rolloutGenerate = defineNode({
       }
       if (p.truncatedFrom !== undefined) {
         ctx.metrics.event('warn', `prompt "${record.id}" has ${p.truncatedFrom} tokens, over max_prompt_length ${c.max_prompt_length}: kept its last ${p.promptIds.length}`);
+      }
+      const overflow = positionsOverflow(p.promptIds.length, c.max_new_tokens, model.config.maxPositionEmbeddings);
+      if (overflow) {
+        throw new Error(
+          `prompt "${record.id}" does not fit the model: ${overflow}; ` +
+            `set max_prompt_length (at most ${Math.max(1, model.config.maxPositionEmbeddings - c.max_new_tokens)}) with long_prompts: truncate or skip, or lower max_new_tokens`,
+        );
       }
       return p;
     };

@@ -1,6 +1,6 @@
 // train.grpo: the GRPO trainer. Consumes training batches (G scored completions per prompt with
-// advantages), runs TRL's GRPO optimiser steps on the model's LoRA weights (each step under the model's
-// lock), publishes TRL-named metrics, feeds the policy version back to the generator, writes atomic
+// advantages), runs TRL's GRPO optimiser steps on the model's LoRA weights (the trainer owns them: they leave as
+// versioned values on `policy`), publishes TRL-named metrics, feeds the policy version back to the generator, writes atomic
 // checkpoints every `save_steps`, at the end and on Ctrl-C, and resumes from one (`--resume`). When
 // training ends it emits the trained model on `trained`, which export nodes wait for.
 import { isAbsolute, join } from 'node:path';
@@ -21,6 +21,7 @@ import type { AdamWState } from '../engines/tfjs/grpo/optimizer.js';
 import { ports, type MetricRecord, type PolicySnapshot, type TrainingBatch } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mergeSummary } from '../core/report/summary.js';
+import { fileError } from '../core/runtime/file-error.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
 import { BusyMeter } from '../core/scheduler/busy-meter.js';
 
@@ -46,6 +47,10 @@ export const trainGrpoConfig = z
           "per_device_train_batch_size to num_generations (Unsloth's rule), 'round-up' raises it to the next size that fits, 'fail' refuses.",
       ),
     num_generations: positiveInt().default(8).describe("G, completions per prompt: must equal the generator's num_generations."),
+    allow_single_generation: z
+      .boolean()
+      .default(false)
+      .describe('Allow num_generations 1 (every group-relative advantage is then 0 and the loss is 0: only for tests of the plumbing).'),
     max_steps: positiveInt().describe('Optimiser steps to train; the trainer then ends its outputs.'),
     beta: z.number().min(0).default(0).describe('KL coefficient against the base model (adapters disabled); 0 skips the reference pass.'),
     epsilon: z.number().min(0).default(0.2).describe('Lower clip range of the probability ratio.'),
@@ -68,6 +73,13 @@ export const trainGrpoConfig = z
     logging_steps: positiveInt().default(1).describe('Publish metrics every N optimiser steps (and at the last).'),
   })
   .superRefine((c, issues) => {
+    if (c.num_generations < 2 && !c.allow_single_generation) {
+      issues.addIssue({
+        code: 'custom',
+        path: ['num_generations'],
+        message: 'num_generations 1 makes every group-relative advantage 0, so GRPO learns nothing: use 2 or more (or set allow_single_generation: true)',
+      });
+    }
     const problem = batchPlanProblem(c);
     if (problem) issues.addIssue({ code: 'custom', path: ['per_device_train_batch_size'], message: problem });
     if (c.loss_type === 'dr_grpo' && !(c.max_completion_length > 0)) {
@@ -199,10 +211,12 @@ export const trainGrpo = defineNode({
           optimizer: state.optimizer as AdamWState,
           rngStates: state.rngStates,
           datasetPosition: { ...position },
-          extra: { numTokensSeen: state.numTokensSeen, maxSteps: c.max_steps, node: ctx.id },
+          extra: { numTokensSeen: state.numTokensSeen, maxSteps: c.max_steps, node: ctx.id, fingerprint: ctx.services.fingerprint },
         },
         { writeAdapter: async (temp) => writePeftAdapter(temp, state.weights.weights, lora, peftBaseModelName(model.dir)), totalLimit: c.save_total_limit },
-      );
+      ).catch((error) => {
+        throw fileError(error, outputDir, `${where} output_dir`);
+      });
       lastSaved = step;
       ctx.metrics.event('info', `checkpoint ${dir} (step ${step})`, { checkpoint: dir, step });
       return dir;
@@ -274,12 +288,14 @@ export const trainGrpo = defineNode({
               busy: wall > 0 ? Math.min(1, (now - started) / wall) : 1,
               'scheduler/trainer_busy': trainerBusy.fraction(),
             };
+            await emitPolicy();
+            // The checkpoint before the step's record: a step on record is a step a SIGKILL cannot lose
+            // once its checkpoint is due (at most save_steps - 1 recorded steps are ever redone).
+            if (c.save_steps > 0 && step % c.save_steps === 0) await writeCheckpoint();
             if (step % c.logging_steps === 0 || step === c.max_steps) {
               ctx.metrics.publish(step, values);
               metrics$.next({ step, node: ctx.id, values });
             }
-            await emitPolicy();
-            if (c.save_steps > 0 && step % c.save_steps === 0) await writeCheckpoint();
             return iterations < c.num_iterations;
           })();
           if (!more) break;

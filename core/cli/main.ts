@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { closest } from '../graph/suggest.js';
 import { EXIT_USAGE, type Command } from './command.js';
 import { commands } from './commands/index.js';
+import { printFailure } from './failure.js';
 import { runWithFilteredStderr, wantsStderrFilter } from './native-stderr.js';
 
 function help(list: Command[]): string {
@@ -50,7 +51,20 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
-const code = await main(process.argv.slice(2));
+// Node exits with 13 when the event loop empties while this module still awaits: some promise of the run
+// can never settle. Say so instead of ending without a word.
+process.on('exit', (exitCode) => {
+  if (exitCode === 13) process.stderr.write('grpoflow stopped: the run was waiting for something that can never finish (a promise that never settles); rerun with --debug and report it\n');
+});
+
+let code: number;
+try {
+  code = await main(process.argv.slice(2));
+} catch (error) {
+  // Whatever a command did not turn into a located message itself: still one message, no stack unless --debug.
+  printFailure(error, process.argv.includes('--debug'));
+  code = 1;
+}
 // Exit now: a backend or a node may leave handles open (a GPU device, a timer) after the run has
 // finished and its outputs were flushed. A pipe takes 64 KiB before a write waits for the reader
 // (`grpoflow schema | ...` lost the rest), so let stdout and stderr drain first.

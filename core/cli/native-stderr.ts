@@ -33,10 +33,12 @@ export function runWithFilteredStderr(argv: readonly string[]): Promise<number> 
     stdio: ['inherit', 'inherit', 'pipe', 'ipc'],
     env: { ...process.env, [FILTERED_CHILD_ENV]: '1' },
   });
-  // Ctrl-C reaches the child from the terminal (same process group); the child decides, we wait for it.
+  // Ctrl-C (and SIGHUP when the terminal closes) reaches the child from the terminal (same process
+  // group); the child decides, we wait for it. A SIGTERM is passed on (a repeated one the child ignores).
   const ignoreSigint = () => {};
   const forwardSigterm = () => child.kill('SIGTERM');
   process.on('SIGINT', ignoreSigint);
+  process.on('SIGHUP', ignoreSigint);
   process.on('SIGTERM', forwardSigterm);
   createInterface({ input: child.stderr! }).on('line', (line) => {
     if (NATIVE_LOG_LINE.test(line) && child.connected) child.send({ nativeStderr: line } satisfies NativeLineMessage, () => {});
@@ -49,6 +51,7 @@ export function runWithFilteredStderr(argv: readonly string[]): Promise<number> 
     });
     child.on('close', (code, signal) => {
       process.off('SIGINT', ignoreSigint);
+      process.off('SIGHUP', ignoreSigint);
       process.off('SIGTERM', forwardSigterm);
       resolve(code ?? (signal === 'SIGINT' ? 130 : 1));
     });

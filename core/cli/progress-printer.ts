@@ -18,6 +18,8 @@ export function printProgress(handle: Pick<RunHandle, 'metrics$' | 'events$'>, w
   sub.add(
     handle.events$.subscribe((e) => {
       if (e.level === 'debug') return;
+      // The run's failure is printed once, by the command, when the run ends.
+      if (e.level === 'error' && e.node === 'graph') return;
       write(`${e.level === 'info' ? '' : e.level.toUpperCase() + ' '}[${e.node}] ${e.message}`);
     }),
   );

@@ -20,5 +20,16 @@ export {
   type ArithmeticLevel,
   type ArithmeticProblem,
 } from './arithmetic.js';
-export { arithmeticProblems, arithmeticSplit, type ArithmeticSetOptions } from './arithmetic-set.js';
+export {
+  arithmeticProblems,
+  arithmeticSplit,
+  heldoutOverlap,
+  problemFacts,
+  problemFootprint,
+  streamFootprint,
+  type ArithmeticSetOptions,
+  type ArithmeticSplit,
+  type ArithmeticStreamSpec,
+  type ProblemFootprint,
+} from './arithmetic-set.js';
 export { emitLazily, type EmitContext } from './emit.js';

@@ -11,6 +11,7 @@ export type DiagnosticCode =
   | 'UNKNOWN_PLUGIN'
   | 'BAD_PLUGIN'
   | 'PLUGIN_API_MISMATCH'
+  | 'PLUGIN_PATH_NOT_ALLOWED'
   | 'DUPLICATE_NODE_TYPE'
   | 'UNKNOWN_NODE_TYPE'
   | 'UNKNOWN_NODE_VERSION'
@@ -23,7 +24,8 @@ export type DiagnosticCode =
   | 'PORT_TYPE_MISMATCH'
   | 'MISSING_INPUT'
   | 'TOO_MANY_EDGES'
-  | 'GRAPH_CYCLE';
+  | 'GRAPH_CYCLE'
+  | 'GRAPH_MISMATCH';
 
 export interface SourcePos {
   file: string;

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { NodeRegistry, PluginLoadError } from '../registry.js';
+import { crossNodeChecks } from './cross-checks.js';
 import { hasErrors, type Diagnostic } from './diagnostics.js';
 import { graphFileSchema, type EdgeEntry, type GraphFile } from './graph-file.js';
 import { interpolate } from './interpolate.js';
@@ -22,6 +23,8 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
   /** Registry with the built-in nodes (defaults to the `core` plugin in nodes/). */
   registry?: NodeRegistry;
+  /** `--allow-plugin-path`: plugins from absolute paths or outside the graph's folder (see plugin-loader.ts). */
+  allowPluginPath?: boolean;
 }
 
 export interface LoadResult {
@@ -59,7 +62,16 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
   diagnostics.push(...applyOverrides(raw, overrides, map));
 
   // Interpolation: params may use env; everything else may use params and env.
-  const env = options.env ?? process.env;
+  // The env values the graph reads are remembered, so the run can keep them out of its logs.
+  const envSource = options.env ?? process.env;
+  const envValues: Record<string, string> = {};
+  const env = new Proxy(envSource, {
+    get(target, name) {
+      const value = Reflect.get(target, name);
+      if (typeof name === 'string' && typeof value === 'string') envValues[name] = value;
+      return value;
+    },
+  });
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const obj = raw as Record<string, unknown>;
     const params = interpolate(obj.params ?? {}, ['params'], { params: {}, env, allowParams: false }, map, diagnostics);
@@ -90,7 +102,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
   const registry = (options.registry ?? (await builtinRegistry())).clone();
   for (const [i, spec] of (graphFile.plugins ?? []).entries()) {
     try {
-      await loadPluginInto(registry, spec, baseDir);
+      await loadPluginInto(registry, spec, baseDir, { allowPluginPath: options.allowPluginPath });
     } catch (cause) {
       if (!(cause instanceof PluginLoadError)) throw cause;
       diagnostics.push({
@@ -114,6 +126,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
   for (const e of edges) sources.find((s) => s.id === e.to.node)!.node.inputs[e.to.port] ??= [];
   for (const e of edges) sources.find((s) => s.id === e.to.node)!.node.inputs[e.to.port].push(e);
   const order = orderNodes(sources.map((s) => s.id), edges, map, diagnostics);
+  if (!hasErrors(diagnostics)) diagnostics.push(...crossNodeChecks(sources.map((s) => s.node), edges, map));
 
   if (hasErrors(diagnostics) || !fileCheck.success) return { diagnostics };
   const byId = new Map(sources.map((s) => [s.id, s.node]));
@@ -129,6 +142,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
       nodes: order.map((id) => byId.get(id)!),
       edges,
       registry,
+      envValues,
     },
   };
 }

@@ -1,7 +1,13 @@
 // Finds and imports plugin packages. A plugin is an npm package (resolved from the graph file's folder,
 // then from the grpoflow project) or a relative path to a package folder or a module file. A package
 // declares itself in package.json: `"grpoflow": {"apiVersion": 1, "plugin": "./dist/index.js"}`.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+//
+// Loading a plugin runs its code, and `grpoflow validate` loads them: so a graph file may only name
+// packages (found in node_modules) or relative paths inside its own folder, and a package's `plugin`
+// field must stay inside the package. An absolute path, a path out of the graph's folder, or a
+// package pointing outside itself (symlinks resolved) is PLUGIN_PATH_NOT_ALLOWED unless the user
+// says `--allow-plugin-path` (for the graph's author, not for whoever runs a graph they were sent).
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PluginDefinition } from '../plugin.js';
@@ -27,6 +33,18 @@ function findPackageDir(name: string, fromDirs: string[]): string | undefined {
   return undefined;
 }
 
+export interface PluginLoadOptions {
+  /** Allow absolute paths, paths out of the graph's folder, and packages whose plugin file is outside them. */
+  allowPluginPath?: boolean;
+}
+
+/** Whether `target` is `dir` or inside it, symlinks resolved. */
+function isInside(target: string, dir: string): boolean {
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : path.resolve(p));
+  const relative = path.relative(real(dir), real(target));
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
 function isPathSpec(spec: string): boolean {
   return spec.startsWith('./') || spec.startsWith('../') || spec === '.' || spec === '..' || path.isAbsolute(spec);
 }
@@ -47,10 +65,18 @@ export async function importPluginModule(file: string, origin: string): Promise<
 }
 
 /** Resolves `spec` to a plugin module file, checking the package's declared apiVersion before importing. */
-export function resolvePlugin(spec: string, baseDir: string): { file: string; origin: string } {
+export function resolvePlugin(spec: string, baseDir: string, options: PluginLoadOptions = {}): { file: string; origin: string } {
   let packageDir: string | undefined;
   if (isPathSpec(spec)) {
     const target = path.resolve(baseDir, spec);
+    if (!options.allowPluginPath && (path.isAbsolute(spec) || !isInside(target, baseDir))) {
+      throw new PluginLoadError(
+        'PLUGIN_PATH_NOT_ALLOWED',
+        `plugin path \`${spec}\` is ${path.isAbsolute(spec) ? 'absolute' : `outside the graph's folder ${baseDir}`}: a graph may load plugins from node_modules or from its own folder only`,
+        { spec, path: target },
+        'install it as a package, move it into the graph\'s folder, or pass --allow-plugin-path',
+      );
+    }
     if (!existsSync(target)) {
       throw new PluginLoadError('UNKNOWN_PLUGIN', `plugin path \`${spec}\` does not exist (resolved to ${target})`, { spec, path: target });
     }
@@ -89,11 +115,20 @@ export function resolvePlugin(spec: string, baseDir: string): { file: string; or
       'install a version of the plugin built for this grpoflow',
     );
   }
-  return { file: path.resolve(packageDir, decl.plugin), origin };
+  const file = path.resolve(packageDir, decl.plugin);
+  if (!options.allowPluginPath && !isInside(file, packageDir)) {
+    throw new PluginLoadError(
+      'PLUGIN_PATH_NOT_ALLOWED',
+      `plugin package ${origin} points its "grpoflow.plugin" field at ${file}, outside the package`,
+      { spec, file },
+      'a plugin package must ship its module inside itself; pass --allow-plugin-path to load it anyway',
+    );
+  }
+  return { file, origin };
 }
 
-export async function loadPluginInto(registry: NodeRegistry, spec: string, baseDir: string): Promise<void> {
-  const { file, origin } = resolvePlugin(spec, baseDir);
+export async function loadPluginInto(registry: NodeRegistry, spec: string, baseDir: string, options: PluginLoadOptions = {}): Promise<void> {
+  const { file, origin } = resolvePlugin(spec, baseDir, options);
   registry.register(await importPluginModule(file, origin), origin);
 }
 

@@ -37,5 +37,7 @@ export interface ResolvedGraph {
   /** Nodes in a start order: every producer before its consumers, feedback edges aside. */
   nodes: ResolvedNode[];
   edges: ResolvedEdge[];
+  /** The environment variables `${env.X}` read, with their values (kept out of logs: core/runtime/redact.ts). */
+  envValues?: Record<string, string>;
   registry: NodeRegistry;
 }

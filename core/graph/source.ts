@@ -53,16 +53,19 @@ export function parseYamlSource(text: string, file: string): ParsedSource {
   const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true });
   const map = new SourceMap(file);
   const diagnostics: Diagnostic[] = [];
-  for (const error of doc.errors) {
+  // Only the first syntax error: the parser's later ones mostly follow from it (one bad indent gave 57).
+  const [error] = doc.errors;
+  if (error) {
     const start = lineCounter.linePos(error.pos[0]);
+    const more = doc.errors.length - 1;
     diagnostics.push({
       code: 'YAML_SYNTAX',
       severity: 'error',
       file,
       line: start.line,
       col: start.col,
-      message: error.message.split('\n')[0],
-      details: { yamlCode: error.code },
+      message: error.message.split('\n')[0] + (more > 0 ? ` (the parser reports ${more} more error${more === 1 ? '' : 's'} after it, most following from this one)` : ''),
+      details: { yamlCode: error.code, more },
     });
   }
   if (diagnostics.length > 0) return { value: undefined, map, diagnostics };

@@ -10,6 +10,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { RngState } from '../rng.js';
+import { fileError } from '../runtime/file-error.js';
 import type { AdamWState } from '../../engines/tfjs/grpo/optimizer.js';
 
 export type FileData = string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -32,8 +33,50 @@ function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** The names in a folder; none when it does not exist (yet). */
+async function entriesOf(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]+$/;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files and folders (`.NAME.tmp-PID-XXXX`) that a process killed while writing
+ * (SIGKILL, power loss) left in `dir`: those of a process that no longer runs. Returns their names.
+ */
+export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+  const entries = await entriesOf(dir);
+  const stale = entries.filter((name) => {
+    const match = TEMP_NAME.exec(name);
+    return match !== null && Number(match[1]) !== process.pid && !processAlive(Number(match[1]));
+  });
+  for (const name of stale) await rm(join(dir, name), { recursive: true, force: true });
+  return stale;
+}
+
 /** Writes `data` to `path` so that readers see the old content or the new, never a part. */
 export async function writeFileAtomic(path: string, data: FileData): Promise<void> {
+  try {
+    await writeFileAtomicUnnamed(path, data);
+  } catch (error) {
+    throw fileError(error, path);
+  }
+}
+
+async function writeFileAtomicUnnamed(path: string, data: FileData): Promise<void> {
   const temp = tempName(path);
   const handle = await open(temp, 'w');
   try {
@@ -100,7 +143,11 @@ function* optimizerChunks(state: AdamWState): Iterable<Uint8Array> {
 /** Writes ROOT/checkpoint-STEP/ atomically and returns its path. An existing folder for the same step is replaced. */
 export async function saveCheckpoint(root: string, data: CheckpointData, options: SaveCheckpointOptions = {}): Promise<string> {
   if (!Number.isInteger(data.step) || data.step < 0) throw new Error(`saveCheckpoint: step must be a non-negative integer (got ${data.step})`);
-  await mkdir(root, { recursive: true });
+  try {
+    await mkdir(root, { recursive: true });
+  } catch (error) {
+    throw fileError(error, root);
+  }
   const finalDir = checkpointDir(root, data.step);
   const temp = tempName(finalDir);
   await mkdir(temp);
@@ -154,12 +201,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** Steps of the complete checkpoints under root, ascending (temporary folders are ignored). */
 export async function listCheckpointSteps(root: string): Promise<number[]> {
-  let entries: string[];
-  try {
-    entries = await readdir(root);
-  } catch {
-    return [];
-  }
+  const entries = await entriesOf(root);
   const steps: number[] = [];
   for (const name of entries) {
     const match = CHECKPOINT_NAME.exec(name);
@@ -170,6 +212,7 @@ export async function listCheckpointSteps(root: string): Promise<number[]> {
 
 /** The newest complete checkpoint folder under root, or undefined when there is none. */
 export async function latestCheckpoint(root: string): Promise<string | undefined> {
+  await removeStaleTemporaries(root);
   const steps = await listCheckpointSteps(root);
   return steps.length ? checkpointDir(root, steps[steps.length - 1]) : undefined;
 }

@@ -1,7 +1,8 @@
 // config.json (transformers v4 and v5 layouts) → one typed ModelConfig.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveArchitecture } from './architectures/index.js';
+import { readJsonFile } from '../runtime/json-file.js';
 
 export interface RopeScaling {
   type: 'linear' | 'llama3';
@@ -145,8 +146,8 @@ function parseRopeScaling(s: Record<string, unknown> | null, where: string): Rop
 export function readModelConfig(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new Error(`${dir}: missing config.json`);
-  const raw = JSON.parse(readFileSync(path, 'utf8'));
+  const raw = readJsonFile(path) as Record<string, unknown>;
   const genPath = join(dir, 'generation_config.json');
-  const gen = existsSync(genPath) ? JSON.parse(readFileSync(genPath, 'utf8')) : undefined;
+  const gen = existsSync(genPath) ? (readJsonFile(genPath) as Record<string, unknown>) : undefined;
   return parseModelConfig(raw, gen, path);
 }

@@ -144,7 +144,8 @@ function decodeInto(view: DataView, dtype: string, out: Float32Array, first: num
   }
 }
 
-function halfToFloat(h: number): number {
+/** IEEE half bits → float (exact). */
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exponent = (h >> 10) & 0x1f;
   const mantissa = h & 0x3ff;

@@ -2,6 +2,7 @@
 // before/after results, the trainer its step count, the `run` command the wall time). Each update is a
 // read-modify-write written atomically (temporary file, then rename); updates from one process are
 // queued per file so two nodes finishing together never lose each other's fields.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../grpo/checkpoint.js';
@@ -34,6 +35,16 @@ export async function readSummary(outDir: string): Promise<Summary> {
   }
   if (!isPlainObject(parsed)) throw new Error(`${path} must hold a JSON object`);
   return parsed;
+}
+
+/** The summary as it stands, read synchronously; {} when there is none or it cannot be read. */
+export function readSummarySync(outDir: string): Summary {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(summaryPath(outDir), 'utf8'));
+    return isPlainObject(parsed) ? parsed : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Applies `update` to the current summary and writes the result atomically; returns what was written. */

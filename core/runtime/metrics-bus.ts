@@ -3,6 +3,7 @@
 import { Subject, type Observable } from 'rxjs';
 import type { EventLevel, MetricsPublisher, MetricValues } from '../plugin.js';
 import type { MetricRecord } from '../ports.js';
+import { redactDeep, type Redactor } from './redact.js';
 
 export type { MetricRecord };
 
@@ -22,12 +23,22 @@ export class MetricsBus {
   readonly metrics$: Observable<MetricRecord> = this.metricsSubject.asObservable();
   readonly events$: Observable<EventRecord> = this.eventsSubject.asObservable();
 
+  /** `redact` keeps `${env.X}` values out of metric names and events (core/runtime/redact.ts). */
+  constructor(private readonly redact?: Redactor) {}
+
   publish(node: string, step: number, values: MetricValues): void {
-    this.metricsSubject.next({ step, node, values: { ...values } });
+    this.metricsSubject.next({ step, node, values: this.redact ? redactDeep(values, this.redact) : { ...values } });
   }
 
   event(node: string, level: EventLevel, message: string, data?: Record<string, unknown>): void {
-    this.eventsSubject.next({ time: Date.now(), node, level, message, ...(data === undefined ? {} : { data }) });
+    const r = this.redact;
+    this.eventsSubject.next({
+      time: Date.now(),
+      node,
+      level,
+      message: r ? r(message) : message,
+      ...(data === undefined ? {} : { data: r ? redactDeep(data, r) : data }),
+    });
   }
 
   /** The publisher handed to node `node` (its id is added to everything it publishes). */

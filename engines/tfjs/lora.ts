@@ -1,24 +1,21 @@
 // LoRA adapters as PEFT defines them: y = W x + scale · B(A(dropout(x))), scale = alpha/r (alpha/√r
 // with rsLoRA), A Kaiming-uniform(a=√5) and B zero at init. Loaded from and saved to PEFT's own
 // format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { hubIdOfCachedFolder } from '../../core/hf-env.js';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { Rng } from '../../core/rng.js';
 import { readSafetensors, writeSafetensors } from '../../core/llm/safetensors.js';
+import { PEFT_PREFIX, loraScale, readPeftAdapterConfig } from '../../core/llm/peft-config.js';
 import type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 import { CausalLM, PROJECTIONS, projectionPath, type Linear, type ProjectionName } from './model.js';
 import { projectionsOf } from './parameters.js';
 
 export type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 
-const PEFT_PREFIX = 'base_model.model.';
-
-export function loraScale(config: Pick<LoraConfig, 'r' | 'alpha' | 'useRslora'>): number {
-  return config.useRslora ? config.alpha / Math.sqrt(config.r) : config.alpha / config.r;
-}
+export { loraScale };
 
 function validate(config: LoraConfig): void {
   if (!(Number.isInteger(config.r) && config.r > 0)) throw new Error(`LoRA: r must be a positive integer, got ${config.r}`);
@@ -203,43 +200,17 @@ export function loadLoraSnapshot(model: CausalLM, snapshot: LoraSnapshot, where 
 
 /** Load a PEFT LoRA adapter folder into the model (attaching adapters as its config says). */
 export function loadPeftAdapter(model: CausalLM, dir: string): LoraState {
-  const configPath = join(dir, 'adapter_config.json');
-  const weightsPath = join(dir, 'adapter_model.safetensors');
-  if (!existsSync(configPath)) throw new Error(`${dir}: missing adapter_config.json`);
-  if (!existsSync(weightsPath)) throw new Error(`${dir}: missing adapter_model.safetensors`);
-  const raw = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
-  if (raw.peft_type !== 'LORA') throw new Error(`${configPath}: peft_type ${JSON.stringify(raw.peft_type)} is not LORA`);
-  for (const key of ['use_dora', 'fan_in_fan_out', 'lora_bias'] as const) {
-    if (raw[key] === true) throw new Error(`${configPath}: ${key}=true is not supported`);
-  }
-  if (raw.bias != null && raw.bias !== 'none') throw new Error(`${configPath}: bias "${raw.bias}" is not supported (only "none")`);
-  for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
-    if (raw[key] && Object.keys(raw[key] as object).length) throw new Error(`${configPath}: ${key} is not supported`);
-  }
-  if (raw.layers_to_transform != null) throw new Error(`${configPath}: layers_to_transform is not supported`);
-  const targetModules = parseTargetModules(raw.target_modules, configPath);
+  const adapter = readPeftAdapterConfig(dir);
   attachLora(model, {
-    r: Number(raw.r),
-    alpha: Number(raw.lora_alpha),
-    dropout: Number(raw.lora_dropout ?? 0),
-    targetModules,
-    useRslora: raw.use_rslora === true,
+    r: adapter.r,
+    alpha: adapter.alpha,
+    dropout: adapter.dropout,
+    targetModules: adapter.targetModules,
+    useRslora: adapter.useRslora,
     seed: 0,
   });
-  loadLoraSnapshot(model, Object.fromEntries(readSafetensors(weightsPath)), weightsPath);
+  loadLoraSnapshot(model, Object.fromEntries(readSafetensors(adapter.weightsPath)), adapter.weightsPath);
   return model.lora!;
-}
-
-/** PEFT accepts a list of module names or a regex matched against full module paths. */
-function parseTargetModules(value: unknown, where: string): string[] {
-  if (Array.isArray(value)) return value.map(String);
-  if (typeof value === 'string') {
-    const pattern = new RegExp(`^(?:${value})$`);
-    const hit = PROJECTIONS.filter((p) => pattern.test(projectionPath(0, p)) || pattern.test(p));
-    if (hit.length === 0) throw new Error(`${where}: target_modules regex ${JSON.stringify(value)} matches no projection`);
-    return hit;
-  }
-  throw new Error(`${where}: target_modules must be a list or a regex string`);
 }
 
 /** Save the adapter in PEFT's format: adapter_config.json + adapter_model.safetensors (float32). */

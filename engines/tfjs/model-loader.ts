@@ -1,11 +1,13 @@
 // Building a CausalLM: from a checkpoint folder (or Hub reference) or from random weights.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from './tf.js';
 import { Rng } from '../../core/rng.js';
 import { readModelConfig, type ModelConfig } from '../../core/llm/config.js';
 import { resolveModelDir } from '../../core/llm/hub.js';
 import { SafetensorsFile } from '../../core/llm/safetensors.js';
+import { checkpointFiles } from '../../core/llm/checkpoint-files.js';
+export { checkpointFiles } from '../../core/llm/checkpoint-files.js';
 import { CausalLM, type ModelWeights } from './model.js';
 import { parameterSpecs, setParameter } from './parameters.js';
 
@@ -28,20 +30,6 @@ function buildWeights(config: ModelConfig, take: WeightSource): ModelWeights {
   return weights;
 }
 
-/** The safetensors files of a checkpoint: the shards of model.safetensors.index.json, or model.safetensors. */
-export function checkpointFiles(dir: string): string[] {
-  const index = join(dir, 'model.safetensors.index.json');
-  if (existsSync(index)) {
-    const map = JSON.parse(readFileSync(index, 'utf8')).weight_map as Record<string, string> | undefined;
-    if (!map) throw new Error(`${index}: no "weight_map"`);
-    const files = [...new Set(Object.values(map))].map((f) => join(dir, f));
-    for (const f of files) if (!existsSync(f)) throw new Error(`${index} names shard ${f}, which is missing`);
-    return files;
-  }
-  const single = join(dir, 'model.safetensors');
-  if (!existsSync(single)) throw new Error(`${dir}: missing model.safetensors (or model.safetensors.index.json)`);
-  return [single];
-}
 
 export async function loadModel(dirOrRef: string, opts: { dtype?: 'float32'; seed?: number; cacheDir?: string } = {}): Promise<CausalLM> {
   if (opts.dtype && opts.dtype !== 'float32') throw new Error(`loadModel: dtype ${opts.dtype} is not supported (float32 only)`);

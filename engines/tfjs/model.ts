@@ -12,12 +12,14 @@ import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
 import { trainableEmbeddingLookup } from './embedding.js';
 import { frozenMatMul, matMul, swapLastAxes, unembed } from './matmul.js';
-import { getParameter, parameterSpecs, projectionPath, PROJECTIONS, setParameter, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './parameters.js';
+import { getParameter, parameterSpecs, setParameter, type DecoderLayer, type Linear, type ModelWeights } from './parameters.js';
+import { PROJECTIONS, projectionPath, type ProjectionName } from '../../core/llm/projections.js';
 
 export type { ModelConfig } from '../../core/llm/config.js';
 export type { KVCache } from './kv-cache.js';
 
-export { PROJECTIONS, projectionPath, type DecoderLayer, type Linear, type ModelWeights, type ProjectionName } from './parameters.js';
+export { PROJECTIONS, projectionPath, type ProjectionName } from '../../core/llm/projections.js';
+export type { DecoderLayer, Linear, ModelWeights } from './parameters.js';
 
 export interface HiddenOptions {
   training?: boolean;

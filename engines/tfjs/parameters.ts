@@ -3,9 +3,7 @@
 // training turns each into a variable. A family that adds a parameter adds it here once.
 import type { ModelConfig } from '../../core/llm/config.js';
 import type { tf } from './tf.js';
-
-export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type ProjectionName = (typeof PROJECTIONS)[number];
+import { PROJECTIONS, projectionPath, type ProjectionName } from '../../core/llm/projections.js';
 
 export interface Linear {
   /** [in, out]: the transpose of the checkpoint's [out, in], so y = x · weightT. */
@@ -30,15 +28,6 @@ export interface ModelWeights {
   lmHead: tf.Tensor2D; // [V, H]; the same tensor as embedTokens when tied
   finalNorm: tf.Tensor1D;
   layers: DecoderLayer[];
-}
-
-const SECTION: Record<ProjectionName, string> = {
-  q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn',
-  gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp',
-};
-
-export function projectionPath(layer: number, name: ProjectionName): string {
-  return `model.layers.${layer}.${SECTION[name]}.${name}`;
 }
 
 /** Where a parameter lives in ModelWeights. */

@@ -70,6 +70,7 @@ describe('grpoflow generate usage', () => {
       [['--model', modelDir, '--prompt', 'x', '--chat-template-kwargs', '{oops'], 2, /--chat-template-kwargs is not valid JSON/],
       [['--model', modelDir, '--prompt', 'x', '--temperature', 'hot'], 2, /--temperature must be a number ≥ 0, got "hot"/],
       [['--model', modelDir, '--prompt', 'x', '--chat-template', 'nope'], 2, /unknown chat template "nope"/],
+      [['--model', modelDir, '--prompt', 'x'.repeat(600), '--backend', 'cpu'], 1, /the prompt does not fit the model: \d+ prompt tokens \+ 256 new tokens = \d+, over the model's max_position_embeddings 512; shorten the prompt or lower --max-new-tokens/],
     ];
     for (const [argv, expected, message] of checks) {
       const { code, out, err } = await cli(argv);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ARITHMETIC_LEVELS, formatGoldCompletion, generateArithmeticProblem } from '../../core/data/arithmetic.js';
-import { arithmeticSplit } from '../../core/data/arithmetic-set.js';
+import { arithmeticSplit, problemFacts } from '../../core/data/arithmetic-set.js';
 import { Rng } from '../../core/rng.js';
 
 /** Independent check: recompute the answer from the numbers in the question text. */
@@ -61,5 +61,12 @@ describe('arithmetic word problems', () => {
       if (i < 20) expect(p).toEqual(b.train.next().value);
     }
     expect(() => arithmeticSplit({ seed: 1, levels: [1], testSize: 100_000 })).toThrow('cannot draw 100000 distinct');
+  });
+
+  it('names the arithmetic facts of a problem: operands of + and × in order, the second step from the first result', () => {
+    expect(problemFacts({ steps: ['7 + 5 = 12', '12 - 4 = 8'] })).toEqual(['5 + 7', '12 - 4']);
+    expect(problemFacts({ steps: ['3 * 4 = 12', '12 + 20 = 32'] })).toEqual(['3 * 4', '12 + 20']);
+    expect(problemFacts({ steps: ['9 - 2 = 7'] })).toEqual(['9 - 2']);
+    expect(() => problemFacts({ steps: ['three plus four'] })).toThrow('is not "a op b = c"');
   });
 });

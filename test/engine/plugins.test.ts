@@ -31,6 +31,18 @@ describe('plugins', () => {
     expect(graph!.nodes[1].type).toBe('local/negate');
   });
 
+  it('PLUGIN_PATH_NOT_ALLOWED: an absolute path, a path out of the graph folder, a package whose plugin field leaves it; --allow-plugin-path loads them', async () => {
+    const absolute = path.join(FIXTURES, 'local.ts');
+    const text = withPlugins([absolute, '../explode.yaml', './escaping-package']);
+    const found = (await load(text)).diagnostics.filter((d) => d.code === 'PLUGIN_PATH_NOT_ALLOWED');
+    expect(found.map((d) => d.line)).toEqual([at(text, absolute).line, at(text, '../explode.yaml').line, at(text, './escaping-package').line]);
+    expect(found[0].message).toBe(`plugin path \`${absolute}\` is absolute: a graph may load plugins from node_modules or from its own folder only`);
+    expect(found[1].message).toContain(`is outside the graph's folder ${FIXTURES}`);
+    expect(found[2].message).toContain(`points its "grpoflow.plugin" field at ${absolute}, outside the package`);
+    const allowed = await loadGraphText(withPlugins([absolute]), path.join(FIXTURES, 'g.yaml'), { registry: toyRegistry(), env: {}, allowPluginPath: true });
+    expect(allowed.diagnostics).toEqual([]);
+  });
+
   it('UNKNOWN_PLUGIN: a package that is not installed, and a path that does not exist', async () => {
     const text = withPlugins(['grpoflow-plugin-not-installed', './nowhere']);
     const found = (await load(text)).diagnostics.filter((d) => d.code === 'UNKNOWN_PLUGIN');

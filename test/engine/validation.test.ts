@@ -38,6 +38,13 @@ describe('graph validation', () => {
     expect(d.message).toContain('unique');
   });
 
+  it('YAML_SYNTAX: only the first error, not the cascade that follows from it', async () => {
+    const text = graphYaml(`  src:\n    type: count\n   with: { n: 1 }\n  b: [\n    c: {\n`);
+    const d = only((await check(text)).diagnostics, 'YAML_SYNTAX');
+    expect(d.message).toMatch(/\(the parser reports \d+ more errors? after it, most following from this one\)$/);
+    expect(d.details!.more).toBeGreaterThan(0);
+  });
+
   it('BAD_GRAPH_FIELD: wrong apiVersion, unknown top-level key with suggestion', async () => {
     const text = graphYaml(`  src:\n    type: count\n    version: 1\n    with: { n: 1 }\n`, 'parms: {}\n').replace('grpoflow/v1', 'grpoflow/v9');
     const { diagnostics } = await check(text);

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { latestCheckpoint, listCheckpointSteps, loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../../core/grpo/checkpoint.js';
+import { latestCheckpoint, listCheckpointSteps, loadCheckpoint, removeStaleTemporaries, saveCheckpoint, writeFileAtomic } from '../../core/grpo/checkpoint.js';
 import { Rng } from '../../core/rng.js';
 import type { AdamWState } from '../../engines/tfjs/grpo/optimizer.js';
 
@@ -92,5 +92,22 @@ describe('saveCheckpoint / loadCheckpoint / latestCheckpoint', () => {
     const dir = await saveCheckpoint(root, { step: 4, optimizer });
     await writeFile(join(dir, 'optimizer.bin'), new Uint8Array(5));
     await expect(loadCheckpoint(dir)).rejects.toThrow(/optimizer.bin has 5 bytes, the layout in trainer_state.json needs 32/);
+  });
+});
+
+describe('what killed writers leave behind', () => {
+  it('removes temporaries of processes that are gone, keeps those of a live one and everything else', async () => {
+    const dead = `.checkpoint-3.tmp-999999999-ab12cd34`;
+    const live = `.checkpoint-4.tmp-${process.pid}-ab12cd34`;
+    for (const name of [dead, live, 'checkpoint-2']) await mkdir(join(root, name));
+    await writeFile(join(root, `.summary.json.tmp-999999998-0011aabb`), '{');
+    expect((await removeStaleTemporaries(root)).sort()).toEqual(['.checkpoint-3.tmp-999999999-ab12cd34', '.summary.json.tmp-999999998-0011aabb']);
+    expect((await readdir(root)).sort()).toEqual([live, 'checkpoint-2'].sort());
+    expect(await removeStaleTemporaries(join(root, 'absent'))).toEqual([]);
+  });
+
+  it('a write that fails names the file (a folder in the way here; ENOSPC the same way)', async () => {
+    await writeFile(join(root, 'file'), 'x');
+    await expect(writeFileAtomic(join(root, 'file', 'state.json'), 'data')).rejects.toThrow(`${join(root, 'file', 'state.json')}: a file is in the way (a folder is needed there) (ENOTDIR)`);
   });
 });

@@ -72,10 +72,12 @@ describe('train.grpo resume', () => {
     expect(a.get(3)!.grad_norm).toBeGreaterThan(0);
     expect(a.get(3)!.loss).not.toBe(a.get(4)!.loss);
 
-    // Resuming from the newest checkpoint of a finished run trains nothing more and ends cleanly.
+    // Resuming from the newest checkpoint of a finished run is refused before any work (issue 19: a step
+    // count already reached used to be accepted silently), and says how to continue.
     const again = await run(['--out', path.join(root, 'again'), '--resume', path.join(full, 'checkpoints')]);
-    expect(again.code, again.stderr).toBe(0);
-    expect(trainSteps(path.join(root, 'again')).size).toBe(0);
+    expect(again.code, again.stderr).toBe(1);
+    expect(again.stderr).toContain('the checkpoint is at step 4, and train.grpo train max_steps is 4: nothing is left to train; raise max_steps');
+    expect(existsSync(path.join(root, 'again', 'metrics.jsonl'))).toBe(false);
   }, 120_000);
 
   it('Ctrl-C writes a checkpoint of the steps done so far, and the run resumes from it', async () => {

@@ -1,10 +1,14 @@
 // `grpoflow generate`: render a chat with the model's (or a built-in) template and generate a completion.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
 import type { ChatMessage } from '../../ports.js';
 import { ChatTemplate } from '../../llm/chat-template.js';
 import { Tokenizer } from '../../llm/tokenizer.js';
+import { readModelConfig } from '../../llm/config.js';
+import { positionsOverflow } from '../../llm/prompt-fits.js';
 import { isHubId, resolveModelDir } from '../../llm/hub.js';
+import { parseOptions, requireDir, UsageError, type CommandIO } from '../command.js';
+
+export type { CommandIO } from '../command.js';
 
 export const name = 'generate';
 export const summary = 'Generate a completion for a prompt or a conversation with a local or Hub model';
@@ -23,14 +27,6 @@ export const usage = `grpoflow generate --model DIR|ORG/NAME [--adapter DIR|ORG/
   --json                 print one JSON object: {"rendered", "prompt_ids", "completion_ids",
                          "completion_logprobs", "text"}; completion_logprobs[i] is the model's log-prob of
                          completion_ids[i] under its unmodified logits`;
-
-export interface CommandIO {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-/** A mistake in how the command was called (exit code 2), as opposed to a failure while running (1). */
-class UsageError extends Error {}
 
 function numberOption(value: string | undefined, flag: string, fallback: number, check: (n: number) => boolean, rule: string): number {
   if (value === undefined) return fallback;
@@ -68,11 +64,6 @@ function parseKwargs(text: string | undefined): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-function requireDir(path: string, flag: string): void {
-  if (!existsSync(path)) throw new Error(`--${flag} folder ${path} does not exist`);
-  if (!statSync(path).isDirectory()) throw new Error(`--${flag} ${path} is not a folder`);
-}
-
 /** A folder for --model / --adapter: the folder given, or a Hub id's snapshot (cache, else downloaded), as graphs take them. */
 async function modelFolder(ref: string, flag: 'model' | 'adapter'): Promise<string> {
   if (!existsSync(ref) && isHubId(ref)) return resolveModelDir(ref, { kind: flag });
@@ -82,36 +73,25 @@ async function modelFolder(ref: string, flag: 'model' | 'adapter'): Promise<stri
 
 export async function runGenerate(argv: string[], io: CommandIO): Promise<number> {
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        strict: true,
-        allowPositionals: false,
-        options: {
-          model: { type: 'string' },
-          adapter: { type: 'string' },
-          prompt: { type: 'string' },
-          messages: { type: 'string' },
-          system: { type: 'string' },
-          'chat-template': { type: 'string' },
-          'chat-template-kwargs': { type: 'string' },
-          'max-new-tokens': { type: 'string' },
-          temperature: { type: 'string' },
-          'top-p': { type: 'string' },
-          'top-k': { type: 'string' },
-          'min-p': { type: 'string' },
-          'repetition-penalty': { type: 'string' },
-          seed: { type: 'string' },
-          backend: { type: 'string' },
-          json: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    const o = parsed.values;
+    const o = parseOptions(argv, {
+      model: { type: 'string' },
+      adapter: { type: 'string' },
+      prompt: { type: 'string' },
+      messages: { type: 'string' },
+      system: { type: 'string' },
+      'chat-template': { type: 'string' },
+      'chat-template-kwargs': { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      'min-p': { type: 'string' },
+      'repetition-penalty': { type: 'string' },
+      seed: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    });
     if (o.help) {
       io.out(`${usage}\n`);
       return 0;
@@ -149,6 +129,8 @@ export async function runGenerate(argv: string[], io: CommandIO): Promise<number
     const rendered = template.render(messages, { addGenerationPrompt: true, variables });
     // The rendering already holds its special tokens (bos, headers): add none, as apply_chat_template does.
     const promptIds = tokenizer.encode(rendered, { addSpecialTokens: false });
+    const overflow = positionsOverflow(promptIds.length, maxNewTokens, readModelConfig(modelDir).maxPositionEmbeddings);
+    if (overflow) throw new Error(`the prompt does not fit the model: ${overflow}; shorten the prompt or lower --max-new-tokens`);
 
     const { loadModel } = await import('../../../engines/tfjs/model-loader.js');
     const model = await loadModel(modelDir);

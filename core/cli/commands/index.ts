@@ -1,6 +1,7 @@
 // Every `grpoflow` subcommand. Add a command by importing it and appending it to the list: either an
 // object satisfying Command, or a module (`import * as x`) exporting `name`, `summary`, `usage`, `run`.
 import type { Command } from '../command.js';
+import * as exportGguf from './export-gguf.js';
 import * as generate from './generate.js';
 import { graph } from './graph.js';
 import { nodes } from './nodes.js';
@@ -9,4 +10,4 @@ import { run } from './run.js';
 import { schema } from './schema.js';
 import { validate } from './validate.js';
 
-export const commands: Command[] = [run, validate, nodes, schema, generate, report, graph];
+export const commands: Command[] = [run, validate, nodes, schema, generate, exportGguf, report, graph];

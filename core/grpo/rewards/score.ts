@@ -1,6 +1,7 @@
 // Scores a rollout batch with every reward function: one value per completion per function, then the
 // weighted total. Rewards see the batch flattened (prompt and fields repeated for each of its G completions).
 import type { PromptRecord, RewardFunction, RewardScores, RolloutBatch, ScoredBatch } from '../../ports.js';
+import { RewardTimeoutError } from './sandboxed.js';
 
 export interface ScoreBatchOptions {
   /** Called for each problem of a reward whose `onError` is 'zero' (its values are then 0). */
@@ -51,7 +52,8 @@ export async function scoreBatch(batch: RolloutBatch, rewards: RewardFunction[],
       output = await reward.score({ prompts, completions, fields });
     } catch (error) {
       // Reward errors rarely know which sample they were on; say so rather than guess.
-      problem(`threw ${(error as Error)?.message ?? String(error)} (while scoring samples 0..${completions.length - 1})`);
+      if (error instanceof RewardTimeoutError) problem(error.message);
+      else problem(`threw ${(error as Error)?.message ?? String(error)} (while scoring samples 0..${completions.length - 1})`);
       output = undefined;
     }
     if (output !== undefined) {
