@@ -43,12 +43,12 @@ export interface SubgroupMatrixTiling {
   SGN: number;
   /** Emit the fragment loads, products and stores as straight-line code on named variables instead of
    *  loops over arrays of subgroup matrices. On the H200 an MMA loop over register-held fragments in
-   *  arrays ran at 4.3 TFLOP/s (the arrays appear to live in local memory); this variant is the fix to
-   *  measure next (not yet run on tensor cores: opt-in, GEMM_TILINGS=128x128x32/2x2u). */
+   *  arrays ran at 4.3 TFLOP/s (the arrays appear to live in local memory); unrolled, the same 128×128×32
+   *  tiling went from 33 to 86–106 TFLOP/s at 8192³ (engines/webgpu/NOTES.md), so it is the default. */
   unroll?: boolean;
 }
 
-export const DEFAULT_TILING: SubgroupMatrixTiling = { BM: 128, BN: 128, BK: 32, SGM: 2, SGN: 2 };
+export const DEFAULT_TILING: SubgroupMatrixTiling = { BM: 128, BN: 128, BK: 32, SGM: 2, SGN: 2, unroll: true };
 
 const SIMT_TILE = 64;
 const SIMT_BK = 16;
