@@ -1,5 +1,7 @@
 // `grpoflow` entry point: dispatches to a subcommand and exits with its code.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../package-root.js';
 import { closest } from '../graph/suggest.js';
 import { EXIT_USAGE, type Command } from './command.js';
 import { commands } from './commands/index.js';
@@ -22,7 +24,7 @@ function help(list: Command[]): string {
 
 /** The version in grpoflow's own package.json (found from this file, wherever it is installed). */
 export function grpoflowVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const manifest = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
   return manifest.version;
 }
 
