@@ -3,10 +3,11 @@
 import type { Command } from '../command.js';
 import * as generate from './generate.js';
 import { graph } from './graph.js';
+import { init } from './init.js';
 import { nodes } from './nodes.js';
 import { report } from './report.js';
 import { run } from './run.js';
 import { schema } from './schema.js';
 import { validate } from './validate.js';
 
-export const commands: Command[] = [run, validate, nodes, schema, generate, report, graph];
+export const commands: Command[] = [run, validate, nodes, schema, generate, report, graph, init];
