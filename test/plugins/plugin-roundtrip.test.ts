@@ -32,7 +32,9 @@ describe('plugin round trip: init plugin → npm pack → install beside packed 
     const pluginTarball = sh(NPM, ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], pluginDir).trim().split('\n').pop()!;
     rmSync(path.join(pluginDir, 'node_modules'));
     sh(NPM, [...INSTALL, path.join(work, grpoflowTarball), path.join(work, pluginTarball)], consumer);
-    cpSync(path.join(pluginDir, 'example.yaml'), path.join(consumer, 'example.yaml'));
+    // In a subfolder: plugins are found in node_modules above the graph, as Node resolves packages.
+    mkdirSync(path.join(consumer, 'graphs'));
+    cpSync(path.join(pluginDir, 'example.yaml'), path.join(consumer, 'graphs/example.yaml'));
   }, 240_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -61,9 +63,9 @@ describe('plugin round trip: init plugin → npm pack → install beside packed 
 
   it('nodes lists the installed plugin, and validate and run use it without a plugins: entry', () => {
     expect(grpoflow('nodes')).toMatch(/^demo\/prefix v1 {2}\[demo\]$/m);
-    expect(readFileSync(path.join(consumer, 'example.yaml'), 'utf8')).not.toMatch(/^plugins:/m);
-    expect(grpoflow('validate', 'example.yaml')).toContain('example.yaml: valid');
-    grpoflow('run', 'example.yaml', '--no-tui', '--out', 'out');
+    expect(readFileSync(path.join(consumer, 'graphs/example.yaml'), 'utf8')).not.toMatch(/^plugins:/m);
+    expect(grpoflow('validate', 'graphs/example.yaml')).toContain('example.yaml: valid');
+    grpoflow('run', 'graphs/example.yaml', '--no-tui', '--out', 'out');
     const logged = readFileSync(path.join(consumer, 'out/events.log'), 'utf8').split('\n').filter((l) => l.includes('[log] prefixed'));
     expect(logged).toHaveLength(3);
     for (const line of logged) expect(line).toMatch(/"role":"user","content":"Question: [A-Z]/);
