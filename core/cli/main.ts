@@ -1,5 +1,5 @@
 // `grpoflow` entry point: dispatches to a subcommand and exits with its code.
-import { readFileSync } from 'node:fs';
+import { grpoflowVersion } from '../package-root.js';
 import { closest } from '../graph/suggest.js';
 import { EXIT_USAGE, type Command } from './command.js';
 import { commands } from './commands/index.js';
@@ -18,12 +18,6 @@ function help(list: Command[]): string {
     'grpoflow help COMMAND   shows a command\'s options',
     'grpoflow --version      prints the version',
   ].join('\n');
-}
-
-/** The version in grpoflow's own package.json (found from this file, wherever it is installed). */
-export function grpoflowVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -12,6 +12,7 @@ import { applyOverrides, parseOverride, type Override } from './overrides.js';
 import { builtinRegistry, loadPluginInto } from './plugin-loader.js';
 import type { ResolvedGraph, ResolvedNode } from './resolved.js';
 import { parseYamlSource, type SourceMap } from './source.js';
+import { loadInstalledPluginsFor } from './installed-plugins.js';
 import { closest, didYouMean } from './suggest.js';
 import { orderNodes, resolveEdges, type EdgeSource } from './validate-edges.js';
 import { zodIssuesToDiagnostics } from './zod-issues.js';
@@ -116,6 +117,9 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     }
   }
 
+  const nodeTypes = Object.values(graphFile.nodes ?? {}).flatMap((entry) => (entry && typeof entry.type === 'string' ? [entry.type] : []));
+  await loadInstalledPluginsFor(registry, nodeTypes, baseDir);
+
   const sources: EdgeSource[] = [];
   for (const [id, entry] of Object.entries(graphFile.nodes ?? {})) {
     if (!entry || typeof entry !== 'object' || typeof entry.type !== 'string') continue;
@@ -218,5 +222,5 @@ function pluginHint(type: string, registry: NodeRegistry): string | undefined {
   const near = closest(plugin, registry.listPlugins().map((p) => p.name));
   return near && near !== plugin
     ? `did you mean plugin \`${near}\`?`
-    : `plugin \`${plugin}\` is not loaded: add its package to \`plugins:\``;
+    : `plugin \`${plugin}\` is not loaded: install its package (\`npm install\`) beside the graph or in the project, or name its path in \`plugins:\``;
 }

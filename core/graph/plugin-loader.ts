@@ -9,12 +9,13 @@
 // says `--allow-plugin-path` (for the graph's author, not for whoever runs a graph they were sent).
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { PACKAGE_ROOT } from '../package-root.js';
 import type { PluginDefinition } from '../plugin.js';
 import { PLUGIN_API_VERSION } from '../plugin.js';
 import { CORE_PLUGIN, NodeRegistry, PluginLoadError } from '../registry.js';
 
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const PROJECT_ROOT = PACKAGE_ROOT;
 
 interface PackageJson {
   name?: string;
@@ -138,7 +139,9 @@ let coreRegistry: Promise<NodeRegistry> | undefined;
 export function builtinRegistry(): Promise<NodeRegistry> {
   coreRegistry ??= (async () => {
     const registry = new NodeRegistry();
-    const file = path.join(PROJECT_ROOT, 'nodes', 'index.ts');
+    // The sources in this repository; the compiled dist/ in an installed package.
+    const source = path.join(PROJECT_ROOT, 'nodes', 'index.ts');
+    const file = existsSync(source) ? source : path.join(PROJECT_ROOT, 'dist', 'nodes', 'index.js');
     const plugin = await importPluginModule(file, `${CORE_PLUGIN} (nodes/index.ts)`);
     registry.register(plugin, `${CORE_PLUGIN} (nodes/index.ts)`);
     return registry;

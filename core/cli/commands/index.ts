@@ -4,10 +4,11 @@ import type { Command } from '../command.js';
 import * as exportGguf from './export-gguf.js';
 import * as generate from './generate.js';
 import { graph } from './graph.js';
+import { init } from './init.js';
 import { nodes } from './nodes.js';
 import { report } from './report.js';
 import { run } from './run.js';
 import { schema } from './schema.js';
 import { validate } from './validate.js';
 
-export const commands: Command[] = [run, validate, nodes, schema, generate, exportGguf, report, graph];
+export const commands: Command[] = [run, validate, nodes, schema, generate, exportGguf, report, graph, init];
