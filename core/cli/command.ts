@@ -33,7 +33,10 @@ export function requireDir(path: string, flag: string): void {
 }
 
 /** `util.parseArgs` with strict options and no positionals; a bad flag is a UsageError. */
-export function parseOptions<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+export function parseOptions<const O extends NonNullable<ParseArgsConfig['options']>>(
+  argv: string[],
+  options: O,
+): ReturnType<typeof parseArgs<{ args: string[]; strict: true; allowPositionals: false; options: O }>>['values'] {
   try {
     return parseArgs({ args: argv, strict: true as const, allowPositionals: false as const, options }).values;
   } catch (err) {
