@@ -9,12 +9,22 @@ let shared: Promise<GpuContext | null> | null = null;
 
 /** The device the specs run on. Where Mesa's lavapipe is installed and no Vulkan driver is chosen
  *  explicitly, it is lavapipe (CI machines have no GPU; the variables must be set before Dawn starts
- *  Vulkan). Null where there is no WebGPU adapter at all: specs then skip and say so. */
+ *  Vulkan). Null where there is no WebGPU adapter at all: specs then skip and say so, except in CI
+ *  (`CI` set), where that is an error. */
 export function testGpu(): Promise<GpuContext | null> {
   if (!shared) {
     if (existsSync(LAVAPIPE_ICD) && !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES) process.env.VK_ICD_FILENAMES = LAVAPIPE_ICD;
     process.env.XDG_RUNTIME_DIR ??= '/tmp';
-    shared = createGpuContext().catch(() => null);
+    // In CI a missing adapter is a failure, not a skip: .ci/run installs lavapipe so every kernel spec runs.
+    shared = createGpuContext()
+      .catch((err: unknown) => {
+        console.warn(`WebGPU device: ${(err as Error).message}`);
+        return null;
+      })
+      .then((ctx) => {
+        if (!ctx && process.env.CI) throw new Error('CI: no WebGPU adapter (.ci/run installs lavapipe, so every kernel spec must run)');
+        return ctx;
+      });
   }
   return shared;
 }
