@@ -1,7 +1,7 @@
 // LoRA adapters as PEFT defines them: y = W x + scale · B(A(dropout(x))), scale = alpha/r (alpha/√r
 // with rsLoRA), A Kaiming-uniform(a=√5) and B zero at init. Loaded from and saved to PEFT's own
 // format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
-import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { hubIdOfCachedFolder } from '../../core/hf-env.js';
 import { tf } from './tf.js';
@@ -10,7 +10,7 @@ import { Rng } from '../../core/rng.js';
 import { readSafetensors, writeSafetensors } from '../../core/llm/safetensors.js';
 import { PEFT_PREFIX, loraScale, readPeftAdapterConfig } from '../../core/llm/peft-config.js';
 import type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
-import { CausalLM, PROJECTIONS, projectionPath, type Linear, type ProjectionName } from './model.js';
+import { CausalLM, PROJECTIONS, type Linear, type ProjectionName } from './model.js';
 import { projectionsOf } from './parameters.js';
 
 export type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';

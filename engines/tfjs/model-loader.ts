@@ -1,6 +1,4 @@
 // Building a CausalLM: from a checkpoint folder (or Hub reference) or from random weights.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { tf } from './tf.js';
 import { Rng } from '../../core/rng.js';
 import { readModelConfig, type ModelConfig } from '../../core/llm/config.js';
