@@ -125,6 +125,10 @@ export interface RolloutEngineArgs {
   thread: EngineThread;
   /** The tensor backend for an engine started in a worker thread (wasm, cpu, webgpu). */
   backend?: string;
+  /** The graph's `engine_options` for this engine (it checks them: say what is wrong and where). */
+  options?: Record<string, unknown>;
+  /** Where the engine reports a problem it works around (a server retried, ...): the run's warning events. */
+  warn?: (message: string) => void;
 }
 
 /** A rollout engine as a plugin registers it (`definePlugin({ rolloutEngines: [...] })`); graphs pick it by
@@ -134,5 +138,7 @@ export interface RolloutEngineDefinition {
   description: string;
   /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). */
   threads: EngineThread[];
+  /** Sampling waits on other processes (servers), so it overlaps training from the main thread too. */
+  overlapsOnMainThread?: boolean;
   create(args: RolloutEngineArgs): Promise<RolloutEngine>;
 }
