@@ -44,7 +44,7 @@ export const completionRequestSchema = z.looseObject({
 export type CompletionRequest = z.input<typeof completionRequestSchema>;
 
 /** One prompt position's log-prob as vLLM reports `prompt_logprobs`: keyed by token id (the first position is null). */
-export type PromptLogprobEntry = Record<string, { logprob: number; rank?: number; decoded_token?: string }> | null;
+export type PromptLogprobEntry = Record<string, { logprob: number; rank?: number | null; decoded_token?: string }> | null;
 
 export interface CompletionLogprobs {
   tokens: string[];
