@@ -15,12 +15,12 @@ import {
   type ModelCard,
   type PromptLogprobEntry,
 } from '../engine/openai-protocol.js';
-import { rowsOf } from '../engine/rows.js';
+import { EngineClosedError, EngineQueue } from './engine-queue.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
 import { positionsOverflow } from '../llm/prompt-fits.js';
 
-export interface ServedAdapter {
-  engine: RolloutEngine;
+interface ServedAdapter {
+  queue: EngineQueue;
   path: string;
 }
 
@@ -32,6 +32,8 @@ export interface OpenAIServerOptions {
   /** Ids that end a completion (the model's eos and the template's end of turn), besides a request's stop_token_ids. */
   eosTokenIds: number[];
   maxPositionEmbeddings: number;
+  /** Most completions (or scored rows) in one merged engine call. */
+  maxBatch: number;
   /** An engine sampling with the PEFT adapter in `path` (its own copy; closed when unloaded). */
   loadAdapter(path: string): Promise<RolloutEngine>;
   log?: (line: string) => void;
@@ -53,8 +55,11 @@ export class OpenAIServer {
   private readonly adapters = new Map<string, ServedAdapter>();
   private readonly created = Math.floor(Date.now() / 1000);
   private http: HttpServer | undefined;
+  private readonly base: EngineQueue;
 
-  constructor(private readonly options: OpenAIServerOptions) {}
+  constructor(private readonly options: OpenAIServerOptions) {
+    this.base = new EngineQueue(options.baseEngine, options.maxBatch);
+  }
 
   async loadAdapter(name: string, path: string): Promise<void> {
     if (name === this.options.modelName || this.adapters.has(name)) throw new RequestError(`The lora adapter '${name}' has already been loaded.`);
@@ -68,15 +73,15 @@ export class OpenAIServer {
       await engine.close();
       throw new RequestError(`The lora adapter '${name}' has already been loaded.`);
     }
-    this.adapters.set(name, { engine, path });
+    this.adapters.set(name, { queue: new EngineQueue(engine, this.options.maxBatch), path });
   }
 
   async unloadAdapter(name: string): Promise<void> {
     const adapter = this.adapters.get(name);
     if (!adapter) throw new RequestError(`The lora adapter '${name}' cannot be found.`, 404);
     this.adapters.delete(name);
-    // Requests already running on it finish first (engines take calls in turn).
-    await adapter.engine.close();
+    // A merged call already running on it finishes first; waiting requests get HTTP 404.
+    await adapter.queue.close();
   }
 
   listen(port: number, host: string): Promise<{ port: number; host: string }> {
@@ -84,6 +89,8 @@ export class OpenAIServer {
     // Sampling a long batch can take minutes: no socket timeout of our own.
     http.requestTimeout = 0;
     http.headersTimeout = 60_000;
+    // Longer than clients keep idle connections, so a reused connection is not closed under a request.
+    http.keepAliveTimeout = 120_000;
     this.http = http;
     return new Promise((resolve, reject) => {
       http.once('error', reject);
@@ -97,9 +104,9 @@ export class OpenAIServer {
   async close(): Promise<void> {
     await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
     this.http?.closeAllConnections();
-    await Promise.all([...this.adapters.values()].map((a) => a.engine.close()));
+    await Promise.all([...this.adapters.values()].map((a) => a.queue.close()));
     this.adapters.clear();
-    await this.options.baseEngine.close();
+    await this.base.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -129,7 +136,7 @@ export class OpenAIServer {
       throw new RequestError(`POST ${path} is not served`, 404);
     } catch (err) {
       if (res.headersSent || controller.signal.aborted) return;
-      const status = err instanceof RequestError ? err.status : 500;
+      const status = err instanceof RequestError ? err.status : err instanceof EngineClosedError ? 404 : 500;
       if (status === 500) this.options.log?.(`error: ${(err as Error).message}`);
       send(res, status, { error: { message: (err as Error).message, type: status === 404 ? 'NotFoundError' : status === 400 ? 'BadRequestError' : 'InternalServerError', code: status } });
     }
@@ -140,11 +147,11 @@ export class OpenAIServer {
     return [card(this.options.modelName, null, this.options.modelName), ...[...this.adapters].map(([name, a]) => card(name, this.options.modelName, a.path))];
   }
 
-  private engineFor(model: string): RolloutEngine {
-    if (model === this.options.modelName) return this.options.baseEngine;
+  private queueFor(model: string): EngineQueue {
+    if (model === this.options.modelName) return this.base;
     const adapter = this.adapters.get(model);
     if (!adapter) throw new RequestError(`The model \`${model}\` does not exist.`, 404);
-    return adapter.engine;
+    return adapter.queue;
   }
 
   private async complete(body: unknown, signal: AbortSignal): Promise<CompletionResponse> {
@@ -153,7 +160,7 @@ export class OpenAIServer {
     if ((r.logprobs ?? 0) > 0) throw new RequestError('logprobs > 0 is not supported: only the sampled token\'s log-prob (logprobs: 0)');
     if ((r.prompt_logprobs ?? 0) > 0) throw new RequestError('prompt_logprobs > 0 is not supported: only the prompt token\'s own log-prob (prompt_logprobs: 0)');
     if (r.echo) throw new RequestError('echo is not supported; use prompt_logprobs: 0 to score a prompt');
-    const engine = this.engineFor(r.model);
+    const queue = this.queueFor(r.model);
     const { tokenizer } = this.options;
     const promptIds = typeof r.prompt === 'string' ? tokenizer.encode(r.prompt) : r.prompt;
     const bad = promptIds.find((id) => id >= tokenizer.vocabSize);
@@ -169,34 +176,37 @@ export class OpenAIServer {
 
     const sampled =
       maxTokens > 0
-        ? await engine.sample([promptIds], r.n, {
-            maxNewTokens: maxTokens,
-            temperature,
-            logprobTemperature: temperature > 0 ? temperature : 1,
-            topP: r.top_p ?? 1,
-            topK: r.top_k && r.top_k > 0 ? r.top_k : 0,
-            minP: r.min_p ?? 0,
-            repetitionPenalty: r.repetition_penalty ?? 1,
-            seed: r.seed ?? Math.floor(Math.random() * 2 ** 31),
-            maxBatch: r.n,
-            eosTokenIds: eos,
-            stop: stops.length > 0 ? stops : undefined,
-          }, signal)
+        ? await queue.sample(
+            promptIds,
+            r.n,
+            {
+              maxNewTokens: maxTokens,
+              temperature,
+              logprobTemperature: temperature > 0 ? temperature : 1,
+              topP: r.top_p ?? 1,
+              topK: r.top_k && r.top_k > 0 ? r.top_k : 0,
+              minP: r.min_p ?? 0,
+              repetitionPenalty: r.repetition_penalty ?? 1,
+              eosTokenIds: eos,
+              stop: stops.length > 0 ? stops : undefined,
+            },
+            r.seed ?? Math.floor(Math.random() * 2 ** 31),
+            signal,
+          )
         : undefined;
 
     let promptLogprobs: PromptLogprobEntry[] | undefined;
     if (r.prompt_logprobs != null) {
       // Position t's log-prob given positions < t, at the request's temperature; the first has none.
-      const rows = rowsOf([promptIds.slice(0, 1)], [promptIds.slice(1)]);
-      const values = promptIds.length > 1 ? await engine.score(rows, { adapters: 'on', temperature: temperature > 0 ? temperature : 1 }) : new Float32Array(0);
+      const values = promptIds.length > 1 ? await queue.score(promptIds.slice(0, 1), promptIds.slice(1), temperature > 0 ? temperature : 1, signal) : new Float32Array(0);
       promptLogprobs = [null, ...Array.from(values, (logprob, t) => ({ [String(promptIds[t + 1])]: { logprob, rank: null, decoded_token: asIds ? tokenIdString(promptIds[t + 1]) : tokenizer.decode([promptIds[t + 1]]) } }))];
     }
 
     const choices: CompletionChoice[] = [];
     let completionTokens = 0;
     for (let i = 0; i < r.n; i++) {
-      const ids = sampled ? Array.from(sampled.completionIds.subarray(sampled.completionOffsets[i], sampled.completionOffsets[i + 1])) : [];
-      const logprobs = sampled ? Array.from(sampled.logprobs.subarray(sampled.completionOffsets[i], sampled.completionOffsets[i + 1])) : [];
+      const ids = sampled ? sampled.ids[i] : [];
+      const logprobs = sampled ? sampled.logprobs[i] : [];
       const reason: FinishReason = sampled ? sampled.finishReasons[i] : 'length';
       completionTokens += ids.length;
       const pieces = ids.map((id) => tokenizer.decode([id]));

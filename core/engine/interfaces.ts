@@ -32,6 +32,12 @@ export interface SamplingOptions {
   maxBatch?: number;
   /** Seeds one generator per completion, drawn in order, so results do not depend on batching. */
   seed?: number;
+  /**
+   * One seed per prompt: prompt i's n completions come out as `sample([prompts[i]], n, {seed: promptSeeds[i]})`
+   * would give them, whatever else is in the call (a server merging requests keeps each request's seed).
+   * Overrides `seed`; an engine that ignores it samples from `seed`.
+   */
+  promptSeeds?: number[];
   eosTokenIds?: number[];
   /** Stop strings: the text is cut before them. */
   stop?: string[];

@@ -13,7 +13,7 @@ import { writePeftAdapter, type PeftLoraSettings } from '../../core/llm/peft-con
 import type { Tokenizer } from '../../core/llm/tokenizer.js';
 import { Rng } from '../../core/rng.js';
 import { completionLogprobsFromPrompt, parseCompletionAnswer } from './completions.js';
-import { Server, ServerError, ServerPool, type ServerPoolOptions } from './server-pool.js';
+import { fanOutSignal, Server, ServerError, ServerPool, type ServerPoolOptions } from './server-pool.js';
 
 export interface OpenAIEngineOptions extends Omit<ServerPoolOptions, 'onRetry'> {
   /** The base model's name on the servers; default the first model `/v1/models` lists without a parent. */
@@ -121,6 +121,7 @@ export class OpenAIRolloutEngine implements RolloutEngine {
 
   private async sampleNow(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal: AbortSignal | undefined, hooks: SampleHooks): Promise<SampledRows> {
     const started = performance.now();
+    signal = fanOutSignal(signal);
     const temperature = options.temperature ?? 1;
     const logprobTemperature = options.logprobTemperature ?? 1;
     if (temperature > 0 && Math.abs(logprobTemperature - temperature) > 1e-6) {
@@ -206,6 +207,7 @@ export class OpenAIRolloutEngine implements RolloutEngine {
   /** Per-token log-probs of given completions, from vLLM's `prompt_logprobs` on prompt + completion. */
   async score(rows: Rows, options: ScoreOptions, signal?: AbortSignal): Promise<TokenLogprobs> {
     const model = this.modelName(options.adapters);
+    signal = fanOutSignal(signal);
     const out = new Float32Array(rows.completionIds.length);
     await Promise.all(
       Array.from({ length: rowCount(rows) }, async (_, i) => {

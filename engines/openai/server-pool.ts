@@ -2,6 +2,7 @@
 // is up (round-robin among equals); a connection error, an HTTP 5xx/408/429 or a timeout sends it to
 // another server after a backoff, and the failed server rests for a while. A request settles exactly once:
 // its attempt's fetch is aborted before the next attempt starts, so a late answer is never counted.
+import { setMaxListeners } from 'node:events';
 
 /** A failed HTTP exchange; `retryable` says whether another attempt (on another server) may succeed. */
 export class ServerError extends Error {
@@ -156,6 +157,19 @@ export class ServerPool {
     this.waiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/**
+ * A signal that follows `signal` and takes any number of listeners (one call fans out into a request per
+ * prompt, each listening for the abort).
+ */
+export function fanOutSignal(signal: AbortSignal | undefined): AbortSignal | undefined {
+  if (!signal) return undefined;
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  if (signal.aborted) controller.abort(signal.reason);
+  else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+  return controller.signal;
 }
 
 function asServerError(err: unknown, signal: AbortSignal): ServerError {

@@ -15,7 +15,7 @@ import { OpenAIServer } from '../openai-server.js';
 export const name = 'serve';
 export const summary = 'Serve a model over an OpenAI-compatible API (vLLM\'s completions and LoRA endpoints)';
 export const usage = `grpoflow serve --model DIR [--adapter DIR] [--adapter-name NAME] [--engine NAME] [--port N]
-    [--host ADDR] [--served-model-name NAME] [--backend auto|tensorflow|webgpu|wasm|cpu]
+    [--host ADDR] [--served-model-name NAME] [--max-batch N] [--backend auto|tensorflow|webgpu|wasm|cpu]
 
   --model DIR            the model folder (config.json, safetensors, tokenizer)
   --adapter DIR          a PEFT LoRA adapter served beside the base model, as --adapter-name (default
@@ -25,6 +25,8 @@ export const usage = `grpoflow serve --model DIR [--adapter DIR] [--adapter-name
   --port N               default 8000; 0 picks a free port
   --host ADDR            default 127.0.0.1 (0.0.0.0 to serve other machines: there is no authentication)
   --served-model-name    the base model's name in requests and /v1/models (default the folder's name)
+  --max-batch N          requests waiting for the engine are merged into one call of at most N
+                         completions (default 64); each keeps its own seed
 
   Served: GET /v1/models; POST /v1/completions (prompt as text or token ids; n, max_tokens, temperature,
   top_p, top_k, min_p, repetition_penalty, seed, stop, stop_token_ids, logprobs: 0,
@@ -42,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
       host: { type: 'string' },
       'served-model-name': { type: 'string' },
       backend: { type: 'string' },
+      'max-batch': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
     if (o.help) {
@@ -51,6 +54,8 @@ export async function run(argv: string[]): Promise<number> {
     if (!o.model) throw new UsageError('--model DIR is required');
     const port = o.port === undefined ? 8000 : Number(o.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535 || o.port?.trim() === '') throw new UsageError(`--port must be a whole number in 0..65535, got "${o.port}"`);
+    const maxBatch = o['max-batch'] === undefined ? 64 : Number(o['max-batch']);
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || o['max-batch']?.trim() === '') throw new UsageError(`--max-batch must be a whole number ≥ 1, got "${o['max-batch']}"`);
     requireDir(o.model, 'model');
     if (o.adapter !== undefined) requireDir(o.adapter, 'adapter');
     const registry = await builtinRegistry();
@@ -80,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
       tokenizer,
       eosTokenIds: [...eos],
       maxPositionEmbeddings: config.maxPositionEmbeddings,
+      maxBatch,
       // The engine gets the base model with this adapter's shape attached, then its weights through setWeights
       // (the one way weights reach an engine); the temporary adapter is freed once the engine has its copy.
       async loadAdapter(path) {
