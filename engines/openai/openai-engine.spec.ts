@@ -200,3 +200,20 @@ describe('openai engine', () => {
     await expect(create({ base_urls: ['http://127.0.0.1:1'], typo: 1 })).rejects.toThrow(/typo/);
   });
 });
+
+describe('openai engine failover', () => {
+  it('never sends a request back to the server it failed on while another is only busy', async () => {
+    // One server refuses connections (as a SIGKILLed one does); the other takes one request at a time.
+    const dead = await startFake((_body, _path, res) => void res.socket?.destroy());
+    const slow = await startFake(async (body, _path, res) => {
+      await new Promise((r) => setTimeout(r, 30));
+      json(res, 200, goodAnswer(body));
+    });
+    const engine = await engineOn([dead.url, slow.url], { maxInflight: 1, maxRetries: 1 });
+    const prompts = Array.from({ length: 8 }, (_, i) => [10 + i]);
+    const sampled = await engine.sample(prompts, 1, SAMPLING);
+    expect(Array.from(sampled.group)).toEqual(prompts.map((_, i) => i));
+    // Each prompt failed at most once (on the dead server), then went to the live one.
+    expect(slow.calls.filter((c) => c.path === '/v1/completions').length).toBe(prompts.length);
+  });
+});

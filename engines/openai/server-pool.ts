@@ -123,31 +123,30 @@ export class ServerPool {
     }
   }
 
+  /**
+   * The least-loaded server not in `avoid` that is not resting and has a free slot; waits for one (a slot
+   * freed, a rest over) rather than go back to a server this request already failed on.
+   */
   private async acquire(avoid: Set<Server>, signal?: AbortSignal): Promise<Server> {
     for (;;) {
       signal?.throwIfAborted();
       const now = performance.now();
-      const open = this.servers.filter((s) => s.inflight < this.options.maxInflight);
-      const candidates = open.filter((s) => !avoid.has(s) && s.restUntil <= now);
-      // Every server resting or failed for this request: take the one that rests least rather than stall.
-      const pool = candidates.length > 0 ? candidates : open.filter((s) => !avoid.has(s)).length > 0 ? [] : open;
-      if (pool.length > 0) {
+      const usable = this.servers.filter((s) => !avoid.has(s));
+      const ready = usable.filter((s) => s.inflight < this.options.maxInflight && s.restUntil <= now);
+      if (ready.length > 0) {
+        // Round-robin start, so equally loaded servers take turns.
         const start = this.turn++ % this.servers.length;
         let best: Server | undefined;
         for (let k = 0; k < this.servers.length; k++) {
           const s = this.servers[(start + k) % this.servers.length];
-          if (!pool.includes(s)) continue;
-          if (!best || s.inflight < best.inflight || (s.inflight === best.inflight && s.restUntil < best.restUntil)) best = s;
+          if (ready.includes(s) && (!best || s.inflight < best.inflight)) best = s;
         }
         best!.inflight++;
         return best!;
       }
-      const resting = open.filter((s) => !avoid.has(s));
-      if (resting.length > 0) {
-        await sleep(Math.max(1, Math.min(...resting.map((s) => s.restUntil)) - now), signal);
-        continue;
-      }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      const restEnds = usable.filter((s) => s.inflight < this.options.maxInflight).map((s) => s.restUntil);
+      const freed = new Promise<void>((resolve) => this.waiters.push(resolve));
+      await (restEnds.length > 0 ? Promise.race([freed, sleep(Math.max(1, Math.min(...restEnds) - now), signal)]) : freed);
     }
   }
 
