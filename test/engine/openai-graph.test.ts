@@ -94,9 +94,9 @@ describe('the default graph on two grpoflow serve processes', () => {
     for (const run of [local, openai]) {
       const rollouts = run.records.filter((r) => r.node === 'rollout');
       const steps = run.records.filter((r) => r.node === 'train');
-      // Every batch sampled once, in order (with overlap one more may be sampled ahead of the last step) ...
+      // Every batch sampled once, in order (with overlap, batches sampled ahead of the last step are dropped) ...
       expect(rollouts.map((r) => r.step)).toEqual(Array.from({ length: rollouts.length }, (_, i) => i));
-      expect(rollouts.length === STEPS || rollouts.length === STEPS + 1).toBe(true);
+      expect(rollouts.length).toBeGreaterThanOrEqual(STEPS);
       // ... and trained on once: step s holds batch s-1's prompts × G completions, every token of them.
       expect(steps.map((r) => r.step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
       for (const step of steps) {
@@ -111,6 +111,8 @@ describe('the default graph on two grpoflow serve processes', () => {
     // Same seed, different draws (one seed per request on the servers, per completion locally): the
     // mean training reward agrees within noise (rewards here lie in [-1.5, 3]: ±1 is about 3 standard
     // errors of a 3-step mean of 16-completion batches).
+    const retries = openai.stderr.match(/retrying on another server/g)?.length ?? 0;
+    console.log(`mean training reward: local ${meanReward(local).toFixed(3)}, openai ${meanReward(openai).toFixed(3)}; ${retries} requests re-sent after the kill`);
     expect(Math.abs(meanReward(openai) - meanReward(local))).toBeLessThan(1);
   }, 600_000);
 });
