@@ -51,6 +51,7 @@ export const openaiRolloutEngine: RolloutEngineDefinition = {
       baseUrls: o.base_urls,
       model: o.model,
       adapterDir: o.adapter_dir ?? join(tmpdir(), `grpoflow-openai-${process.pid}-${Date.now().toString(36)}`),
+      removeAdapterDir: o.adapter_dir === undefined,
       adapterDirOnServer: o.adapter_dir_on_server,
       adapterName: o.adapter_name,
       maxInflight: o.max_inflight,

@@ -20,6 +20,8 @@ export interface OpenAIEngineOptions extends Omit<ServerPoolOptions, 'onRetry'> 
   model?: string;
   /** Where adapters are written (a folder every server can read). */
   adapterDir: string;
+  /** Remove adapterDir itself on close (a folder made for this run). */
+  removeAdapterDir?: boolean;
   /** The same folder as the servers see it, when it is mounted elsewhere there. Default adapterDir. */
   adapterDirOnServer?: string;
   /** Prefix of the versioned adapter names (`PREFIX-vN`). */
@@ -240,6 +242,7 @@ export class OpenAIRolloutEngine implements RolloutEngine {
     // Best effort: a server that has gone away has no adapters to unload.
     await Promise.all(this.pool.servers.map((server) => this.unload(server, server.loadedAdapter).catch(() => {})));
     for (const path of this.written.splice(0)) rmSync(path, { recursive: true, force: true });
+    if (this.options.removeAdapterDir) rmSync(this.options.adapterDir, { recursive: true, force: true });
   }
 
   private modelName(adapters: 'on' | 'off'): string {
