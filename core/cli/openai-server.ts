@@ -88,7 +88,9 @@ export class OpenAIServer {
     const http = createServer((req, res) => void this.handle(req, res));
     // Sampling a long batch can take minutes: no socket timeout of our own.
     http.requestTimeout = 0;
-    http.headersTimeout = 60_000;
+    // The event loop is held while an engine computes (tfjs is synchronous): a short headers timeout would
+    // drop connections whose request arrived during a long call (seen as ECONNRESET under load).
+    http.headersTimeout = 600_000;
     // Longer than clients keep idle connections, so a reused connection is not closed under a request.
     http.keepAliveTimeout = 120_000;
     this.http = http;
