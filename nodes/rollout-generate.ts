@@ -162,6 +162,8 @@ export const rolloutGenerate = defineNode({
         threadKey: legacyThread ? 'engine' : 'thread',
         workerBackend: c.worker_backend,
         runBackend: backend?.name,
+        engineOptions: c.engine_options,
+        warn: (message) => ctx.metrics.event('warn', message),
         initialVersion: resumedStep,
       },
     });

@@ -32,6 +32,12 @@ export interface SamplingOptions {
   maxBatch?: number;
   /** Seeds one generator per completion, drawn in order, so results do not depend on batching. */
   seed?: number;
+  /**
+   * One seed per prompt: prompt i's n completions come out as `sample([prompts[i]], n, {seed: promptSeeds[i]})`
+   * would give them, whatever else is in the call (a server merging requests keeps each request's seed).
+   * Overrides `seed`; an engine that ignores it samples from `seed`.
+   */
+  promptSeeds?: number[];
   eosTokenIds?: number[];
   /** Stop strings: the text is cut before them. */
   stop?: string[];
@@ -125,6 +131,10 @@ export interface RolloutEngineArgs {
   thread: EngineThread;
   /** The tensor backend for an engine started in a worker thread (wasm, cpu, webgpu). */
   backend?: string;
+  /** The graph's `engine_options` for this engine (it checks them: say what is wrong and where). */
+  options?: Record<string, unknown>;
+  /** Where the engine reports a problem it works around (a server retried, ...): the run's warning events. */
+  warn?: (message: string) => void;
 }
 
 /** A rollout engine as a plugin registers it (`definePlugin({ rolloutEngines: [...] })`); graphs pick it by
@@ -134,5 +144,7 @@ export interface RolloutEngineDefinition {
   description: string;
   /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). */
   threads: EngineThread[];
+  /** Sampling waits on other processes (servers), so it overlaps training from the main thread too. */
+  overlapsOnMainThread?: boolean;
   create(args: RolloutEngineArgs): Promise<RolloutEngine>;
 }

@@ -35,6 +35,10 @@ export const schedulerConfigShape = {
     .enum(['auto', 'main', 'worker'])
     .default('auto')
     .describe('Where the engine runs: this thread, or a worker thread (the tfjs engine with its own model copy there). auto: worker when overlap is on.'),
+  engine_options: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe('Options of the chosen engine, checked by it (engine openai: base_urls, adapter_dir, ...; README "Rollouts on inference servers").'),
   worker_backend: z
     .enum(['wasm', 'cpu', 'webgpu'])
     .optional()
@@ -50,6 +54,10 @@ export interface SchedulerOptions {
   workerBackend?: string;
   /** The run's backend (`ctx.services.backend.name`), the worker's default. */
   runBackend?: string;
+  /** The graph's engine_options, handed to the engine. */
+  engineOptions?: Record<string, unknown>;
+  /** The run's warning events, for the engine. */
+  warn?: (message: string) => void;
   /** The policy version before the trainer's first snapshot (the step a resumed run starts at). Default 0. */
   initialVersion?: number;
 }
@@ -87,8 +95,9 @@ export class RolloutScheduler {
     options: SchedulerOptions;
   }): Promise<RolloutScheduler> {
     const { model, tokenizer, options } = args;
-    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap ? 'worker' : 'main') : options.thread;
-    if (options.overlap && engineKind === 'main') {
+    const onMain = args.engine.overlapsOnMainThread === true;
+    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap && !onMain ? 'worker' : 'main') : options.thread;
+    if (options.overlap && engineKind === 'main' && !onMain) {
       const key = options.threadKey ?? 'thread';
       throw new Error(`overlap: true needs ${key}: worker (on the main thread, sampling and training take turns)`);
     }
@@ -96,7 +105,7 @@ export class RolloutScheduler {
       throw new Error(`rollout engine ${args.engine.name} cannot run on the ${engineKind} thread (it runs on: ${args.engine.threads.join(', ')})`);
     }
     const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
-    const engine = await args.engine.create({ model, tokenizer, thread: engineKind, backend });
+    const engine = await args.engine.create({ model, tokenizer, thread: engineKind, backend, options: options.engineOptions, warn: options.warn });
     const maxStaleness = options.overlap ? options.maxStaleness : 0;
     const scheduler = new RolloutScheduler(engine, engineKind, args.policy, maxStaleness, options.initialVersion ?? 0, engineKind === 'worker' ? backend : '');
     // Without a trainer, a resumed run's batches are stamped with the checkpoint's step.

@@ -27,6 +27,8 @@ export interface GenerationRequest {
   stop?: string[];
   /** Overrides the per-request seed derived from `options.seed`. */
   seed?: number;
+  /** The request's own generator (overrides `seed`). */
+  rng?: Rng;
 }
 
 export interface GenerateOptions extends SamplingParams {
@@ -125,7 +127,7 @@ export async function generate<Cache>(
 
   const results: (GenerationResult | undefined)[] = new Array(requests.length);
   const seedRng = new Rng(options.seed ?? 0);
-  const rngs = requests.map((r) => (r.seed === undefined ? seedRng.fork() : new Rng(r.seed)));
+  const rngs = requests.map((r) => r.rng ?? (r.seed === undefined ? seedRng.fork() : new Rng(r.seed)));
 
   const finish = (seq: Sequence, finishReason: FinishReason) => {
     let text: string | undefined;

@@ -4,6 +4,7 @@
 import type { PolicyWeights, RolloutEngine, SampledRows, SampleHooks, SamplingOptions, ScoreOptions } from '../../core/engine/interfaces.js';
 import { rowsOf, type Rows, type TokenLogprobs } from '../../core/engine/rows.js';
 import { repeatForGroups } from './generate.js';
+import { Rng } from '../../core/rng.js';
 import { detachLora, forkWithOwnAdapters, loadLoraSnapshot } from './lora.js';
 import type { CausalLM } from './model.js';
 import { tf } from './tf.js';
@@ -75,9 +76,16 @@ export class TfjsRolloutEngine implements RolloutEngine {
 
   private async sampleNow(prompts: ArrayLike<number>[], n: number, options: SamplingOptions, signal: AbortSignal | undefined, hooks: SampleHooks): Promise<SampledRows> {
     const started = performance.now();
-    const { maxNewTokens, reference, merged, ...sampling } = options;
+    const { maxNewTokens, reference, merged, promptSeeds, ...sampling } = options;
     const promptLists = prompts.map((p) => Array.from(p));
-    const requests = repeatForGroups(promptLists.map((promptIds) => ({ promptIds, maxNewTokens })), n);
+    if (promptSeeds && promptSeeds.length !== promptLists.length) throw new Error(`promptSeeds has ${promptSeeds.length} seeds for ${promptLists.length} prompts`);
+    // With promptSeeds, prompt i's generators are drawn from its own seed as a call with it alone would draw them.
+    const seedOf = promptSeeds?.map((seed) => new Rng(seed));
+    const requests = repeatForGroups(promptLists.map((promptIds, i) => ({ promptIds, maxNewTokens, i })), n).map(({ promptIds, i }) => ({
+      promptIds,
+      maxNewTokens,
+      rng: seedOf?.[i].fork(),
+    }));
     const onToken = this.options.onToken;
     const { results, refLogprobs } = await sampleBatch(this.model, requests, { ...sampling, merged, reference }, {
       tokenizer: this.tokenizer,

@@ -9,6 +9,7 @@ import { nodes } from './nodes.js';
 import { report } from './report.js';
 import { run } from './run.js';
 import { schema } from './schema.js';
+import * as serve from './serve.js';
 import { validate } from './validate.js';
 
-export const commands: Command[] = [run, validate, nodes, schema, generate, exportGguf, report, graph, init];
+export const commands: Command[] = [run, validate, nodes, schema, generate, serve, exportGguf, report, graph, init];
