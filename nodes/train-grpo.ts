@@ -8,7 +8,14 @@ import { concat, concatMap, defer, EMPTY, from, ignoreElements, Subject, takeWhi
 import { z } from 'zod';
 import { planBatches, type BatchPlan } from '../core/grpo/batch-plan.js';
 import { saveCheckpoint } from '../core/grpo/checkpoint.js';
-import { LOSS_TYPES, type LossType } from '../engines/tfjs/grpo/loss.js';
+import {
+  IMPORTANCE_SAMPLING_LEVELS,
+  IMPORTANCE_SAMPLING_MODES,
+  LOSS_TYPES,
+  type ImportanceSamplingLevel,
+  type ImportanceSamplingMode,
+  type LossType,
+} from '../core/grpo/loss-spec.js';
 import { resumeCheckpoint, resumePosition, type TrainingPosition } from '../core/grpo/resume.js';
 import { learningRateSchedule, SCHEDULE_TYPES, type ScheduleType } from '../core/grpo/schedule.js';
 import { stepsOnBatch } from '../core/engine/policy-steps.js';
@@ -55,14 +62,40 @@ export const trainGrpoConfig = z
     beta: z.number().min(0).default(0).describe('KL coefficient against the base model (adapters disabled); 0 skips the reference pass.'),
     epsilon: z.number().min(0).default(0.2).describe('Lower clip range of the probability ratio.'),
     epsilon_high: z.number().min(0).optional().describe('Upper clip range (DAPO clip-higher); default epsilon.'),
-    loss_type: z.enum(LOSS_TYPES as [string, ...string[]]).default('dapo').describe("grpo | bnpo | dr_grpo | dapo, with TRL's normalisations (TRL's default dapo)."),
+    loss_type: z
+      .enum(LOSS_TYPES as [string, ...string[]])
+      .default('dapo')
+      .describe("grpo | bnpo | dr_grpo | dapo | cispo | sapo, TRL's losses and normalisations (TRL's default dapo; docs/grpo-loss.md)."),
+    importance_sampling_level: z
+      .enum(IMPORTANCE_SAMPLING_LEVELS as [string, ...string[]])
+      .default('token')
+      .describe("The policy ratio per token, or one per completion from its mean log-ratio ('sequence': GSPO, with loss_type grpo)."),
+    delta: z.number().positive().optional().describe('Two-sided clipping (INTELLECT-2): the unclipped ratio is capped at delta too; > 1 + epsilon. Off when absent.'),
+    sapo_temperature_pos: z.number().positive().default(1).describe("sapo's gate temperature for positive advantages."),
+    sapo_temperature_neg: z.number().positive().default(1.05).describe("sapo's gate temperature for the other advantages."),
+    top_entropy_quantile: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(1)
+      .describe('Train on the top ρ of tokens by entropy only (Beyond the 80/20 Rule recommends 0.2); 1 keeps all.'),
+    off_policy_mask_threshold: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Leave out completions with negative advantage whose mean (sampler − current) log-prob exceeds this (DeepSeek-V3.2's δ, e.g. 0.5). Off when absent."),
     num_iterations: positiveInt().default(1).describe('Optimiser steps per generation batch (μ); old log-probs come from before the first.'),
     mask_truncated_completions: z.boolean().default(false).describe('Leave completions cut at max length out of the loss.'),
     importance_sampling_correction: z
       .boolean()
-      .default(false)
-      .describe("Weight each token by min(π_train / π_sampler, cap), for completions sampled by a stale policy or another engine."),
-    importance_sampling_cap: z.number().positive().default(2).describe('Cap of the importance-sampling weight.'),
+      .default(true)
+      .describe("Correct for the sampler/trainer mismatch (a stale policy, another engine, truncated sampling) with the behaviour log-probs, as importance_sampling_mode says (TRL's default on)."),
+    importance_sampling_mode: z
+      .enum(IMPORTANCE_SAMPLING_MODES as [string, ...string[]])
+      .default('sequence_mask')
+      .describe('token_truncate | token_mask | sequence_truncate | sequence_mask: the ratio π_train/π_sampler per token or per completion, clipped to or zeroed outside [clip_min, clip_max].'),
+    importance_sampling_clip_max: z.number().positive().nullable().default(3).describe("The correction's upper bound C_max; null: none."),
+    importance_sampling_clip_min: z.number().min(0).optional().describe("The correction's lower bound C_min; none when absent."),
     temperature: z.number().positive().default(1).describe("The generator's sampling temperature: log-probs are of logits / temperature, as TRL."),
     max_completion_length: positiveInt().default(256).describe("The generator's max_new_tokens; dr_grpo's constant normaliser."),
     gradient_checkpointing: z.boolean().default(false).describe('Recompute each decoder layer in the backward pass (less memory, more time).'),
@@ -82,6 +115,12 @@ export const trainGrpoConfig = z
     }
     const problem = batchPlanProblem(c);
     if (problem) issues.addIssue({ code: 'custom', path: ['per_device_train_batch_size'], message: problem });
+    if (c.importance_sampling_clip_min !== undefined && c.importance_sampling_clip_max !== null && c.importance_sampling_clip_min >= c.importance_sampling_clip_max) {
+      issues.addIssue({ code: 'custom', path: ['importance_sampling_clip_min'], message: `must be less than importance_sampling_clip_max (${c.importance_sampling_clip_max})` });
+    }
+    if (c.importance_sampling_clip_min === undefined && c.importance_sampling_clip_max === null && c.importance_sampling_mode.endsWith('_truncate')) {
+      issues.addIssue({ code: 'custom', path: ['importance_sampling_clip_max'], message: `${c.importance_sampling_mode} needs importance_sampling_clip_max or importance_sampling_clip_min` });
+    }
     if (c.loss_type === 'dr_grpo' && !(c.max_completion_length > 0)) {
       issues.addIssue({ code: 'custom', path: ['max_completion_length'], message: 'dr_grpo needs max_completion_length' });
     }
@@ -151,6 +190,10 @@ export const trainGrpo = defineNode({
     const lora = model.lora.config;
     const plan = batchPlanFor(c);
     for (const message of plan.messages) ctx.metrics.event('warn', message);
+    if (c.importance_sampling_level === 'sequence' && c.loss_type !== 'grpo' && c.loss_type !== 'sapo') {
+      // TRL warns the same (GRPOTrainer.__init__): these losses sum per-token terms, weighting each sequence by its length.
+      ctx.metrics.event('warn', `${where}: importance_sampling_level sequence with loss_type ${c.loss_type} weights each completion by its length; GSPO as published is loss_type grpo`);
+    }
     const outputDir = isAbsolute(c.output_dir) ? c.output_dir : join(ctx.outDir, c.output_dir);
     const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : undefined);
 
@@ -171,10 +214,18 @@ export const trainGrpo = defineNode({
       epsilon: c.epsilon,
       epsilonHigh: c.epsilon_high,
       lossType: c.loss_type as LossType,
+      importanceSamplingLevel: c.importance_sampling_level as ImportanceSamplingLevel,
+      delta: c.delta,
+      sapoTemperaturePos: c.sapo_temperature_pos,
+      sapoTemperatureNeg: c.sapo_temperature_neg,
+      topEntropyQuantile: c.top_entropy_quantile,
+      offPolicyMaskThreshold: c.off_policy_mask_threshold,
       maxCompletionLength: c.max_completion_length,
       maskTruncatedCompletions: c.mask_truncated_completions,
       importanceSamplingCorrection: c.importance_sampling_correction,
-      importanceSamplingCap: c.importance_sampling_cap,
+      importanceSamplingMode: c.importance_sampling_mode as ImportanceSamplingMode,
+      importanceSamplingClipMax: c.importance_sampling_clip_max,
+      importanceSamplingClipMin: c.importance_sampling_clip_min,
       temperature: c.temperature,
       gradientCheckpointing: c.gradient_checkpointing,
     };
