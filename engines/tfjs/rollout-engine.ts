@@ -79,7 +79,8 @@ export class TfjsRolloutEngine implements RolloutEngine {
     const promptLists = prompts.map((p) => Array.from(p));
     const requests = repeatForGroups(promptLists.map((promptIds) => ({ promptIds, maxNewTokens })), n);
     const onToken = this.options.onToken;
-    const { results, refLogprobs } = await sampleBatch(this.model, requests, { ...sampling, merged, reference }, {
+    const logprobMode = sampling.logprobMode ?? 'sampled'; // the SamplingOptions contract's default
+    const { results, refLogprobs } = await sampleBatch(this.model, requests, { ...sampling, logprobMode, merged, reference }, {
       tokenizer: this.tokenizer,
       signal,
       onToken: onToken && (() => onToken()),
