@@ -130,6 +130,32 @@ describe('train.grpo', () => {
     expect(logged[0].reward_std).not.toBeCloseTo(logged[0].reward_group_std, 3);
   });
 
+  it('filter_groups: drops equal-reward groups, draws on, announces the extra draw and counts it in the checkpoint position', async () => {
+    const flat = (index: number): TrainingBatch => {
+      const b = batch(index);
+      const totals = [[1, 1]];
+      return { ...b, policyVersion: 0, rewards: [{ name: 'r', weight: 1, values: totals }], totals, advantages: [[0, 0]] };
+    };
+    const dir = path.join(out, 'filter');
+    const run = start(
+      { max_steps: 2, num_generations: 2, per_device_train_batch_size: 2, save_steps: 1, output_dir: 'ckpt', filter_groups: true },
+      of({ ...batch(0), policyVersion: 0 }, flat(1), { ...batch(2), policyVersion: 1 }),
+      dir,
+    );
+    await run.done;
+    const policies = (await run.policies) as PolicySnapshot[];
+    // Start, step 1, then step 1 again with one extra draw (batch 1 was dropped), then step 2.
+    expect(policies.map((p) => [p.version, p.extraBatches])).toEqual([[0, 0], [1, 0], [1, 1], [2, 1]]);
+    const metrics = (await run.metricStream).map((m) => m.values);
+    expect(metrics.map((m) => m['filter_groups/num_gen_batches'])).toEqual([1, 2]);
+    expect(metrics[1]['filter_groups/dropped_groups']).toBe(1);
+    expect(metrics[1].reward).toBe((0 + 1 + 1 + 1) / 4); // over both groups drawn for step 2
+    const state = (step: number) => JSON.parse(readFileSync(path.join(dir, `ckpt/checkpoint-${step}/trainer_state.json`), 'utf8'));
+    expect(state(1).datasetPosition).toEqual({ prompts: 1, batches: 1 });
+    expect(state(2).datasetPosition).toEqual({ prompts: 3, batches: 3 }); // the dropped batch is consumed too
+    await run.runTeardown();
+  });
+
   it('warns once when completions are longer than max_completion_length', async () => {
     const run = start({ max_steps: 2, num_generations: 2, per_device_train_batch_size: 2, max_completion_length: 2, save_steps: 0 }, of(batch(0), batch(1)), path.join(out, 'long'));
     await run.done;

@@ -8,6 +8,7 @@ import { concat, concatMap, defer, EMPTY, from, ignoreElements, Subject, takeWhi
 import { z } from 'zod';
 import { planBatches, type BatchPlan } from '../core/grpo/batch-plan.js';
 import { saveCheckpoint } from '../core/grpo/checkpoint.js';
+import { GroupFilter } from '../core/grpo/dynamic-sampling.js';
 import {
   IMPORTANCE_SAMPLING_LEVELS,
   IMPORTANCE_SAMPLING_MODES,
@@ -98,6 +99,18 @@ export const trainGrpoConfig = z
     importance_sampling_clip_min: z.number().min(0).optional().describe("The correction's lower bound C_min; none when absent."),
     temperature: z.number().positive().default(1).describe("The generator's sampling temperature: log-probs are of logits / temperature, as TRL."),
     max_completion_length: positiveInt().default(256).describe("The generator's max_new_tokens; dr_grpo's constant normaliser."),
+    filter_groups: z
+      .boolean()
+      .default(false)
+      .describe(
+        "DAPO's dynamic sampling (verl filter_groups): drop groups whose rewards are all equal (zero advantage) and draw more generation batches until a step's batch is full; surplus groups are dropped.",
+      ),
+    max_num_gen_batches: z
+      .number()
+      .int()
+      .min(0)
+      .default(10)
+      .describe('With filter_groups: most generation batches drawn for one step (0: no limit); a batch still short then is filled with dropped groups, with a warning.'),
     gradient_checkpointing: z.boolean().default(false).describe('Recompute each decoder layer in the backward pass (less memory, more time).'),
     save_steps: z.number().int().min(0).default(500).describe('Write a checkpoint every N optimiser steps (0: only at the end and on Ctrl-C).'),
     save_total_limit: positiveInt().optional().describe('Keep only the newest N checkpoints.'),
@@ -244,8 +257,13 @@ export const trainGrpo = defineNode({
     // stepsPerBatch lets the generator count its staleness bound in optimiser steps (core/scheduler).
     // Afterwards one macrotask passes before the caller goes on, so a generator that was waiting for this
     // version has handed its work on (to a worker thread) before the next step occupies this thread.
+    // Dynamic sampling: the trainer draws generation batches until a step's batch is full, and says how many
+    // it drew beyond one per step on the policy stream (the generator's staleness bound counts steps).
+    const groupFilter = c.filter_groups ? new GroupFilter({ promptsPerStep: plan.promptsPerStep, maxGenBatches: c.max_num_gen_batches }) : undefined;
+    let lastPolicy: PolicySnapshot | undefined;
     const emitPolicy = async () => {
-      policy$.next({ ...(await trainer.weights()), stepsPerBatch: c.num_iterations });
+      lastPolicy = { ...(await trainer.weights()), stepsPerBatch: c.num_iterations, ...(groupFilter ? { extraBatches: groupFilter.extraBatches } : {}) };
+      policy$.next(lastPolicy);
       await new Promise<void>((resolve) => setImmediate(resolve));
     };
     /** Utilisation over the whole run (`busy` is per step), next to the generator's scheduler/generator_busy. */
@@ -308,10 +326,30 @@ export const trainGrpo = defineNode({
       );
     };
 
-    /** Trains on one generation batch; resolves true once max_steps is reached. */
-    const trainBatch = async (batch: TrainingBatch): Promise<boolean> => {
-      checkBatch(batch, plan, where);
-      warnIfLonger(batch);
+    /** Takes one generation batch (with filter_groups, possibly only into the next step's batch); resolves true once max_steps is reached. */
+    const takeBatch = async (incoming: TrainingBatch): Promise<boolean> => {
+      checkBatch(incoming, plan, where);
+      warnIfLonger(incoming);
+      if (!groupFilter) return trainBatch(incoming, { batches: 1, prompts: incoming.groups.length });
+      const filled = groupFilter.add(incoming);
+      if (!filled) {
+        // Not full yet: the same policy, one more batch drawn for this step (the generator may sample it now).
+        policy$.next({ ...lastPolicy!, extraBatches: groupFilter.extraBatches });
+        return false;
+      }
+      const padded = filled.batch.rewardMetrics!['filter_groups/padded_groups'];
+      if (padded > 0) {
+        ctx.metrics.event(
+          'warn',
+          `${where}: filter_groups drew max_num_gen_batches ${c.max_num_gen_batches} batches and still had ${padded} group(s) too few with unequal rewards: ` +
+            `filled with zero-advantage groups (the prompts may be too easy or too hard for the policy)`,
+        );
+      }
+      return trainBatch(filled.batch, { batches: filled.drawnBatches, prompts: filled.drawnPrompts });
+    };
+
+    /** Trains on one training batch that consumed `drawn` generation batches and prompts; resolves true once max_steps is reached. */
+    const trainBatch = async (batch: TrainingBatch, drawn: TrainingPosition): Promise<boolean> => {
       const staleness = trainer.version - batch.policyVersion;
       if (staleness > 0 && !c.importance_sampling_correction && !warnedStale) {
         warnedStale = true;
@@ -328,7 +366,7 @@ export const trainGrpo = defineNode({
             if (next.done) return false;
             iterations++;
             const step = trainer.version;
-            if (iterations === c.num_iterations || step >= c.max_steps) position = { prompts: position.prompts + batch.groups.length, batches: position.batches + 1 };
+            if (iterations === c.num_iterations || step >= c.max_steps) position = { prompts: position.prompts + drawn.prompts, batches: position.batches + drawn.batches };
             const now = performance.now();
             const wall = lastStepEnd === undefined ? now - started : now - lastStepEnd;
             lastStepEnd = now;
@@ -384,7 +422,7 @@ export const trainGrpo = defineNode({
       concatMap(() => {
         if (trainer.version >= c.max_steps) return EMPTY;
         return inputs.batches.pipe(
-          mapAsync((batch) => from(trainBatch(batch))),
+          mapAsync((batch) => from(takeBatch(batch))),
           takeWhile((reachedEnd) => !reachedEnd),
         );
       }),

@@ -16,6 +16,12 @@ export interface PolicySnapshot {
    * staleness bound counts optimiser steps, so it needs this to know which version batch k will meet.
    */
   stepsPerBatch?: number;
+  /**
+   * Rollout batches the trainer has taken in this run beyond one per training batch (dynamic sampling's
+   * extra draws; default 0): batch k of this run is trained as training batch k − extraBatches at the
+   * earliest, which is what the staleness bound counts.
+   */
+  extraBatches?: number;
 }
 
 export type PolicyWeights = PolicySnapshot;

@@ -64,7 +64,7 @@ export function groupAdvantages(totals: number[][], scaleRewards: ScaleRewards =
 }
 
 /** Per reward function: `rewards/NAME/mean` and `rewards/NAME/std` of its raw (unweighted) values, as TRL logs them. */
-export function rewardFunctionMetrics(batch: ScoredBatch): Record<string, number> {
+export function rewardFunctionMetrics(batch: Pick<ScoredBatch, 'rewards'>): Record<string, number> {
   const metrics: Record<string, number> = {};
   for (const reward of batch.rewards) {
     const values = reward.values.flat();
