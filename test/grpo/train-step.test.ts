@@ -125,6 +125,27 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     });
   }
 
+  it('micro-batches combine a max metric by max and a min by min (the batch’s, not a mean of theirs)', async () => {
+    const results: Record<string, number>[] = [];
+    for (const microBatchSize of [32, 8]) {
+      const model = new FakePolicy(VOCAB, 4, 4);
+      const batch = await trainingBatch(model, new Rng(9), 0);
+      // Behaviour log-probs shifted by a different amount per group, so each micro-batch has its own extremes.
+      batch.groups.forEach((group, g) => group.completions.forEach((c) => (c.logprobs = c.logprobs.map((l) => l - 0.1 * g))));
+      const optimizer = new AdamW(model.trainableVariables());
+      const config = { learningRate: 0.01, microBatchSize, importanceSamplingCorrection: true, importanceSamplingMode: 'token_truncate' as const };
+      results.push((await grpoTrainStep(model, batch, optimizer, config)).metrics);
+      optimizer.dispose();
+      model.dispose();
+    }
+    for (const name of ['sampling/importance_sampling_ratio/max', 'sampling/importance_sampling_ratio/min', 'sampling/sampling_logp_difference/max']) {
+      expect(results[1][name], name).toBeCloseTo(results[0][name], 5);
+    }
+    // Group 3's shift of 0.3 gives the largest ratio, e^0.3 (the sampler and trainer otherwise agree).
+    expect(results[0]['sampling/importance_sampling_ratio/max']).toBeCloseTo(Math.exp(0.3), 4);
+    expect(results[0]['sampling/importance_sampling_ratio/min']).toBeCloseTo(1, 4);
+  });
+
   it('lets the rest of the thread run before each micro-batch (a worker generator is fed from this thread)', async () => {
     const model = new FakePolicy(VOCAB, 4, 5);
     const batch = await trainingBatch(model, new Rng(1), 0); // 4 prompts × 8 = 32 completions

@@ -39,7 +39,7 @@ export interface GrpoLossOutput {
    * (clipped losses) or `cispo_clip_ratio`; with the correction `sampling/sampling_logp_difference/mean|max`,
    * `sampling/importance_sampling_ratio/min|mean|max` and ours `sampling/importance_sampling_masked_fraction`
    * (mask modes) or `sampling/importance_sampling_truncated_fraction` (truncate modes). A name ending in
-   * `/max` or `/min` is a max or min (a caller combining micro-batches takes the max or min of them).
+   * `/max` or `_max` (`/min`, `_min`) is a max (min): a caller combining micro-batches takes the max (min) of them.
    */
   metrics: Record<string, tf.Scalar>;
 }

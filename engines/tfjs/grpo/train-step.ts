@@ -286,9 +286,9 @@ export async function trainStepOnRows(
 
     // One read-back for every scalar.
     const names = Object.keys(metricTensors);
-    // Micro-batches combine by the metric's kind: a `/max` is the max of theirs, a `/min` the min, the rest the mean.
-    // (tf.sum of a stack, not addN: see clipGradNorm.)
-    const combine = (name: string, values: tf.Tensor) => (name.endsWith('/max') ? tf.max(values) : name.endsWith('/min') ? tf.min(values) : tf.mean(values));
+    // Micro-batches combine by the metric's kind: a max (`…/max`, `…_max`) is the max of theirs, a min the
+    // min, the rest the mean. (tf.sum of a stack, not addN: see clipGradNorm.)
+    const combine = (name: string, values: tf.Tensor) => (/[/_]max$/.test(name) ? tf.max(values) : /[/_]min$/.test(name) ? tf.min(values) : tf.mean(values));
     const stacked = tf.tidy(() => tf.stack([tf.sum(tf.stack(lossValues)), norm, ...names.map((n) => combine(n, tf.stack(metricTensors[n])))]));
     const [scalars] = await readFloat32([stacked], 'grpoTrainStep metrics').finally(() => stacked.dispose());
     const metrics: Record<string, number> = { loss: scalars[0] };
