@@ -71,8 +71,9 @@ export interface TrainingBatch extends ScoredBatch {
   /** Group-relative advantages, `[group][completion]`. */
   advantages: number[][];
   /**
-   * The batch's reward metrics (`reward`, `reward_std`, `frac_reward_zero_std`, `rewards/NAME/mean|std`),
-   * computed once with the advantages' scaling (advantage.group); the trainer logs them with each step.
+   * The batch's reward metrics (`reward`, `reward_std`, `reward_group_std`, `frac_reward_zero_std`,
+   * `rewards/NAME/mean|std`; with filter_groups also `filter_groups/...`), computed once (advantage.group,
+   * or train.grpo's dynamic sampling over every group it drew); the trainer logs them with each step.
    */
   rewardMetrics?: Record<string, number>;
 }

@@ -37,7 +37,9 @@ describe('advantage.group', () => {
     expect(metrics[0].step).toBe(7);
     const v = metrics[0].values;
     expect(v.reward).toBeCloseTo(21 / 6, 12);
-    expect(v.reward_std).toBeCloseTo(0.5, 12); // mean of per-sample group std: (1·3 + 0·3) / 6
+    expect(v.reward_group_std).toBeCloseTo(0.5, 12); // mean of per-sample group std: (1·3 + 0·3) / 6
+    // reward_std as TRL logs it: the unbiased std of all six rewards (mean 3.5; squares 6.25 2.25 0.25 2.25 ×3 → 15.5/5).
+    expect(v.reward_std).toBeCloseTo(Math.sqrt(15.5 / 5), 12);
     expect(v.frac_reward_zero_std).toBe(0.5);
     expect(v['rewards/a/mean']).toBeCloseTo(21 / 6, 12);
     expect(v['rewards/b/mean']).toBe(0);

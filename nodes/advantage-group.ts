@@ -16,7 +16,7 @@ export const advantageGroupConfig = z.strictObject({
 export const advantageGroup = defineNode({
   type: 'advantage.group',
   version: 1,
-  description: 'Group-relative advantages (r − group mean) / (std + 1e-4); publishes reward, reward_std, rewards/NAME/mean|std, frac_reward_zero_std.',
+  description: 'Group-relative advantages (r − group mean) / (std + 1e-4); publishes reward, reward_std (over the batch, as TRL), reward_group_std (mean group std), rewards/NAME/mean|std, frac_reward_zero_std.',
   inputs: { scored: { type: ports.scored } },
   outputs: { batches: { type: ports.batches } },
   config: advantageGroupConfig,

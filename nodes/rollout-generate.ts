@@ -195,8 +195,9 @@ export const rolloutGenerate = defineNode({
       const options: SamplingOptions = {
         maxNewTokens: c.max_new_tokens,
         temperature: c.temperature,
-        // Behaviour log-probs of logits / T, as train.grpo recomputes them (its `temperature` must match).
-        logprobTemperature: c.temperature > 0 ? c.temperature : 1,
+        // Behaviour log-probs of the distribution actually sampled (after top-k/top-p/min-p/penalty), the
+        // denominator of train.grpo's sampler/trainer correction (its `temperature` must equal this one's).
+        logprobMode: 'sampled',
         topK: c.top_k,
         topP: c.top_p,
         minP: c.min_p,

@@ -104,7 +104,7 @@ describe('train.grpo', () => {
     await run.runTeardown();
   });
 
-  it("logs the reward metrics advantage.group computed with its scale_rewards (batch, none), not recomputed as 'group'", async () => {
+  it('logs the reward metrics advantage.group computed, whatever its scale_rewards (batch, none, group)', async () => {
     // Two prompts whose reward spreads differ, so the batch std and the mean group std differ.
     const two = (index: number): ScoredBatch => {
       const one = batch(index);
@@ -122,11 +122,38 @@ describe('train.grpo', () => {
       logged.push(values);
       await run.runTeardown();
     }
-    const [batchScaled, noneScaled, groupScaled] = logged;
-    expect(batchScaled.reward_std).toBeCloseTo(unbiasedStd([0, 1, 0, 5]), 12);
-    expect(groupScaled.reward_std).toBeCloseTo((unbiasedStd([0, 1]) + unbiasedStd([0, 5])) / 2, 12);
-    expect(batchScaled.reward_std).not.toBeCloseTo(groupScaled.reward_std, 3);
-    expect(noneScaled.reward_std).toBe(groupScaled.reward_std); // TRL logs the group std when not scaling
+    // TRL 1.10 logs reward_std over the whole batch whatever the scaling; the mean group std is reward_group_std.
+    for (const values of logged) {
+      expect(values.reward_std).toBeCloseTo(unbiasedStd([0, 1, 0, 5]), 12);
+      expect(values.reward_group_std).toBeCloseTo((unbiasedStd([0, 1]) + unbiasedStd([0, 5])) / 2, 12);
+    }
+    expect(logged[0].reward_std).not.toBeCloseTo(logged[0].reward_group_std, 3);
+  });
+
+  it('filter_groups: drops equal-reward groups, draws on, announces the extra draw and counts it in the checkpoint position', async () => {
+    const flat = (index: number): TrainingBatch => {
+      const b = batch(index);
+      const totals = [[1, 1]];
+      return { ...b, policyVersion: 0, rewards: [{ name: 'r', weight: 1, values: totals }], totals, advantages: [[0, 0]] };
+    };
+    const dir = path.join(out, 'filter');
+    const run = start(
+      { max_steps: 2, num_generations: 2, per_device_train_batch_size: 2, save_steps: 1, output_dir: 'ckpt', filter_groups: true },
+      of({ ...batch(0), policyVersion: 0 }, flat(1), { ...batch(2), policyVersion: 1 }),
+      dir,
+    );
+    await run.done;
+    const policies = (await run.policies) as PolicySnapshot[];
+    // Start, step 1, then step 1 again with one extra draw (batch 1 was dropped), then step 2.
+    expect(policies.map((p) => [p.version, p.extraBatches])).toEqual([[0, 0], [1, 0], [1, 1], [2, 1]]);
+    const metrics = (await run.metricStream).map((m) => m.values);
+    expect(metrics.map((m) => m['filter_groups/num_gen_batches'])).toEqual([1, 2]);
+    expect(metrics[1]['filter_groups/dropped_groups']).toBe(1);
+    expect(metrics[1].reward).toBe((0 + 1 + 1 + 1) / 4); // over both groups drawn for step 2
+    const state = (step: number) => JSON.parse(readFileSync(path.join(dir, `ckpt/checkpoint-${step}/trainer_state.json`), 'utf8'));
+    expect(state(1).datasetPosition).toEqual({ prompts: 1, batches: 1 });
+    expect(state(2).datasetPosition).toEqual({ prompts: 3, batches: 3 }); // the dropped batch is consumed too
+    await run.runTeardown();
   });
 
   it('warns once when completions are longer than max_completion_length', async () => {

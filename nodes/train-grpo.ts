@@ -8,7 +8,15 @@ import { concat, concatMap, defer, EMPTY, from, ignoreElements, Subject, takeWhi
 import { z } from 'zod';
 import { planBatches, type BatchPlan } from '../core/grpo/batch-plan.js';
 import { saveCheckpoint } from '../core/grpo/checkpoint.js';
-import { LOSS_TYPES, type LossType } from '../engines/tfjs/grpo/loss.js';
+import { GroupFilter } from '../core/grpo/dynamic-sampling.js';
+import {
+  IMPORTANCE_SAMPLING_LEVELS,
+  IMPORTANCE_SAMPLING_MODES,
+  LOSS_TYPES,
+  type ImportanceSamplingLevel,
+  type ImportanceSamplingMode,
+  type LossType,
+} from '../core/grpo/loss-spec.js';
 import { resumeCheckpoint, resumePosition, type TrainingPosition } from '../core/grpo/resume.js';
 import { learningRateSchedule, SCHEDULE_TYPES, type ScheduleType } from '../core/grpo/schedule.js';
 import { stepsOnBatch } from '../core/engine/policy-steps.js';
@@ -55,16 +63,54 @@ export const trainGrpoConfig = z
     beta: z.number().min(0).default(0).describe('KL coefficient against the base model (adapters disabled); 0 skips the reference pass.'),
     epsilon: z.number().min(0).default(0.2).describe('Lower clip range of the probability ratio.'),
     epsilon_high: z.number().min(0).optional().describe('Upper clip range (DAPO clip-higher); default epsilon.'),
-    loss_type: z.enum(LOSS_TYPES as [string, ...string[]]).default('dapo').describe("grpo | bnpo | dr_grpo | dapo, with TRL's normalisations (TRL's default dapo)."),
+    loss_type: z
+      .enum(LOSS_TYPES as [string, ...string[]])
+      .default('dapo')
+      .describe("grpo | bnpo | dr_grpo | dapo | cispo | sapo, TRL's losses and normalisations (TRL's default dapo; docs/grpo-loss.md)."),
+    importance_sampling_level: z
+      .enum(IMPORTANCE_SAMPLING_LEVELS as [string, ...string[]])
+      .default('token')
+      .describe("The policy ratio per token, or one per completion from its mean log-ratio ('sequence': GSPO, with loss_type grpo)."),
+    delta: z.number().positive().optional().describe('Two-sided clipping (INTELLECT-2): the unclipped ratio is capped at delta too; > 1 + epsilon. Off when absent.'),
+    sapo_temperature_pos: z.number().positive().default(1).describe("sapo's gate temperature for positive advantages."),
+    sapo_temperature_neg: z.number().positive().default(1.05).describe("sapo's gate temperature for the other advantages."),
+    top_entropy_quantile: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(1)
+      .describe('Train on the top ρ of tokens by entropy only (Beyond the 80/20 Rule recommends 0.2); 1 keeps all.'),
+    off_policy_mask_threshold: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Leave out completions with negative advantage whose mean (sampler − current) log-prob exceeds this (DeepSeek-V3.2's δ, e.g. 0.5). Off when absent."),
     num_iterations: positiveInt().default(1).describe('Optimiser steps per generation batch (μ); old log-probs come from before the first.'),
     mask_truncated_completions: z.boolean().default(false).describe('Leave completions cut at max length out of the loss.'),
     importance_sampling_correction: z
       .boolean()
-      .default(false)
-      .describe("Weight each token by min(π_train / π_sampler, cap), for completions sampled by a stale policy or another engine."),
-    importance_sampling_cap: z.number().positive().default(2).describe('Cap of the importance-sampling weight.'),
+      .default(true)
+      .describe("Correct for the sampler/trainer mismatch (a stale policy, another engine, truncated sampling) with the behaviour log-probs, as importance_sampling_mode says (TRL's default on)."),
+    importance_sampling_mode: z
+      .enum(IMPORTANCE_SAMPLING_MODES as [string, ...string[]])
+      .default('sequence_mask')
+      .describe('token_truncate | token_mask | sequence_truncate | sequence_mask: the ratio π_train/π_sampler per token or per completion, clipped to or zeroed outside [clip_min, clip_max].'),
+    importance_sampling_clip_max: z.number().positive().nullable().default(3).describe("The correction's upper bound C_max; null: none."),
+    importance_sampling_clip_min: z.number().min(0).optional().describe("The correction's lower bound C_min; none when absent."),
     temperature: z.number().positive().default(1).describe("The generator's sampling temperature: log-probs are of logits / temperature, as TRL."),
     max_completion_length: positiveInt().default(256).describe("The generator's max_new_tokens; dr_grpo's constant normaliser."),
+    filter_groups: z
+      .boolean()
+      .default(false)
+      .describe(
+        "DAPO's dynamic sampling (verl filter_groups): drop groups whose rewards are all equal (zero advantage) and draw more generation batches until a step's batch is full; surplus groups are dropped.",
+      ),
+    max_num_gen_batches: z
+      .number()
+      .int()
+      .min(0)
+      .default(10)
+      .describe('With filter_groups: most generation batches drawn for one step (0: no limit); a batch still short then is filled with dropped groups, with a warning.'),
     gradient_checkpointing: z.boolean().default(false).describe('Recompute each decoder layer in the backward pass (less memory, more time).'),
     save_steps: z.number().int().min(0).default(500).describe('Write a checkpoint every N optimiser steps (0: only at the end and on Ctrl-C).'),
     save_total_limit: positiveInt().optional().describe('Keep only the newest N checkpoints.'),
@@ -82,6 +128,12 @@ export const trainGrpoConfig = z
     }
     const problem = batchPlanProblem(c);
     if (problem) issues.addIssue({ code: 'custom', path: ['per_device_train_batch_size'], message: problem });
+    if (c.importance_sampling_clip_min !== undefined && c.importance_sampling_clip_max !== null && c.importance_sampling_clip_min >= c.importance_sampling_clip_max) {
+      issues.addIssue({ code: 'custom', path: ['importance_sampling_clip_min'], message: `must be less than importance_sampling_clip_max (${c.importance_sampling_clip_max})` });
+    }
+    if (c.importance_sampling_clip_min === undefined && c.importance_sampling_clip_max === null && c.importance_sampling_mode.endsWith('_truncate')) {
+      issues.addIssue({ code: 'custom', path: ['importance_sampling_clip_max'], message: `${c.importance_sampling_mode} needs importance_sampling_clip_max or importance_sampling_clip_min` });
+    }
     if (c.loss_type === 'dr_grpo' && !(c.max_completion_length > 0)) {
       issues.addIssue({ code: 'custom', path: ['max_completion_length'], message: 'dr_grpo needs max_completion_length' });
     }
@@ -151,6 +203,10 @@ export const trainGrpo = defineNode({
     const lora = model.lora.config;
     const plan = batchPlanFor(c);
     for (const message of plan.messages) ctx.metrics.event('warn', message);
+    if (c.importance_sampling_level === 'sequence' && c.loss_type !== 'grpo' && c.loss_type !== 'sapo') {
+      // TRL warns the same (GRPOTrainer.__init__): these losses sum per-token terms, weighting each sequence by its length.
+      ctx.metrics.event('warn', `${where}: importance_sampling_level sequence with loss_type ${c.loss_type} weights each completion by its length; GSPO as published is loss_type grpo`);
+    }
     const outputDir = isAbsolute(c.output_dir) ? c.output_dir : join(ctx.outDir, c.output_dir);
     const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : undefined);
 
@@ -171,10 +227,18 @@ export const trainGrpo = defineNode({
       epsilon: c.epsilon,
       epsilonHigh: c.epsilon_high,
       lossType: c.loss_type as LossType,
+      importanceSamplingLevel: c.importance_sampling_level as ImportanceSamplingLevel,
+      delta: c.delta,
+      sapoTemperaturePos: c.sapo_temperature_pos,
+      sapoTemperatureNeg: c.sapo_temperature_neg,
+      topEntropyQuantile: c.top_entropy_quantile,
+      offPolicyMaskThreshold: c.off_policy_mask_threshold,
       maxCompletionLength: c.max_completion_length,
       maskTruncatedCompletions: c.mask_truncated_completions,
       importanceSamplingCorrection: c.importance_sampling_correction,
-      importanceSamplingCap: c.importance_sampling_cap,
+      importanceSamplingMode: c.importance_sampling_mode as ImportanceSamplingMode,
+      importanceSamplingClipMax: c.importance_sampling_clip_max,
+      importanceSamplingClipMin: c.importance_sampling_clip_min,
       temperature: c.temperature,
       gradientCheckpointing: c.gradient_checkpointing,
     };
@@ -193,8 +257,13 @@ export const trainGrpo = defineNode({
     // stepsPerBatch lets the generator count its staleness bound in optimiser steps (core/scheduler).
     // Afterwards one macrotask passes before the caller goes on, so a generator that was waiting for this
     // version has handed its work on (to a worker thread) before the next step occupies this thread.
+    // Dynamic sampling: the trainer draws generation batches until a step's batch is full, and says how many
+    // it drew beyond one per step on the policy stream (the generator's staleness bound counts steps).
+    const groupFilter = c.filter_groups ? new GroupFilter({ promptsPerStep: plan.promptsPerStep, maxGenBatches: c.max_num_gen_batches }) : undefined;
+    let lastPolicy: PolicySnapshot | undefined;
     const emitPolicy = async () => {
-      policy$.next({ ...(await trainer.weights()), stepsPerBatch: c.num_iterations });
+      lastPolicy = { ...(await trainer.weights()), stepsPerBatch: c.num_iterations, ...(groupFilter ? { extraBatches: groupFilter.extraBatches } : {}) };
+      policy$.next(lastPolicy);
       await new Promise<void>((resolve) => setImmediate(resolve));
     };
     /** Utilisation over the whole run (`busy` is per step), next to the generator's scheduler/generator_busy. */
@@ -257,10 +326,30 @@ export const trainGrpo = defineNode({
       );
     };
 
-    /** Trains on one generation batch; resolves true once max_steps is reached. */
-    const trainBatch = async (batch: TrainingBatch): Promise<boolean> => {
-      checkBatch(batch, plan, where);
-      warnIfLonger(batch);
+    /** Takes one generation batch (with filter_groups, possibly only into the next step's batch); resolves true once max_steps is reached. */
+    const takeBatch = async (incoming: TrainingBatch): Promise<boolean> => {
+      checkBatch(incoming, plan, where);
+      warnIfLonger(incoming);
+      if (!groupFilter) return trainBatch(incoming, { batches: 1, prompts: incoming.groups.length });
+      const filled = groupFilter.add(incoming);
+      if (!filled) {
+        // Not full yet: the same policy, one more batch drawn for this step (the generator may sample it now).
+        policy$.next({ ...lastPolicy!, extraBatches: groupFilter.extraBatches });
+        return false;
+      }
+      const padded = filled.batch.rewardMetrics!['filter_groups/padded_groups'];
+      if (padded > 0) {
+        ctx.metrics.event(
+          'warn',
+          `${where}: filter_groups drew max_num_gen_batches ${c.max_num_gen_batches} batches and still had ${padded} group(s) too few with unequal rewards: ` +
+            `filled with zero-advantage groups (the prompts may be too easy or too hard for the policy)`,
+        );
+      }
+      return trainBatch(filled.batch, { batches: filled.drawnBatches, prompts: filled.drawnPrompts });
+    };
+
+    /** Trains on one training batch that consumed `drawn` generation batches and prompts; resolves true once max_steps is reached. */
+    const trainBatch = async (batch: TrainingBatch, drawn: TrainingPosition): Promise<boolean> => {
       const staleness = trainer.version - batch.policyVersion;
       if (staleness > 0 && !c.importance_sampling_correction && !warnedStale) {
         warnedStale = true;
@@ -277,7 +366,7 @@ export const trainGrpo = defineNode({
             if (next.done) return false;
             iterations++;
             const step = trainer.version;
-            if (iterations === c.num_iterations || step >= c.max_steps) position = { prompts: position.prompts + batch.groups.length, batches: position.batches + 1 };
+            if (iterations === c.num_iterations || step >= c.max_steps) position = { prompts: position.prompts + drawn.prompts, batches: position.batches + drawn.batches };
             const now = performance.now();
             const wall = lastStepEnd === undefined ? now - started : now - lastStepEnd;
             lastStepEnd = now;
@@ -333,7 +422,7 @@ export const trainGrpo = defineNode({
       concatMap(() => {
         if (trainer.version >= c.max_steps) return EMPTY;
         return inputs.batches.pipe(
-          mapAsync((batch) => from(trainBatch(batch))),
+          mapAsync((batch) => from(takeBatch(batch))),
           takeWhile((reachedEnd) => !reachedEnd),
         );
       }),

@@ -16,10 +16,27 @@ export interface PolicySnapshot {
    * staleness bound counts optimiser steps, so it needs this to know which version batch k will meet.
    */
   stepsPerBatch?: number;
+  /**
+   * Rollout batches the trainer has taken in this run beyond one per training batch (dynamic sampling's
+   * extra draws; default 0): batch k of this run is trained as training batch k − extraBatches at the
+   * earliest, which is what the staleness bound counts.
+   */
+  extraBatches?: number;
 }
 
 export type PolicyWeights = PolicySnapshot;
 
+/**
+ * How a rollout engine samples. The contract every engine keeps (tfjs here; llama.cpp, a server, ...):
+ * - the repetition penalty, temperature, top-k, top-p and min-p are applied in transformers' order
+ *   (penalty → temperature → top-k → top-p → min-p; core/llm/sampling.ts), 0/1/0 meaning off;
+ * - `SampledRows.logprobs` are, with `logprobMode` 'sampled' (the default), the log-prob of each token under
+ *   the distribution it was actually drawn from, after every one of those steps (renormalised over the
+ *   tokens kept; 0 for greedy). train.grpo's sampler/trainer correction divides the trainer's
+ *   log_softmax(logits / T) by exactly this, so an engine that reports raw or merely tempered log-probs
+ *   while truncating makes the correction wrong. An engine that cannot report them must fail, not guess;
+ * - 'tempered' asks for log_softmax(logits / logprobTemperature) instead (diagnostics, not GRPO).
+ */
 export interface SamplingOptions {
   /** Most tokens per completion. */
   maxNewTokens: number;
@@ -41,7 +58,9 @@ export interface SamplingOptions {
   eosTokenIds?: number[];
   /** Stop strings: the text is cut before them. */
   stop?: string[];
-  /** Temperature of the recorded behaviour log-probs (log_softmax(logits / T)); default 1. */
+  /** Which log-probs `logprobs` holds (see above); default 'sampled'. */
+  logprobMode?: 'sampled' | 'tempered';
+  /** With logprobMode 'tempered': the temperature T of log_softmax(logits / T); default 1. */
   logprobTemperature?: number;
   /** Fold the adapter into a copy of the weights while sampling (an engine may ignore it). */
   merged?: boolean;
@@ -51,7 +70,7 @@ export interface SamplingOptions {
 
 /** What sample() returns: one row per completion (prompt after prompt, n each; group = prompt index). */
 export interface SampledRows extends Rows {
-  /** Behaviour log-probs, aligned with completionIds. */
+  /** Behaviour log-probs (of the distribution sampled, unless logprobMode 'tempered'), aligned with completionIds. */
   logprobs: TokenLogprobs;
   finishReasons: FinishReason[];
   /** Decoded completions, cut before a stop string. */

@@ -1,5 +1,5 @@
 // Checks across nodes, made when the graph is validated (before any model is loaded): the trainer's
-// batch arithmetic against the generator that feeds it. Found otherwise only when the first batch
+// batch arithmetic and temperature against the generator that feeds it. Found otherwise only when the first batch
 // reaches the trainer, after the model load and a whole generation batch.
 import { planBatches } from '../grpo/batch-plan.js';
 import type { Diagnostic } from './diagnostics.js';
@@ -11,10 +11,12 @@ interface TrainerConfig {
   per_device_train_batch_size: number;
   gradient_accumulation_steps: number;
   batch_mismatch: 'unsloth' | 'round-up' | 'fail';
+  temperature: number;
 }
 interface GeneratorConfig {
   num_generations: number;
   prompts_per_batch: number;
+  temperature: number;
 }
 
 /** The nearest node of `type` upstream of `node` along stream edges (feedback edges aside). */
@@ -44,6 +46,18 @@ export function crossNodeChecks(nodes: ResolvedNode[], edges: ResolvedEdge[], ma
     const t = trainer.config as TrainerConfig;
     const g = generator.config as GeneratorConfig;
     const at = (field: string) => map.value(['nodes', trainer.id, 'with', field]);
+    // The trainer's log-probs are of logits / its temperature; the behaviour log-probs are of the sampler's
+    // distribution at its own. Different temperatures make every importance ratio (and the old log-probs'
+    // meaning) wrong, silently. Greedy sampling (0) has no temperature to match.
+    if (g.temperature > 0 && t.temperature !== g.temperature) {
+      diagnostics.push({
+        code: 'GRAPH_MISMATCH',
+        severity: 'error',
+        ...at('temperature'),
+        message: `train.grpo ${trainer.id} computes log-probs at temperature ${t.temperature}, but its generator ${generator.id} samples at temperature ${g.temperature}`,
+        suggestion: `set ${trainer.id}'s temperature to ${g.temperature} (the generator's)`,
+      });
+    }
     if (t.num_generations !== g.num_generations) {
       diagnostics.push({
         code: 'GRAPH_MISMATCH',

@@ -26,39 +26,45 @@ export interface AdvantageResult {
   metrics: Record<string, number>;
 }
 
+/** Whether a group's rewards are all equal (torch.isclose(std, 0) with its default atol 1e-8): no signal. */
+export function isZeroStd(std: number): boolean {
+  return Math.abs(std) <= 1e-8;
+}
+
 /**
- * `totals[group][completion]` → advantages and TRL's reward metrics (`reward`, `reward_std`,
- * `frac_reward_zero_std`). `reward_std` is the mean of the std used for scaling (TRL logs the same);
- * `frac_reward_zero_std` is the fraction of groups whose rewards are all equal (TRL with 'batch' scaling
- * tests the single batch std instead, which says nothing per group; we always test per group).
+ * TRL's reward metrics of `totals[group][completion]` (TRL 1.10 _generate_and_score_completions):
+ * `reward` the mean, `reward_std` the unbiased std over the whole batch (nanstd(rewards)),
+ * `frac_reward_zero_std` the fraction of groups whose rewards are all equal (TRL with 'batch' scaling tests
+ * the single batch std instead, which says nothing per group; we always test per group); and ours,
+ * `reward_group_std`, the mean of the groups' stds (what `reward_std` was before TRL changed it).
  */
+export function rewardMetrics(totals: number[][]): Record<string, number> {
+  const groupStd = totals.map(unbiasedStd);
+  // Each group's std weighted by its size (equal sizes: the plain mean).
+  const stdPerSample = totals.flatMap((group, g) => group.map(() => groupStd[g]));
+  return {
+    reward: mean(totals.flat()),
+    reward_std: unbiasedStd(totals.flat()),
+    reward_group_std: mean(stdPerSample),
+    frac_reward_zero_std: groupStd.filter(isZeroStd).length / totals.length,
+  };
+}
+
+/** `totals[group][completion]` → advantages, each group's std, and the reward metrics (rewardMetrics). */
 export function groupAdvantages(totals: number[][], scaleRewards: ScaleRewards = 'group'): AdvantageResult {
   if (totals.length === 0) throw new Error('groupAdvantages: the batch has no groups');
-  const all = totals.flat();
-  const batchStd = unbiasedStd(all);
+  const batchStd = unbiasedStd(totals.flat());
   const groupStd = totals.map(unbiasedStd);
   const scaleStd = totals.map((_, g) => (scaleRewards === 'batch' ? batchStd : groupStd[g]));
   const advantages = totals.map((group, g) => {
     const m = mean(group);
     return group.map((r) => (scaleRewards === 'none' ? r - m : (r - m) / (scaleStd[g] + ADVANTAGE_STD_EPSILON)));
   });
-  // torch.isclose(std, 0) with its default atol 1e-8.
-  const zeroStd = groupStd.filter((s) => Math.abs(s) <= 1e-8).length;
-  // TRL's `reward_std` averages the per-sample std vector: each group's std weighted by its size.
-  const stdPerSample = totals.flatMap((group, g) => group.map(() => scaleStd[g]));
-  return {
-    advantages,
-    groupStd,
-    metrics: {
-      reward: mean(all),
-      reward_std: mean(stdPerSample),
-      frac_reward_zero_std: zeroStd / totals.length,
-    },
-  };
+  return { advantages, groupStd, metrics: rewardMetrics(totals) };
 }
 
 /** Per reward function: `rewards/NAME/mean` and `rewards/NAME/std` of its raw (unweighted) values, as TRL logs them. */
-export function rewardFunctionMetrics(batch: ScoredBatch): Record<string, number> {
+export function rewardFunctionMetrics(batch: Pick<ScoredBatch, 'rewards'>): Record<string, number> {
   const metrics: Record<string, number> = {};
   for (const reward of batch.rewards) {
     const values = reward.values.flat();
@@ -68,16 +74,15 @@ export function rewardFunctionMetrics(batch: ScoredBatch): Record<string, number
   return metrics;
 }
 
-/** Adds advantages to a scored batch, and the batch's reward metrics (computed here once, with the
- *  scaling that made the advantages; the trainer logs them with each of its steps on this batch). */
+/** Adds advantages to a scored batch, and the batch's reward metrics (computed here once; the trainer
+ *  logs them with each of its steps on this batch). */
 export function computeAdvantages(batch: ScoredBatch, scaleRewards: ScaleRewards = 'group'): { batch: TrainingBatch; metrics: Record<string, number> } {
   const { advantages, metrics: groupMetrics } = groupAdvantages(batch.totals, scaleRewards);
   const metrics = { ...groupMetrics, ...rewardFunctionMetrics(batch) };
   return { batch: { ...batch, advantages, rewardMetrics: metrics }, metrics };
 }
 
-/** The reward metrics a training batch carries; for a batch built without computeAdvantages, those of
- *  'group' scaling (the advantages' scaling is unknown there). */
+/** The reward metrics a training batch carries, or computed from its rewards for a batch built without computeAdvantages. */
 export function batchRewardMetrics(batch: TrainingBatch): Record<string, number> {
-  return batch.rewardMetrics ?? { ...groupAdvantages(batch.totals, 'group').metrics, ...rewardFunctionMetrics(batch) };
+  return batch.rewardMetrics ?? { ...rewardMetrics(batch.totals), ...rewardFunctionMetrics(batch) };
 }

@@ -18,8 +18,13 @@ export interface SamplingParams {
 
 export interface SampledToken {
   id: number;
-  /** log p(id) under the UNMODIFIED logits (log_softmax of the raw row): the behaviour log-prob. */
+  /** log p(id) under the UNMODIFIED logits (log_softmax of the raw row). */
   logprob: number;
+  /**
+   * log p(id) under the distribution it was drawn from: after the repetition penalty, temperature, top-k,
+   * top-p and min-p (0 for greedy, a point mass). The behaviour log-prob an importance-sampling correction needs.
+   */
+  sampledLogprob: number;
 }
 
 /** Throws a clear error for out-of-range parameters. */
@@ -122,12 +127,18 @@ function penalised(row: Float32Array, seen: Iterable<number> | undefined, penalt
 /** Picks the next token from one row of raw logits. */
 export function sampleToken(row: Float32Array, params: Required<SamplingParams>, rng: Rng, context: SampleContext = {}): SampledToken {
   const scores = penalised(row, context.seen, params.repetitionPenalty, context.workspace);
-  const id = params.temperature === 0 ? argmax(scores) : sampleFrom(scores, params, rng, context.workspace);
+  const { id, sampledLogprob } = params.temperature === 0 ? { id: argmax(scores), sampledLogprob: 0 } : sampleFrom(scores, params, rng, context.workspace);
   const logprob = context.logNormalizer === undefined ? logProbOf(row, id) : row[id] - context.logNormalizer;
-  return { id, logprob };
+  return { id, logprob, sampledLogprob };
 }
 
-function sampleFrom(scores: Float32Array, params: Required<SamplingParams>, rng: Rng, workspace?: SamplingWorkspace): number {
+/** A drawn token and its log-prob among the kept candidates: log(w_id / Σ kept w), w = exp((s − max)/T). */
+interface Draw {
+  id: number;
+  sampledLogprob: number;
+}
+
+function sampleFrom(scores: Float32Array, params: Required<SamplingParams>, rng: Rng, workspace?: SamplingWorkspace): Draw {
   const V = scores.length;
   if (params.topK > 0 && params.topK < V) return sampleFromSorted(scores, topKIndices(scores, params.topK), params, rng);
   const invT = 1 / params.temperature;
@@ -143,10 +154,12 @@ function sampleFrom(scores: Float32Array, params: Required<SamplingParams>, rng:
     total += w;
   }
   const floor = params.minP;
+  const draw = (id: number, keptMass: number): Draw => ({ id, sampledLogprob: (scores[id] - max) * invT - Math.log(keptMass) });
   if (params.topP < 1) {
     const buckets = workspace && workspace.vocabSize === V ? workspace.buckets : new Uint8Array(V);
     const kept = nucleus(scores, weights, buckets, max, invT, params.topP * total).filter((i) => weights[i] >= floor);
-    return walk(kept, weights, rng);
+    const { id, sum } = walk(kept, weights, rng);
+    return draw(id, sum);
   }
   let sum = total;
   if (floor > 0) {
@@ -160,25 +173,25 @@ function sampleFrom(scores: Float32Array, params: Required<SamplingParams>, rng:
     if (w < floor || w === 0) continue;
     last = i;
     u -= w;
-    if (u < 0) return i;
+    if (u < 0) return draw(i, sum);
   }
-  return last;
+  return draw(last, sum);
 }
 
-/** Samples among `ids` in proportion to their weights. */
-function walk(ids: number[], weights: Float32Array, rng: Rng): number {
+/** Samples among `ids` in proportion to their weights; `sum` is their total weight. */
+function walk(ids: number[], weights: Float32Array, rng: Rng): { id: number; sum: number } {
   let sum = 0;
   for (const i of ids) sum += weights[i];
   let u = rng.next() * sum;
   for (const i of ids) {
     u -= weights[i];
-    if (u < 0) return i;
+    if (u < 0) return { id: i, sum };
   }
-  return ids[ids.length - 1];
+  return { id: ids[ids.length - 1], sum };
 }
 
 /** top-k candidates (sorted, largest first): temperature, then top-p and min-p over them, then a draw. */
-function sampleFromSorted(scores: Float32Array, sorted: number[], params: Required<SamplingParams>, rng: Rng): number {
+function sampleFromSorted(scores: Float32Array, sorted: number[], params: Required<SamplingParams>, rng: Rng): Draw {
   const invT = 1 / params.temperature;
   const max = scores[sorted[0]];
   const w = sorted.map((i) => Math.exp((scores[i] - max) * invT));
@@ -198,14 +211,14 @@ function sampleFromSorted(scores: Float32Array, sorted: number[], params: Requir
   let sum = 0;
   for (let r = 0; r < end; r++) if (w[r] >= params.minP) sum += w[r];
   let u = rng.next() * sum;
-  let last = sorted[0];
+  let last = 0;
   for (let r = 0; r < end; r++) {
     if (w[r] < params.minP) continue;
-    last = sorted[r];
+    last = r;
     u -= w[r];
-    if (u < 0) return sorted[r];
+    if (u < 0) break;
   }
-  return last;
+  return { id: sorted[last], sampledLogprob: Math.log(w[last]) - Math.log(sum) };
 }
 
 /**

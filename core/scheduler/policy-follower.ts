@@ -4,7 +4,8 @@
 // step v₀ + k·μ (μ = stepsPerBatch, the trainer's num_iterations), so it may start once the latest
 // version v satisfies v₀ + k·μ − v ≤ maxStaleness: generation never runs more than maxStaleness
 // optimiser steps ahead of training. maxStaleness 0 is the strict on-policy schedule (batch k waits
-// for the trainer to finish batch k − 1).
+// for the trainer to finish batch k − 1). A trainer that draws several rollout batches for one step
+// (dynamic sampling) says how many extra it took (`extraBatches`): batch k then counts as k − extra.
 import type { Observable, Subscription } from 'rxjs';
 import type { PolicySnapshot } from '../ports.js';
 
@@ -136,7 +137,8 @@ export class PolicyFollower {
   private admits(batchIndex: number, maxStaleness: number): boolean {
     if (!this.hasTrainer || (batchIndex === 0 && !this.firstWaits)) return true;
     if (!this.snapshot) return false;
-    return this.snapshot.version >= this.startVersion + requiredPolicyVersion(batchIndex, maxStaleness, this.snapshot.stepsPerBatch ?? 1);
+    const trainingBatch = Math.max(0, batchIndex - (this.snapshot.extraBatches ?? 0));
+    return this.snapshot.version >= this.startVersion + requiredPolicyVersion(trainingBatch, maxStaleness, this.snapshot.stepsPerBatch ?? 1);
   }
 
   private wake(): void {

@@ -135,7 +135,9 @@ export class RolloutScheduler {
     if (admission.status === 'ended') return undefined;
     const sample = await sampling!;
     this.busy.add(sample.seconds * 1000);
-    this.lastLag = (this.follower.latest ? this.follower.startVersion : this.initialVersion) + index * (this.follower.latest?.stepsPerBatch ?? 1) - sample.policyVersion;
+    const latest = this.follower.latest;
+    const trainingBatch = Math.max(0, index - (latest?.extraBatches ?? 0));
+    this.lastLag = (latest ? this.follower.startVersion : this.initialVersion) + trainingBatch * (latest?.stepsPerBatch ?? 1) - sample.policyVersion;
     return sample;
   }
 

@@ -49,6 +49,12 @@ export interface GenerateOptions extends SamplingParams {
    * so behaviour log-probs are of the distribution the trainer also computes (TRL divides by it too).
    */
   logprobTemperature?: number;
+  /**
+   * Which log-probs to record: 'tempered' (default), log_softmax(logits / logprobTemperature); 'sampled', the
+   * log-prob under the distribution each token was actually drawn from (after the repetition penalty,
+   * temperature, top-k, top-p and min-p): the behaviour log-probs a rollout engine returns (SamplingOptions).
+   */
+  logprobMode?: 'tempered' | 'sampled';
   onToken?: (requestIndex: number, token: { id: number; logprob: number }) => void;
   onFinish?: (requestIndex: number, result: GenerationResult) => void;
 }
@@ -59,7 +65,8 @@ export interface GenerationResult {
    * token up to and including the one that completed it (the token may carry text past the stop string).
    */
   ids: number[];
-  /** log p(ids[i]) under log_softmax(logits / logprobTemperature): the unmodified logits by default. */
+  /** log p(ids[i]) as `logprobMode` says: under log_softmax(logits / logprobTemperature) by default (the
+   *  unmodified logits at temperature 1), or under the distribution it was drawn from. */
   logprobs: number[];
   /** Decoded `ids` without special tokens, cut before the first stop string (when a tokenizer is given). */
   text?: string;
@@ -160,6 +167,7 @@ export async function generate<Cache>(
   const logprobTemperature = options.logprobTemperature ?? 1;
   if (!(logprobTemperature > 0)) throw new Error(`generate: logprobTemperature must be > 0, got ${logprobTemperature}`);
   const logprobScale = 1 / logprobTemperature;
+  const sampledMode = options.logprobMode === 'sampled';
   const read = (logits: tf.Tensor1D | tf.Tensor2D) => readLogits(logits, logprobScale);
   const freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   const cache = model.newCache(slots, maxLength);
@@ -167,7 +175,8 @@ export async function generate<Cache>(
   /** Takes one sampled token; returns whether the sequence is done (and then frees its slot). */
   const accept = (seq: Sequence, row: Float32Array, logNormalizer: number): boolean => {
     const sampled = sampleToken(row, sampling, seq.rng, { seen: seq.seen, logNormalizer, workspace });
-    const token = logprobScale === 1 ? sampled : { id: sampled.id, logprob: row[sampled.id] * logprobScale - logNormalizer };
+    const logprob = sampledMode ? sampled.sampledLogprob : logprobScale === 1 ? sampled.logprob : row[sampled.id] * logprobScale - logNormalizer;
+    const token = { id: sampled.id, logprob };
     seq.ids.push(token.id);
     seq.logprobs.push(token.logprob);
     seq.seen.add(token.id);

@@ -87,7 +87,8 @@ export class TfjsRolloutEngine implements RolloutEngine {
       rng: seedOf?.[i].fork(),
     }));
     const onToken = this.options.onToken;
-    const { results, refLogprobs } = await sampleBatch(this.model, requests, { ...sampling, merged, reference }, {
+    const logprobMode = sampling.logprobMode ?? 'sampled'; // the SamplingOptions contract's default
+    const { results, refLogprobs } = await sampleBatch(this.model, requests, { ...sampling, logprobMode, merged, reference }, {
       tokenizer: this.tokenizer,
       signal,
       onToken: onToken && (() => onToken()),

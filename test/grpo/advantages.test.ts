@@ -17,7 +17,10 @@ describe('groupAdvantages', () => {
     expect(advantages[1]).toEqual([0, 0, 0, 0]); // equal rewards: no signal
     expect(metrics.frac_reward_zero_std).toBe(0.5);
     expect(metrics.reward).toBeCloseTo((12 + 8) / 8, 12);
-    expect(metrics.reward_std).toBeCloseTo(std0 / 2, 12); // mean of the per-sample std (std0 ×4, 0 ×4)
+    // TRL 1.10: reward_std is the unbiased std of all 8 rewards (mean 2.5; squared deviations 2.25 0.25 0.25 12.25
+    // and 4 × 0.25: 16 / 7); the mean of the group stds (std0 ×4, 0 ×4) is reward_group_std.
+    expect(metrics.reward_std).toBeCloseTo(Math.sqrt(16 / 7), 12);
+    expect(metrics.reward_group_std).toBeCloseTo(std0 / 2, 12);
   });
 
   it("'batch': the std of all rewards of the batch divides every group", () => {
@@ -26,7 +29,9 @@ describe('groupAdvantages', () => {
     const { advantages, metrics } = groupAdvantages(totals, 'batch');
     expect(advantages[0][3]).toBeCloseTo(3 / (batchStd + 1e-4), 12);
     expect(advantages[1][0]).toBe(0);
-    expect(metrics.reward_std).toBeCloseTo(batchStd, 12);
+    expect(batchStd).toBeCloseTo(Math.sqrt(16 / 7), 12);
+    expect(metrics.reward_std).toBeCloseTo(batchStd, 12); // whatever the scaling
+    expect(metrics.reward_group_std).toBeCloseTo(Math.sqrt(14 / 3) / 2, 12);
     expect(metrics.frac_reward_zero_std).toBe(0.5); // still per group
   });
 

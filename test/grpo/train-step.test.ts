@@ -125,6 +125,27 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     });
   }
 
+  it('micro-batches combine a max metric by max and a min by min (the batch’s, not a mean of theirs)', async () => {
+    const results: Record<string, number>[] = [];
+    for (const microBatchSize of [32, 8]) {
+      const model = new FakePolicy(VOCAB, 4, 4);
+      const batch = await trainingBatch(model, new Rng(9), 0);
+      // Behaviour log-probs shifted by a different amount per group, so each micro-batch has its own extremes.
+      batch.groups.forEach((group, g) => group.completions.forEach((c) => (c.logprobs = c.logprobs.map((l) => l - 0.1 * g))));
+      const optimizer = new AdamW(model.trainableVariables());
+      const config = { learningRate: 0.01, microBatchSize, importanceSamplingCorrection: true, importanceSamplingMode: 'token_truncate' as const };
+      results.push((await grpoTrainStep(model, batch, optimizer, config)).metrics);
+      optimizer.dispose();
+      model.dispose();
+    }
+    for (const name of ['sampling/importance_sampling_ratio/max', 'sampling/importance_sampling_ratio/min', 'sampling/sampling_logp_difference/max']) {
+      expect(results[1][name], name).toBeCloseTo(results[0][name], 5);
+    }
+    // Group 3's shift of 0.3 gives the largest ratio, e^0.3 (the sampler and trainer otherwise agree).
+    expect(results[0]['sampling/importance_sampling_ratio/max']).toBeCloseTo(Math.exp(0.3), 4);
+    expect(results[0]['sampling/importance_sampling_ratio/min']).toBeCloseTo(1, 4);
+  });
+
   it('lets the rest of the thread run before each micro-batch (a worker generator is fed from this thread)', async () => {
     const model = new FakePolicy(VOCAB, 4, 5);
     const batch = await trainingBatch(model, new Rng(1), 0); // 4 prompts × 8 = 32 completions
@@ -214,22 +235,50 @@ describe('grpoTrainStep with a fake bigram policy', () => {
     model.dispose();
   });
 
-  it('learns: on a toy task, 30 steps with a fixed seed raise the mean reward clearly', async () => {
+  /** The toy task's mean reward per generation batch over `batches` batches, seed fixed. */
+  async function learningCurve(config: Partial<GrpoTrainerConfig>, batches: number): Promise<{ first: number; last: number }> {
     const model = new FakePolicy(VOCAB, 8, 11);
-    const trainer = new GrpoTrainer(model, { learningRate: 0.05, beta: 0, maxGradNorm: 1 });
+    const trainer = new GrpoTrainer(model, { learningRate: 0.05, beta: 0, maxGradNorm: 1, ...config });
     const rng = new Rng(12);
     const rewards: number[] = [];
-    for (let step = 0; step < 30; step++) {
-      const [metrics] = await trainer.trainOnBatch(await trainingBatch(model, rng, step));
-      rewards.push(metrics.reward);
+    try {
+      for (let batch = 0; batch < batches; batch++) {
+        const [metrics] = await trainer.trainOnBatch(await trainingBatch(model, rng, batch));
+        rewards.push(metrics.reward);
+      }
+    } finally {
+      trainer.dispose();
+      model.dispose();
     }
-    const first = rewards.slice(0, 5).reduce((a, b) => a + b) / 5;
-    const last = rewards.slice(-5).reduce((a, b) => a + b) / 5;
+    const ends = Math.max(3, Math.floor(batches / 6));
+    const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
+    return { first: meanOf(rewards.slice(0, ends)), last: meanOf(rewards.slice(-ends)) };
+  }
+
+  it('learns: on a toy task, 30 steps with a fixed seed raise the mean reward clearly', async () => {
+    const { first, last } = await learningCurve({}, 30);
     // Chance level is 1/8 of tokens on the target. (The run settles near 0.52: the policy collapses onto a
     // "3 x 3 x" cycle whose groups have zero reward variance, so GRPO gets no further signal.)
     expect(first).toBeLessThan(0.2);
     expect(last).toBeGreaterThan(0.45);
-    trainer.dispose();
-    model.dispose();
   });
+
+  // Issue 16's learning check: the toy task's mean reward rises for TRL's newer losses as for grpo, with the
+  // same seed and steps. μ = 2, so the second step of each batch sees ratios ≠ 1 (where the losses differ:
+  // at ratio 1, GSPO's gradient is grpo's). Measured (first 3 → last 3 batches): grpo 0.128 → 0.527, dapo
+  // 0.126 → 0.525, cispo 0.131 → 0.526, GSPO 0.135 → 0.529; chance is 1/8.
+  const LEARNING_VARIANTS: [string, Partial<GrpoTrainerConfig>][] = [
+    ['grpo', { lossType: 'grpo' }],
+    ['dapo', { lossType: 'dapo' }],
+    ['cispo (ε_high 5, as ScaleRL)', { lossType: 'cispo', epsilonHigh: 5 }],
+    ['GSPO (grpo, importance_sampling_level sequence)', { lossType: 'grpo', importanceSamplingLevel: 'sequence' }],
+    ['sapo', { lossType: 'sapo' }],
+  ];
+  for (const [name, variant] of LEARNING_VARIANTS) {
+    it(`learning check, ${name}: 15 batches × μ 2 with a fixed seed raise the mean reward clearly`, async () => {
+      const { first, last } = await learningCurve({ numIterations: 2, ...variant }, 15);
+      expect(first).toBeLessThan(0.2); // chance: 1/8
+      expect(last).toBeGreaterThan(0.4);
+    });
+  }
 });

@@ -115,6 +115,25 @@ describe('generate with a bigram model', () => {
     await expect(generate(model, [{ promptIds: [3], maxNewTokens: 1 }], { logprobTemperature: 0 })).rejects.toThrow(/logprobTemperature/);
   });
 
+  it("logprobMode 'sampled' records the log-prob under the truncated distribution each token was drawn from", async () => {
+    const model = new BigramModel(12, 5);
+    const options = { temperature: 2, topK: 2, seed: 9 };
+    const [tempered] = await generate(model, [{ promptIds: [3], maxNewTokens: 6 }], { ...options, logprobTemperature: 2 });
+    const [sampled] = await generate(model, [{ promptIds: [3], maxNewTokens: 6 }], { ...options, logprobMode: 'sampled' });
+    expect(sampled.ids).toEqual(tempered.ids);
+    let previous = 3;
+    sampled.ids.forEach((id, i) => {
+      // The two largest logits of the row, at T = 2, renormalised between themselves.
+      const row = model.table[previous];
+      const [a, b] = [...row.keys()].sort((x, y) => row[y] - row[x]).slice(0, 2);
+      expect([a, b]).toContain(id);
+      const other = id === a ? b : a;
+      expect(sampled.logprobs[i]).toBeCloseTo(-Math.log1p(Math.exp((row[other] - row[id]) / 2)), 5);
+      expect(sampled.logprobs[i]).toBeGreaterThan(tempered.logprobs[i]); // the truncated distribution puts more mass on it
+      previous = id;
+    });
+  });
+
   it('continuous batching: a finished sequence frees its slot for the next prompt, so a long one does not stall', async () => {
     const model = new BigramModel(30, 3);
     const lengths = [24, 2, 3, 2, 4, 2, 3];

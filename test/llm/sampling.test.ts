@@ -147,3 +147,41 @@ describe('topKIndices', () => {
     expect(topKIndices(row, 1)).toEqual(sorted.slice(0, 1));
   });
 });
+
+describe('sampleToken: the log-prob under the distribution actually sampled (behaviour log-probs)', () => {
+  // Probabilities 0.4, 0.3, 0.2, 0.1 (logits log p + 3). Each case: the kept set renormalised, worked out by hand.
+  const row = logitsOf([0.4, 0.3, 0.2, 0.1]);
+  /** Every token drawn in 400 draws, with its sampled log-prob: one entry per distinct id. */
+  function sampledLogprobs(p: SamplingParams, seen?: number[]): Map<number, number> {
+    const rng = new Rng(5);
+    const out = new Map<number, number>();
+    for (let i = 0; i < 400; i++) {
+      const t = sampleToken(row, params(p), rng, { seen });
+      out.set(t.id, t.sampledLogprob);
+    }
+    return out;
+  }
+  const close = (got: Map<number, number>, want: Record<number, number>) => {
+    expect([...got.keys()].sort()).toEqual(Object.keys(want).map(Number).sort());
+    for (const [id, lp] of got) expect(lp).toBeCloseTo(Math.log(want[id]), 6);
+  };
+
+  it('no truncation at T = 1: the model probabilities', () => close(sampledLogprobs({}), { 0: 0.4, 1: 0.3, 2: 0.2, 3: 0.1 }));
+  it('temperature 0.5: p² renormalised, 16/30, 9/30, 4/30, 1/30', () => close(sampledLogprobs({ temperature: 0.5 }), { 0: 16 / 30, 1: 9 / 30, 2: 4 / 30, 3: 1 / 30 }));
+  it('top-k 2: 4/7, 3/7', () => close(sampledLogprobs({ topK: 2 }), { 0: 4 / 7, 1: 3 / 7 }));
+  // top-p 0.5 keeps a token while the mass before it is below 0.5: 0.4 (before 0), 0.3 (before 0.4).
+  it('top-p 0.5: 4/7, 3/7', () => close(sampledLogprobs({ topP: 0.5 }), { 0: 4 / 7, 1: 3 / 7 }));
+  it('top-p 0.5 over top-k 3: the same 4/7, 3/7', () => close(sampledLogprobs({ topK: 3, topP: 0.5 }), { 0: 4 / 7, 1: 3 / 7 }));
+  // min-p 0.6: tokens at least 0.6 × 0.4 = 0.24 likely: 0.4 and 0.3.
+  it('min-p 0.6: 4/7, 3/7', () => close(sampledLogprobs({ minP: 0.6 }), { 0: 4 / 7, 1: 3 / 7 }));
+  // At T = 0.5 the weights relative to the top are 1, 9/16, 4/16, 1/16; min-p 0.4 keeps the first two.
+  it('min-p 0.4 over top-k 4 at T = 0.5: 16/25, 9/25', () => close(sampledLogprobs({ topK: 4, minP: 0.4, temperature: 0.5 }), { 0: 16 / 25, 1: 9 / 25 }));
+  // Penalty 2 on token 0 (logit log 0.4 + 3 > 0, so ÷ 2): weights ∝ exp(logit): token 0 becomes e^{(log 0.4 + 3)/2}.
+  it('repetition penalty: the penalised logits are what is sampled', () => {
+    const penalised0 = Math.exp((Math.log(0.4) + 3) / 2);
+    const others = [0.3, 0.2, 0.1].map((p) => Math.exp(Math.log(p) + 3));
+    const total = penalised0 + others.reduce((a, b) => a + b, 0);
+    close(sampledLogprobs({ repetitionPenalty: 2 }, [0]), { 0: penalised0 / total, 1: others[0] / total, 2: others[1] / total, 3: others[2] / total });
+  });
+  it('greedy: a point mass, log-prob 0', () => close(sampledLogprobs({ temperature: 0 }), { 0: 1 }));
+});

@@ -80,6 +80,30 @@ describe('train.grpo resume', () => {
     expect(existsSync(path.join(root, 'again', 'metrics.jsonl'))).toBe(false);
   }, 120_000);
 
+  it('with filter_groups (dynamic sampling): the checkpoint counts every batch drawn, and the resumed steps repeat the run', async () => {
+    // Rewards in words over 3-token completions tie often, so groups are dropped and extra batches drawn.
+    const sets = ['nodes.train.with.filter_groups=true', 'nodes.length.with.unit=words', 'nodes.rollout.with.max_new_tokens=3', 'nodes.train.with.max_completion_length=3'];
+    const setArgs = sets.flatMap((s) => ['--set', s]);
+    const full = path.join(root, 'filter-full');
+    const first = await run(['--out', full, ...setArgs]);
+    expect(first.code, first.stderr).toBe(0);
+    const checkpoint = path.join(full, 'checkpoints/checkpoint-2');
+    const { datasetPosition } = JSON.parse(readFileSync(path.join(checkpoint, 'trainer_state.json'), 'utf8'));
+    const a = trainSteps(full);
+    const drawn = [1, 2].reduce((n, step) => n + a.get(step)!['filter_groups/num_gen_batches'], 0);
+    expect(drawn).toBeGreaterThan(2); // extra batches were drawn before the checkpoint
+    expect(datasetPosition).toEqual({ batches: drawn, prompts: 2 * drawn });
+
+    const resumed = path.join(root, 'filter-resumed');
+    const second = await run(['--out', resumed, '--resume', checkpoint, ...setArgs]);
+    expect(second.code, second.stderr).toBe(0);
+    const b = trainSteps(resumed);
+    expect([...b.keys()]).toEqual([3, 4]);
+    for (const step of [3, 4]) {
+      for (const name of Object.keys(a.get(step)!).filter((n) => !TIMINGS.has(n))) expect(b.get(step)![name], `${name} at step ${step}`).toBe(a.get(step)![name]);
+    }
+  }, 300_000);
+
   it('Ctrl-C writes a checkpoint of the steps done so far, and the run resumes from it', async () => {
     const out = path.join(root, 'interrupted');
     const child = spawn(

@@ -131,6 +131,7 @@ describe('rollout pipeline graph', () => {
         [
           'frac_reward_zero_std',
           'reward',
+          'reward_group_std',
           'reward_std',
           'rewards/brevity/mean',
           'rewards/brevity/std',

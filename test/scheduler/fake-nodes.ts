@@ -8,7 +8,8 @@ import { tf } from '../../engines/tfjs/tf.js';
 import { loadLoraSnapshot, loraSnapshot, type LoraSnapshot } from '../../engines/tfjs/lora.js';
 import type { CausalLM } from '../../engines/tfjs/model.js';
 import { defineNode, definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
-import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch } from '../../core/ports.js';
+import { GroupFilter } from '../../core/grpo/dynamic-sampling.js';
+import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch, type TrainingBatch } from '../../core/ports.js';
 import { fromIterableWithBackpressure } from '../../core/runtime/operators/from-iterable.js';
 import { mapAsync } from '../../core/runtime/operators/map-async.js';
 
@@ -56,6 +57,8 @@ export const fakeTrainer = defineNode({
     /** Recompute each batch's log-probs with the weights of the version it is stamped with. */
     verify_behaviour: z.boolean().default(false),
     max_batches: z.number().int().optional(),
+    /** Dynamic sampling with train.grpo's GroupFilter: prompts with an odd number get equal rewards (dropped). */
+    filter_groups: z.boolean().default(false),
   }),
   run(ctx, inputs) {
     const c = ctx.config;
@@ -65,9 +68,10 @@ export const fakeTrainer = defineNode({
     let step = 0;
     let batches = 0;
     const versions = new Map<number, LoraSnapshot>();
+    const filter = c.filter_groups ? new GroupFilter({ promptsPerStep: 1, maxGenBatches: 0 }) : undefined;
     const announce = () => {
       if (c.verify_behaviour) versions.set(step, copyOf(loraSnapshot(model)));
-      policy$.next({ version: step, weights: loraSnapshot(model), stepsPerBatch: c.steps_per_batch });
+      policy$.next({ version: step, weights: loraSnapshot(model), stepsPerBatch: c.steps_per_batch, ...(filter ? { extraBatches: filter.extraBatches } : {}) });
     };
     const nudge = () =>
       tf.tidy(() => {
@@ -83,6 +87,8 @@ export const fakeTrainer = defineNode({
             const error = behaviourError(model, batch, versions.get(batch.policyVersion)!);
             probe.behaviourError = Math.max(probe.behaviourError ?? 0, error);
           }
+          // Not full yet: announce the extra draw (as train.grpo does) and take the next batch.
+          if (filter && !filter.add(scoredByParity(batch))) return announce();
           for (let i = 0; i < c.steps_per_batch; i++) {
             await sleep(c.step_ms);
             nudge();
@@ -106,6 +112,12 @@ export const fakeTrainer = defineNode({
     return { policy: policy$, done };
   },
 });
+
+/** The batch with rewards: [1, 1] (no spread) for an odd prompt number, [0, 1] for an even one. */
+function scoredByParity(batch: RolloutBatch): TrainingBatch {
+  const totals = batch.groups.map((g) => g.completions.map((_, c) => (Number(g.prompt.id.slice(1)) % 2 === 1 ? 1 : c)));
+  return { ...batch, rewards: [{ name: 'parity', weight: 1, values: totals }], totals, advantages: totals.map((t) => t.map(() => 0)) };
+}
 
 function copyOf(snapshot: LoraSnapshot): LoraSnapshot {
   return Object.fromEntries(Object.entries(snapshot).map(([name, t]) => [name, { shape: [...t.shape], data: t.data.slice() }]));

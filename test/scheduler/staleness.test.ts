@@ -128,6 +128,22 @@ describe('rollout schedule', () => {
     }
   });
 
+  it('filter_groups (dynamic sampling): the extra draws do not stall a strict on-policy generator, and overlap keeps its bound', async () => {
+    // Prompts p1, p3, p5 have equal rewards (dropped): steps take p0 | p1 p2 | p3 p4, and p5 waits for a sixth.
+    const strict = await run({ rollout: { overlap: false }, trainer: { step_ms: 20, filter_groups: true, verify_behaviour: true } });
+    expect(strict.result?.status).toBe('completed');
+    expect(strict.probe.trained.map((b) => [b.index, b.step])).toEqual([[0, 0], [1, 1], [2, 1], [3, 2], [4, 2], [5, 3]]);
+    expect(staleness(strict.probe)).toEqual([0, 0, 0, 0, 0, 0]); // every draw sampled by the policy that trains on it
+    expect(strict.probe.behaviourError).toBeLessThan(1e-4);
+    const overlapped = await run({ rollout: { overlap: true, max_staleness: 1 }, trainer: { step_ms: 150, filter_groups: true }, buffer: 2 });
+    expect(overlapped.result?.status).toBe('completed');
+    expect(overlapped.probe.trained.map((b) => b.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(staleness(overlapped.probe).every((s) => s >= 0 && s <= 1)).toBe(true);
+    expect(Math.max(...staleness(overlapped.probe))).toBe(1); // it did run ahead
+    expect(overlapped.metrics.every((m) => m['scheduler/policy_lag'] <= 1)).toBe(true);
+    expect(GeneratorWorker.liveCount).toBe(0);
+  });
+
   it('stops generating when the trainer finishes early', async () => {
     const { probe, result } = await run({ prompts: 8, rollout: { overlap: true }, trainer: { max_batches: 2 } });
     expect(result?.status).toBe('completed');

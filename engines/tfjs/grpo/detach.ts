@@ -10,3 +10,15 @@ const detachOp = tf.customGrad((...inputs) => ({
 export function detach<T extends tf.Tensor>(x: T): T {
   return detachOp(x) as T;
 }
+
+/**
+ * `fn(...inputs)` as a constant of the backward pass: no gradient flows back through it, and ops it uses
+ * that have no gradient in TensorFlow.js (TopK, logical ops) may sit on the loss's path.
+ */
+export function withoutGradient(fn: (...inputs: tf.Tensor[]) => tf.Tensor, ...inputs: tf.Tensor[]): tf.Tensor {
+  const op = tf.customGrad((...args) => {
+    const tensors = args.slice(0, inputs.length) as tf.Tensor[];
+    return { value: fn(...tensors), gradFunc: () => tensors.map((t) => tf.zerosLike(t)) };
+  });
+  return op(...inputs);
+}

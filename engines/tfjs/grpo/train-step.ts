@@ -215,6 +215,8 @@ export async function trainStepOnRows(
 
   // The reference log-probs come with the rows when the rollout computed them; otherwise a pass here.
   const givenReference = lossConfig.beta !== 0 && trainingRows.refLogprobs !== undefined;
+  const correction = config.importanceSamplingCorrection ?? false;
+  const useBehaviour = correction || (lossConfig.offPolicyMaskThreshold !== undefined && trainingRows.behaviourLogprobs !== undefined);
   const parts = splitRows(rows, microBatchSize);
   const accumulationSteps = parts.length;
   const counts = (row: TrainingRow) => (config.maskTruncatedCompletions && row.truncated ? 0 : row.completionIds.length);
@@ -236,7 +238,8 @@ export async function trainStepOnRows(
       const [b, C] = packed.targets.shape;
       const rowTensor = (perRow: (row: TrainingRow) => ArrayLike<number>) => tf.tensor2d(padRows(part.map(perRow), C), [b, C]);
       const old = oldLogprobs ? rowTensor((row) => tokenValuesOf(trainingRows, oldLogprobs, row.index)) : undefined;
-      const behaviour = config.importanceSamplingCorrection ? rowTensor((row) => row.behaviourLogprobs!) : undefined;
+      // The sampler's log-probs: the correction's denominator, and the off-policy mask's reference when the rows have them.
+      const behaviour = useBehaviour ? rowTensor((row) => row.behaviourLogprobs!) : undefined;
       const ref =
         lossConfig.beta === 0
           ? undefined
@@ -247,8 +250,8 @@ export async function trainStepOnRows(
         const { value, grads } = tf.variableGrads(() => {
           const { logprobs, entropy } = completionLogprobs(model, packedPart, config, true, true);
           const { loss, metrics } = grpoLoss(
-            { logprobs, oldLogprobs: old, refLogprobs: ref, behaviourLogprobs: behaviour, mask: packed.completionMask, advantages: packed.advantages },
-            { ...lossConfig, gradientAccumulationSteps: accumulationSteps, numItemsInBatch },
+            { logprobs, oldLogprobs: old, refLogprobs: ref, behaviourLogprobs: behaviour, entropy, mask: packed.completionMask, advantages: packed.advantages },
+            { ...lossConfig, importanceSamplingCorrection: correction, gradientAccumulationSteps: accumulationSteps, numItemsInBatch },
           );
           for (const [name, metric] of Object.entries(metrics)) keepMetric(name, metric);
           if (entropy) {
@@ -283,8 +286,10 @@ export async function trainStepOnRows(
 
     // One read-back for every scalar.
     const names = Object.keys(metricTensors);
-    // (tf.sum of a stack, not addN: see clipGradNorm.)
-    const stacked = tf.tidy(() => tf.stack([tf.sum(tf.stack(lossValues)), norm, ...names.map((n) => tf.mean(tf.stack(metricTensors[n])))]));
+    // Micro-batches combine by the metric's kind: a max (`…/max`, `…_max`) is the max of theirs, a min the
+    // min, the rest the mean. (tf.sum of a stack, not addN: see clipGradNorm.)
+    const combine = (name: string, values: tf.Tensor) => (/[/_]max$/.test(name) ? tf.max(values) : /[/_]min$/.test(name) ? tf.min(values) : tf.mean(values));
+    const stacked = tf.tidy(() => tf.stack([tf.sum(tf.stack(lossValues)), norm, ...names.map((n) => combine(n, tf.stack(metricTensors[n])))]));
     const [scalars] = await readFloat32([stacked], 'grpoTrainStep metrics').finally(() => stacked.dispose());
     const metrics: Record<string, number> = { loss: scalars[0] };
     names.forEach((name, i) => (metrics[name] = scalars[i + 2]));
