@@ -107,6 +107,13 @@ export class NodeRegistry {
       if (!engine || typeof engine.name !== 'string' || typeof engine.create !== 'function' || !Array.isArray(engine.threads)) {
         throw new PluginLoadError('BAD_PLUGIN', `a rollout engine of plugin \`${plugin.name}\` is not a valid { name, description, threads, create }`, { plugin: plugin.name });
       }
+      if (engine.threads.includes('worker') && (typeof engine.worker?.module !== 'string' || typeof engine.worker.create !== 'function' || typeof engine.worker.prepare !== 'function')) {
+        throw new PluginLoadError(
+          'BAD_PLUGIN',
+          `rollout engine \`${engine.name}\` of plugin \`${plugin.name}\` lists the worker thread but has no \`worker: { module, exportName, prepare, create }\` saying how a worker builds it`,
+          { plugin: plugin.name, engine: engine.name },
+        );
+      }
       const clash = this.engines.get(engine.name) ?? (engines.filter((e) => e.name === engine.name).length > 1 ? { origin } : undefined);
       if (clash) {
         throw new PluginLoadError(
