@@ -111,7 +111,8 @@ export interface PolicyTrainer {
   /** The versioned trainable weights (PEFT names), read at the call. */
   weights(): Promise<PolicyWeights>;
   save(): Promise<TrainerState>;
-  restore(state: TrainerState): void;
+  /** Puts a saved state back; `where` names its source in errors (a checkpoint file). */
+  restore(state: TrainerState, where?: string): void;
   dispose(): void;
 }
 

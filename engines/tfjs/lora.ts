@@ -1,13 +1,11 @@
 // LoRA adapters as PEFT defines them: y = W x + scale · B(A(dropout(x))), scale = alpha/r (alpha/√r
 // with rsLoRA), A Kaiming-uniform(a=√5) and B zero at init. Loaded from and saved to PEFT's own
 // format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
-import { hubIdOfCachedFolder } from '../../core/hf-env.js';
+import { peftBaseModelName, writePeftAdapter } from '../../core/llm/peft-adapter.js';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { Rng } from '../../core/rng.js';
-import { readSafetensors, writeSafetensors } from '../../core/llm/safetensors.js';
+import { readSafetensors } from '../../core/llm/safetensors.js';
 import { PEFT_PREFIX, loraScale, readPeftAdapterConfig } from '../../core/llm/peft-config.js';
 import type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 import { CausalLM, PROJECTIONS, type Linear, type ProjectionName } from './model.js';
@@ -15,7 +13,7 @@ import { projectionsOf } from './parameters.js';
 
 export type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 
-export { loraScale };
+export { loraScale, peftBaseModelName, writePeftAdapter };
 
 function validate(config: LoraConfig): void {
   if (!(Number.isInteger(config.r) && config.r > 0)) throw new Error(`LoRA: r must be a positive integer, got ${config.r}`);
@@ -219,37 +217,3 @@ export async function savePeftAdapter(model: CausalLM, dir: string, options: { b
   writePeftAdapter(dir, await loraSnapshotAsync(model), lora.config, options.baseModelNameOrPath ?? peftBaseModelName(model.dir));
 }
 
-/** How PEFT names the base model of a model loaded from `dir`: its Hub id when it is a Hub cache snapshot, else the folder. */
-export function peftBaseModelName(dir: string | undefined): string | undefined {
-  return dir ? (hubIdOfCachedFolder(dir) ?? dir) : undefined;
-}
-
-/** Writes adapter weights (by PEFT name) and their LoRA config as a PEFT adapter folder. */
-export function writePeftAdapter(dir: string, weights: LoraSnapshot, c: LoraConfig, baseModelNameOrPath: string | undefined): void {
-  mkdirSync(dir, { recursive: true });
-  const config = {
-    peft_type: 'LORA',
-    task_type: 'CAUSAL_LM',
-    base_model_name_or_path: baseModelNameOrPath ?? null,
-    r: c.r,
-    lora_alpha: c.alpha,
-    lora_dropout: c.dropout,
-    target_modules: c.targetModules,
-    use_rslora: c.useRslora,
-    bias: 'none',
-    fan_in_fan_out: false,
-    inference_mode: true,
-    init_lora_weights: true,
-    modules_to_save: null,
-    layers_to_transform: null,
-    layers_pattern: null,
-    rank_pattern: {},
-    alpha_pattern: {},
-    use_dora: false,
-    revision: null,
-  };
-  writeSafetensors(join(dir, 'adapter_model.safetensors'), weights);
-  const configPath = join(dir, 'adapter_config.json');
-  writeFileSync(`${configPath}.tmp-${process.pid}`, JSON.stringify(config, null, 2));
-  renameSync(`${configPath}.tmp-${process.pid}`, configPath);
-}
