@@ -122,29 +122,15 @@ export class NodeRegistry {
           { plugin: plugin.name, engine: engine.name },
         );
       }
-      const clash = this.engines.get(engine.name) ?? (engines.filter((e) => e.name === engine.name).length > 1 ? { origin } : undefined);
-      if (clash) {
-        throw new PluginLoadError(
-          'DUPLICATE_NODE_TYPE',
-          `rollout engine \`${engine.name}\` from ${origin} is already registered by ${clash.origin}`,
-          { engine: engine.name, origin, existing: clash.origin },
-        );
-      }
     }
+    refuseDuplicateNames('rollout engine', engines, this.engines, origin);
     const modelEngines = plugin.modelEngines ?? [];
     for (const engine of modelEngines) {
       if (!engine || typeof engine.name !== 'string' || typeof engine.load !== 'function' || typeof engine.policyTrainer !== 'function') {
         throw new PluginLoadError('BAD_PLUGIN', `a model engine of plugin \`${plugin.name}\` is not a valid ModelEngineDefinition (core/engine/model-engine.ts)`, { plugin: plugin.name });
       }
-      const clash = this.modelEngineTable.get(engine.name) ?? (modelEngines.filter((e) => e.name === engine.name).length > 1 ? { origin } : undefined);
-      if (clash) {
-        throw new PluginLoadError(
-          'DUPLICATE_NODE_TYPE',
-          `model engine \`${engine.name}\` from ${origin} is already registered by ${clash.origin}`,
-          { engine: engine.name, origin, existing: clash.origin },
-        );
-      }
     }
+    refuseDuplicateNames('model engine', modelEngines, this.modelEngineTable, origin);
     try {
       // Architectures and chat templates are looked up by name wherever a model or template is loaded,
       // so they go into the process-wide tables.
@@ -220,6 +206,16 @@ export class NodeRegistry {
     for (const [name, engine] of this.engines) copy.engines.set(name, engine);
     for (const [name, engine] of this.modelEngineTable) copy.modelEngineTable.set(name, engine);
     return copy;
+  }
+}
+
+/** Throws when one of `incoming` (a plugin's engines of one kind) has a name already registered or used twice in the plugin. */
+function refuseDuplicateNames(kind: string, incoming: { name: string }[], registered: Map<string, { origin: string }>, origin: string): void {
+  for (const { name } of incoming) {
+    const clash = registered.get(name) ?? (incoming.filter((e) => e.name === name).length > 1 ? { origin } : undefined);
+    if (clash) {
+      throw new PluginLoadError('DUPLICATE_NODE_TYPE', `${kind} \`${name}\` from ${origin} is already registered by ${clash.origin}`, { engine: name, origin, existing: clash.origin });
+    }
   }
 }
 
