@@ -3,6 +3,7 @@
 import type { Observable } from 'rxjs';
 import type { z } from 'zod';
 import type { RolloutEngineDefinition } from './engine/interfaces.js';
+import type { ModelEngineDefinition } from './engine/model-engine.js';
 import type { ArchitectureDefinition } from './llm/architectures/types.js';
 import type { BuiltinChatTemplate } from './llm/chat-templates/types.js';
 
@@ -154,6 +155,8 @@ export interface PluginDefinition {
   nodes: NodeDefinition<any, any, any>[];
   /** Rollout engines this plugin provides, by name (`rollout.generate: {engine: NAME}`). */
   rolloutEngines?: RolloutEngineDefinition[];
+  /** Model engines this plugin provides, by name: loading, LoRA, saving and the trainers (a model names its engine). */
+  modelEngines?: ModelEngineDefinition[];
   /** Model architecture families this plugin adds (`architectures[0]` of config.json → how it differs from the shared block). */
   architectures?: ArchitectureDefinition[];
   /** Named chat templates this plugin adds (`chat.template: {name}`). */

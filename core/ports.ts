@@ -1,20 +1,16 @@
 // The port types that built-in nodes exchange. Plugins may use these or declare their own.
 import { latestPort, resourcePort, streamPort } from './plugin.js';
-import type { CausalLM } from '../engines/tfjs/model.js';
+import type { ModelHandle } from './engine/model-handle.js';
+import type { PromptRecord } from './prompt-record.js';
 import type { Tokenizer } from './llm/tokenizer.js';
 import type { ChatMessage, ChatTemplate } from './llm/chat-template.js';
 import type { FinishReason, PolicySnapshot } from './engine/interfaces.js';
 
 export type { ChatMessage } from './llm/chat-template.js';
 export type { FinishReason, PolicySnapshot } from './engine/interfaces.js';
+export type { ModelHandle } from './engine/model-handle.js';
+export type { PromptRecord } from './prompt-record.js';
 
-/** One dataset row after mapping: the conversation to prompt with, plus the row's other fields (the answer, ...). */
-export interface PromptRecord {
-  id: string;
-  messages: ChatMessage[];
-  /** The row's other fields, handed to reward functions (`answer`, ...). */
-  fields: Record<string, unknown>;
-}
 
 /** A raw dataset row, before mapping. `source` says where it came from, for error messages (`file:row`). */
 export interface DatasetRow {
@@ -100,7 +96,7 @@ export interface MetricRecord {
 }
 
 export const ports = {
-  model: resourcePort<CausalLM>('model', 'A loaded causal language model (weights, config, optional LoRA).'),
+  model: resourcePort<ModelHandle>('model', 'A loaded causal language model (weights, config, optional LoRA), held by a model engine.'),
   tokenizer: resourcePort<Tokenizer>('tokenizer', 'A Hugging Face tokenizer.'),
   chatTemplate: resourcePort<ChatTemplate>('chat-template', 'A Jinja chat template that renders messages.'),
   reward: resourcePort<RewardFunction>('reward', 'A reward function.'),

@@ -4,6 +4,7 @@
 import type { InputSpec, NodeDefinition, PluginDefinition } from './plugin.js';
 import { PLUGIN_API_VERSION } from './plugin.js';
 import type { RolloutEngineDefinition } from './engine/interfaces.js';
+import type { ModelEngineDefinition } from './engine/model-engine.js';
 import { registerArchitecture } from './llm/architectures/index.js';
 import { registerChatTemplate } from './llm/chat-templates/index.js';
 
@@ -44,6 +45,12 @@ export interface RegisteredEngine {
   def: RolloutEngineDefinition;
 }
 
+export interface RegisteredModelEngine {
+  plugin: string;
+  origin: string;
+  def: ModelEngineDefinition;
+}
+
 export interface RegisteredPlugin {
   name: string;
   apiVersion: number;
@@ -54,6 +61,7 @@ export class NodeRegistry {
   private readonly nodes = new Map<string, Map<number, RegisteredNode>>();
   private readonly plugins = new Map<string, RegisteredPlugin>();
   private readonly engines = new Map<string, RegisteredEngine>();
+  private readonly modelEngineTable = new Map<string, RegisteredModelEngine>();
 
   /** Registers every node of `plugin`; nothing is registered if any check fails. */
   register(plugin: PluginDefinition, origin: string): void {
@@ -107,15 +115,22 @@ export class NodeRegistry {
       if (!engine || typeof engine.name !== 'string' || typeof engine.create !== 'function' || !Array.isArray(engine.threads)) {
         throw new PluginLoadError('BAD_PLUGIN', `a rollout engine of plugin \`${plugin.name}\` is not a valid { name, description, threads, create }`, { plugin: plugin.name });
       }
-      const clash = this.engines.get(engine.name) ?? (engines.filter((e) => e.name === engine.name).length > 1 ? { origin } : undefined);
-      if (clash) {
+      if (engine.threads.includes('worker') && (typeof engine.worker?.module !== 'string' || typeof engine.worker.create !== 'function' || typeof engine.worker.prepare !== 'function')) {
         throw new PluginLoadError(
-          'DUPLICATE_NODE_TYPE',
-          `rollout engine \`${engine.name}\` from ${origin} is already registered by ${clash.origin}`,
-          { engine: engine.name, origin, existing: clash.origin },
+          'BAD_PLUGIN',
+          `rollout engine \`${engine.name}\` of plugin \`${plugin.name}\` lists the worker thread but has no \`worker: { module, exportName, prepare, create }\` saying how a worker builds it`,
+          { plugin: plugin.name, engine: engine.name },
         );
       }
     }
+    refuseDuplicateNames('rollout engine', engines, this.engines, origin);
+    const modelEngines = plugin.modelEngines ?? [];
+    for (const engine of modelEngines) {
+      if (!engine || typeof engine.name !== 'string' || typeof engine.load !== 'function' || typeof engine.policyTrainer !== 'function') {
+        throw new PluginLoadError('BAD_PLUGIN', `a model engine of plugin \`${plugin.name}\` is not a valid ModelEngineDefinition (core/engine/model-engine.ts)`, { plugin: plugin.name });
+      }
+    }
+    refuseDuplicateNames('model engine', modelEngines, this.modelEngineTable, origin);
     try {
       // Architectures and chat templates are looked up by name wherever a model or template is loaded,
       // so they go into the process-wide tables.
@@ -125,6 +140,7 @@ export class NodeRegistry {
       throw new PluginLoadError('DUPLICATE_NODE_TYPE', (error as Error).message, { plugin: plugin.name, origin });
     }
     for (const engine of engines) this.engines.set(engine.name, { plugin: plugin.name, origin, def: engine });
+    for (const engine of modelEngines) this.modelEngineTable.set(engine.name, { plugin: plugin.name, origin, def: engine });
     for (const node of staged) {
       let versions = this.nodes.get(node.type);
       if (!versions) this.nodes.set(node.type, (versions = new Map()));
@@ -172,13 +188,34 @@ export class NodeRegistry {
     return [...this.engines.values()].sort((a, b) => a.def.name.localeCompare(b.def.name));
   }
 
+  /** The model engine registered as `name`. */
+  modelEngine(name: string): RegisteredModelEngine | undefined {
+    return this.modelEngineTable.get(name);
+  }
+
+  /** Every registered model engine, by name. */
+  listModelEngines(): RegisteredModelEngine[] {
+    return [...this.modelEngineTable.values()].sort((a, b) => a.def.name.localeCompare(b.def.name));
+  }
+
   /** A copy to which a graph's own plugins can be added without touching the shared one. */
   clone(): NodeRegistry {
     const copy = new NodeRegistry();
     for (const [type, versions] of this.nodes) copy.nodes.set(type, new Map(versions));
     for (const [name, plugin] of this.plugins) copy.plugins.set(name, plugin);
     for (const [name, engine] of this.engines) copy.engines.set(name, engine);
+    for (const [name, engine] of this.modelEngineTable) copy.modelEngineTable.set(name, engine);
     return copy;
+  }
+}
+
+/** Throws when one of `incoming` (a plugin's engines of one kind) has a name already registered or used twice in the plugin. */
+function refuseDuplicateNames(kind: string, incoming: { name: string }[], registered: Map<string, { origin: string }>, origin: string): void {
+  for (const { name } of incoming) {
+    const clash = registered.get(name) ?? (incoming.filter((e) => e.name === name).length > 1 ? { origin } : undefined);
+    if (clash) {
+      throw new PluginLoadError('DUPLICATE_NODE_TYPE', `${kind} \`${name}\` from ${origin} is already registered by ${clash.origin}`, { engine: name, origin, existing: clash.origin });
+    }
   }
 }
 

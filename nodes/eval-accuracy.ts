@@ -15,7 +15,9 @@ import { z } from 'zod';
 import { resumeCheckpoint } from '../core/grpo/resume.js';
 import { scoreBatch } from '../core/grpo/rewards/score.js';
 import { sampledGroup } from '../core/engine/sampled.js';
-import { TfjsRolloutEngine } from '../engines/tfjs/rollout-engine.js';
+import { rolloutEngineNamed } from '../core/engine/model-engine.js';
+import type { RolloutEngine } from '../core/engine/interfaces.js';
+import { EngineWorker } from '../core/scheduler/engine-worker.js';
 import { defineNode, type MetricsPublisher } from '../core/plugin.js';
 import { ports, type PolicySnapshot, type PromptRecord, type RolloutGroup } from '../core/ports.js';
 import { mergeSummary, readSummarySync } from '../core/report/summary.js';
@@ -45,6 +47,11 @@ export const evalAccuracyConfig = z
       .describe('Sample with the LoRA adapter folded into a copy of the adapted weights (as rollout.generate\'s merged_sampling): faster on small models.'),
     greedy: z.boolean().default(false).describe('Also decode each problem once greedily and report greedy_accuracy (when temperature > 0).'),
     seed: z.number().int().optional().describe("Sampling seed, the same for every evaluation; default the graph's seed."),
+    engine: z
+      .string()
+      .min(1)
+      .default('tfjs')
+      .describe('The rollout engine that samples (`grpoflow nodes` lists the installed ones; built in: tfjs); on this thread, or in a worker thread if it runs only there.'),
   })
   .refine((c) => c.k.every((k) => k <= c.n), { message: 'every k must be ≤ n (samples per prompt)', path: ['k'] });
 
@@ -101,9 +108,14 @@ export const evalAccuracy = defineNode({
     if (c.after && !inputs.policy) {
       throw new Error(`${where}: after: true needs the policy input (connect it to the trainer's policy output), or set after: false`);
     }
-    // Its own adapter weights: the trainer's steps never change them under an evaluation in progress.
-    const engine = TfjsRolloutEngine.fork(model, tokenizer);
-    ctx.onTeardown(() => engine.close());
+    // An engine with its own copy of the weights, taken now: the trainer's steps never change them under
+    // an evaluation in progress. On this thread, or through the worker host for an engine that runs only there.
+    const definition = rolloutEngineNamed(ctx.services, c.engine, where);
+    const starting: Promise<RolloutEngine> = definition.threads.includes('main')
+      ? definition.create({ model, tokenizer, thread: 'main' })
+      : EngineWorker.start(definition, { model, tokenizer, thread: 'worker', backend: (ctx.services.backend as { name?: string } | undefined)?.name });
+    starting.catch(() => undefined); // awaited by the first evaluation, which reports a failure
+    ctx.onTeardown(async () => (await starting.catch(() => undefined))?.close());
     const eosTokenIds = stopTokenIds(model, tokenizer, template);
     const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0);
 
@@ -119,11 +131,12 @@ export const evalAccuracy = defineNode({
     /** Evaluates the engine's current weights, or `policy`'s. */
     const evaluate = async (label: string, step: number, policy?: PolicySnapshot): Promise<EvalResult> => {
       const prompts = await heldOut();
+      const engine = await starting;
       // The engine runs its calls in the order made: the weights and the samples are asked for together,
       // so no other evaluation's weights come between them.
       const weightsSet = policy ? engine.setWeights(policy) : Promise.resolve();
-      const sampling = generateGroups(prompts, c.n, c.temperature, label);
-      const greedying = greedyPass ? generateGroups(prompts, 1, 0, `${label} greedy`) : Promise.resolve(undefined);
+      const sampling = generateGroups(engine, prompts, c.n, c.temperature, label);
+      const greedying = greedyPass ? generateGroups(engine, prompts, 1, 0, `${label} greedy`) : Promise.resolve(undefined);
       const [, sampled, greedy] = await Promise.all([weightsSet, sampling, greedying]);
       const result = await score(label, step, sampled, greedy);
       results.set(step, result);
@@ -131,7 +144,7 @@ export const evalAccuracy = defineNode({
       return result;
     };
 
-    const generateGroups = async (prompts: PromptRecord[], n: number, temperature: number, label: string): Promise<RolloutGroup[]> => {
+    const generateGroups = async (engine: RolloutEngine, prompts: PromptRecord[], n: number, temperature: number, label: string): Promise<RolloutGroup[]> => {
       const prepared = prompts.map((p) => preparePrompt(p, template, tokenizer, { max_prompt_length: c.max_prompt_length, long_prompts: 'truncate', template_variables: {} }));
       const kept = prepared.flatMap((p) => ('promptIds' in p ? [p] : []));
       const onFinished = evalProgress(ctx.metrics, label, kept.length * n); // the UI's eval progress and ETA

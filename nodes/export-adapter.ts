@@ -4,7 +4,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { savePeftAdapter } from '../engines/tfjs/lora.js';
+import { modelEngineOf } from '../core/engine/model-engine.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 import { outputPath } from './export-paths.js';
@@ -27,12 +27,13 @@ export const exportAdapter = defineNode({
   run(ctx, inputs) {
     const model = inputs.model;
     if (!model.lora) throw new Error(`export.adapter ${ctx.id}: the model has no LoRA adapter to export`);
+    const engine = modelEngineOf(ctx.services, model, `export.adapter ${ctx.id}`);
     const target = outputPath(ctx.outDir, ctx.config.path);
     const done = (async () => {
       // Written beside the target, then renamed, so the folder holds one whole adapter or none.
       const staging = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
       await rm(staging, { recursive: true, force: true });
-      await savePeftAdapter(model, staging, { baseModelNameOrPath: ctx.config.base_model_name_or_path });
+      await engine.savePeftAdapter(model, staging, { baseModelNameOrPath: ctx.config.base_model_name_or_path });
       await rm(target, { recursive: true, force: true });
       await rename(staging, target);
       ctx.metrics.event('info', `adapter exported to ${target}`, { export: target });

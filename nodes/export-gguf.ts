@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { z } from 'zod';
 import { ADAPTER_FILE_TYPES, exportGguf } from '../core/gguf/export.js';
 import { GGUF_FILE_TYPE_NAMES } from '../core/gguf/format.js';
-import { savePeftAdapter } from '../engines/tfjs/lora.js';
+import { modelEngineOf } from '../core/engine/model-engine.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 import { outputPath } from './export-paths.js';
@@ -34,6 +34,7 @@ export const exportGgufNode = defineNode({
   run(ctx, inputs) {
     const { model, template } = inputs;
     const where = `export.gguf ${ctx.id}`;
+    const engine = modelEngineOf(ctx.services, model, where);
     const modelDir = model.dir;
     if (modelDir === undefined) throw new Error(`${where}: the model was not loaded from a folder (model.create?); save it with export.merged and run grpoflow export-gguf on that folder`);
     const type = ctx.config.type;
@@ -43,7 +44,7 @@ export const exportGgufNode = defineNode({
       // The adapter goes through PEFT's format in a scratch folder: the GGUF export reads folders.
       const scratch = model.lora ? await mkdtemp(join(dirname(target), '.export-gguf-')) : undefined;
       try {
-        if (scratch) await savePeftAdapter(model, scratch);
+        if (scratch) await engine.savePeftAdapter(model, scratch);
         const chatTemplate = template?.source;
         try {
           if (!scratch || ctx.config.merge) {

@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { withLoraMerged } from '../engines/tfjs/lora.js';
-import { saveModel, TOKENIZER_FILES } from '../engines/tfjs/save-model.js';
+import { modelEngineOf } from '../core/engine/model-engine.js';
+import { TOKENIZER_FILES } from '../core/llm/tokenizer-files.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 import { outputPath } from './export-paths.js';
@@ -55,6 +55,7 @@ export const exportMerged = defineNode({
   run(ctx, inputs) {
     const { model, template } = inputs;
     const where = `export.merged ${ctx.id}`;
+    const engine = modelEngineOf(ctx.services, model, where);
     const tokenizerDir = ctx.config.tokenizer_dir !== undefined ? resolve(ctx.baseDir, ctx.config.tokenizer_dir) : model.dir;
     if (tokenizerDir === undefined) throw new Error(`${where}: the model has no source folder to copy tokenizer files from; set tokenizer_dir`);
     const target = outputPath(ctx.outDir, ctx.config.path);
@@ -65,9 +66,7 @@ export const exportMerged = defineNode({
       } catch (error) {
         throw new Error(`${where}: ${(error as Error).message}`);
       }
-      const save = () => saveModel(model, target, { dtype: ctx.config.dtype, tokenizerFiles });
-      if (model.lora) await withLoraMerged(model, save);
-      else await save();
+      await engine.saveModel(model, target, { dtype: ctx.config.dtype, tokenizerFiles });
       ctx.metrics.event('info', `merged model exported to ${target} (${ctx.config.dtype})`, { export: target });
     })();
     return { done };

@@ -22,12 +22,9 @@ import { exportMerged } from './export-merged.js';
 import { exportGgufNode } from './export-gguf.js';
 import { modelCreate } from './model-create.js';
 import { trainSft } from './train-sft.js';
-import { tfjsRolloutEngine } from '../engines/tfjs/index.js';
-import { openaiRolloutEngine } from '../engines/openai/index.js';
 
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
   nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, trainGrpo, evalAccuracy, exportAdapter, exportMerged, exportGgufNode, modelCreate, trainSft],
-  rolloutEngines: [tfjsRolloutEngine, openaiRolloutEngine],
 });

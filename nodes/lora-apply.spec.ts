@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { tf } from '../engines/tfjs/tf.js';
 import { type CausalLM } from '../engines/tfjs/model.js';
 import { loadModel } from '../engines/tfjs/model-loader.js';
+import { tfjsModel } from '../engines/tfjs/model-engine.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { loraApply } from './lora-apply.js';
 
@@ -21,7 +22,7 @@ async function apply(config: Record<string, unknown>, services = { seed: 5 }) {
   models.push(model);
   const recorded = recordingContext(loraApply.config.parse(config), { baseDir: FIXTURE, services });
   const out = await firstValueFrom((await loraApply.run(recorded.ctx, { model })).model!);
-  return { model: out, events: recorded.events, input: model };
+  return { model: tfjsModel(out), events: recorded.events, input: model };
 }
 
 const firstA = (model: CausalLM) => [...model.lora!.adapters.values()][0].A.dataSync().slice(0, 8);

@@ -5,11 +5,10 @@ import { resolve } from 'node:path';
 import { of } from 'rxjs';
 import { z } from 'zod';
 import { isHubId, resolveModelDir } from '../core/llm/hub.js';
-import { attachLora, loadPeftAdapter } from '../engines/tfjs/lora.js';
-import { PROJECTIONS } from '../engines/tfjs/model.js';
+import { modelEngineOf } from '../core/engine/model-engine.js';
+import { PROJECTIONS } from '../core/llm/projections.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
-import { baseParameterCount } from './model-load.js';
 
 const projection = z.enum(PROJECTIONS);
 
@@ -36,20 +35,21 @@ export const loraApply = defineNode({
   async run(ctx, inputs) {
     const c = ctx.config;
     const model = inputs.model;
+    const engine = modelEngineOf(ctx.services, model, `lora.apply ${ctx.id}`);
     if (c.adapter !== undefined) {
       const local = resolve(ctx.baseDir, c.adapter);
       if (!existsSync(local) && !isHubId(c.adapter)) throw new Error(`lora.apply ${ctx.id}: adapter folder ${local} not found`);
       const dir = existsSync(local) ? local : await resolveModelDir(c.adapter, { kind: 'adapter' }).catch((error: Error) => {
         throw new Error(`lora.apply ${ctx.id}: ${error.message}`);
       });
-      loadPeftAdapter(model, dir);
+      engine.loadPeftAdapter(model, dir);
     } else {
       const seed = c.seed ?? (typeof ctx.services.seed === 'number' ? ctx.services.seed : 0);
-      attachLora(model, { r: c.r, alpha: c.alpha, dropout: c.dropout, targetModules: c.target_modules, useRslora: c.use_rslora, seed });
+      engine.attachLora(model, { r: c.r, alpha: c.alpha, dropout: c.dropout, targetModules: c.target_modules, useRslora: c.use_rslora, seed });
     }
     const lora = model.lora!;
-    const trainable = model.trainableVariables().reduce((sum, v) => sum + v.size, 0);
-    const total = baseParameterCount(model) + trainable;
+    const { base, trainable } = engine.parameterCounts(model);
+    const total = base + trainable;
     const percent = (100 * trainable) / total;
     // Worded as PEFT's print_trainable_parameters().
     ctx.metrics.event(

@@ -2,17 +2,19 @@ import { firstValueFrom } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../engines/tfjs/backend.js';
 import { generate } from '../engines/tfjs/generate.js';
+import { builtinEngineServices } from '../test/nodes/node-context.js';
 import { fakeContext } from '../test/data/fake-context.js';
 import { modelCreate } from './model-create.js';
+import { tfjsModel } from '../engines/tfjs/model-engine.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
 });
 
 async function create(config: Record<string, unknown>) {
-  const { ctx } = fakeContext(modelCreate.config.parse(config));
+  const { ctx } = fakeContext(modelCreate.config.parse(config), { services: builtinEngineServices });
   const out = await modelCreate.run(ctx, {});
-  return { model: await firstValueFrom(out.model!), tokenizer: await firstValueFrom(out.tokenizer!), template: await firstValueFrom(out.template!) };
+  return { model: tfjsModel(await firstValueFrom(out.model!)), tokenizer: await firstValueFrom(out.tokenizer!), template: await firstValueFrom(out.template!) };
 }
 
 describe('model.create', () => {

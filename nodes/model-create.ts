@@ -4,7 +4,7 @@ import { of } from 'rxjs';
 import { z } from 'zod';
 import { BYTE_CHAT_BOS_ID, BYTE_CHAT_EOS_ID, BYTE_CHAT_PAD_ID, BYTE_CHAT_VOCAB_SIZE, byteChatTemplate, byteChatTokenizer } from '../core/llm/byte-chat.js';
 import { parseModelConfig } from '../core/llm/config.js';
-import { createModel } from '../engines/tfjs/model-loader.js';
+import { modelEngineNamed } from '../core/engine/model-engine.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 
@@ -22,6 +22,7 @@ export const modelCreateConfig = z
     rms_norm_eps: z.number().positive().default(1e-5).describe('RMSNorm epsilon.'),
     initializer_range: z.number().positive().default(0.02).describe('Standard deviation of the normal weight init (transformers\' initializer_range).'),
     seed: z.number().int().default(0).describe('Seed of the random init.'),
+    engine: z.string().min(1).default('tfjs').describe('The model engine that holds the weights (`grpoflow nodes` lists the installed ones; built in: tfjs).'),
   })
   .refine((c) => c.num_heads % c.num_kv_heads === 0, { message: 'num_kv_heads must divide num_heads' })
   .refine((c) => c.head_dim % 2 === 0, { message: 'head_dim must be even (rotary embedding)' });
@@ -70,7 +71,7 @@ export const modelCreate = defineNode({
   config: modelCreateConfig,
   run(ctx) {
     const config = parseModelConfig(scratchLlamaConfig(ctx.config), undefined, `node ${ctx.id}`);
-    const model = createModel(config, { seed: ctx.config.seed });
+    const model = modelEngineNamed(ctx.services, ctx.config.engine, `model.create ${ctx.id}`).create(config, { seed: ctx.config.seed });
     ctx.onTeardown(() => model.dispose());
     return { model: of(model), tokenizer: of(byteChatTokenizer()), template: of(byteChatTemplate()) };
   },

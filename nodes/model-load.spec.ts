@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CausalLM } from '../engines/tfjs/model.js';
+import type { ModelEngineDefinition, ModelHandle } from '../core/engine/model-engine.js';
 import { buildByteLevelTokenizerJson } from '../core/llm/tokenizer.js';
 import { recordingContext } from '../test/nodes/node-context.js';
 import { modelLoad } from './model-load.js';
@@ -76,5 +77,28 @@ describe('model.load', () => {
     for (const f of readdirSync(FIXTURE)) if (f !== 'adapter' && f !== 'config.json') symlinkSync(join(FIXTURE, f), join(dir, f));
     writeFileSync(join(dir, 'config.json'), '{\n  "model_type": "llama",\n  "hidden_size": 64\n  "vocab_size": 1006\n}\n');
     await expect(load({ path: dir })).rejects.toThrow(`${join(dir, 'config.json')}:4:3: not valid JSON`);
+  });
+});
+
+describe('model.load with another model engine', () => {
+  it('loads through the engine named by `engine:` (found in the run services), and names a missing one', async () => {
+    const loaded: string[] = [];
+    const handle = { engine: 'fake', config: { vocabSize: 1006, numLayers: 2, hiddenSize: 64 } as ModelHandle['config'], dir: FIXTURE, dispose: () => undefined };
+    const fake = {
+      name: 'fake',
+      load: async (dir: string) => {
+        loaded.push(dir);
+        return handle;
+      },
+      parameterCounts: () => ({ base: 1234, trainable: 0 }),
+    } as unknown as ModelEngineDefinition;
+    const services = { seed: 3, modelEngines: (name: string) => (name === 'fake' ? fake : undefined) };
+    const recorded = recordingContext(modelLoad.config.parse({ path: 'fixtures/llama-tiny', engine: 'fake' }), { id: 'base', baseDir: 'test', services });
+    const out = await modelLoad.run(recorded.ctx, {});
+    expect(await firstValueFrom(out.model!)).toBe(handle);
+    expect(loaded).toEqual([FIXTURE]);
+    expect(recorded.events[0].message).toContain('1,234 parameters');
+    const missing = recordingContext(modelLoad.config.parse({ path: 'fixtures/llama-tiny', engine: 'nope' }), { id: 'base', baseDir: 'test', services });
+    await expect(modelLoad.run(missing.ctx, {})).rejects.toThrow('model.load base: no model engine named "nope" is installed (grpoflow nodes lists them)');
   });
 });

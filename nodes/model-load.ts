@@ -5,8 +5,7 @@ import { resolve } from 'node:path';
 import { of } from 'rxjs';
 import { z } from 'zod';
 import { resolveModelDir } from '../core/llm/hub.js';
-import { loadModel } from '../engines/tfjs/model-loader.js';
-import type { CausalLM } from '../engines/tfjs/model.js';
+import { modelEngineNamed, modelEngineOf, type ModelHandle } from '../core/engine/model-engine.js';
 import { Tokenizer } from '../core/llm/tokenizer.js';
 import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
@@ -16,6 +15,7 @@ export const modelLoadConfig = z.strictObject({
   revision: z.string().optional().describe('Hub revision (branch, tag or commit) when `path` is a Hub id.'),
   dtype: z.enum(['float32']).default('float32').describe('Compute dtype; bf16/f16 checkpoints are upcast to float32 (the only one supported).'),
   tokenizer: z.string().optional().describe('Folder with tokenizer.json (relative to the graph file); default the model folder.'),
+  engine: z.string().min(1).default('tfjs').describe('The model engine that holds the weights (`grpoflow nodes` lists the installed ones; built in: tfjs).'),
   cache_dir: z.string().optional().describe('Hugging Face hub cache folder; default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub.'),
 });
 
@@ -34,8 +34,8 @@ export function looksLikePath(ref: string): boolean {
 }
 
 /** Parameter count of the base weights (tied embeddings counted once), without LoRA. */
-export function baseParameterCount(model: CausalLM): number {
-  return model.baseWeightTensors().reduce((total, t) => total + t.size, 0);
+export function baseParameterCount(services: object, model: ModelHandle, where: string): number {
+  return modelEngineOf(services, model, where).parameterCounts(model).base;
 }
 
 export const modelLoad = defineNode({
@@ -50,6 +50,7 @@ export const modelLoad = defineNode({
   config: modelLoadConfig,
   async run(ctx) {
     const c = ctx.config;
+    const engine = modelEngineNamed(ctx.services, c.engine, `model.load ${ctx.id}`);
     const cacheDir = c.cache_dir !== undefined ? resolve(ctx.baseDir, c.cache_dir) : undefined;
     const ref = resolveLocalOrHub(c.path, ctx.baseDir);
     if (ref === c.path && looksLikePath(c.path) && !existsSync(c.path)) {
@@ -61,7 +62,7 @@ export const modelLoad = defineNode({
       throw new Error(`model.load ${ctx.id}: tokenizer: ${error.message}`);
     });
     const seed = typeof ctx.services.seed === 'number' ? ctx.services.seed : 0;
-    const model = await loadModel(dir, { dtype: c.dtype, seed });
+    const model = await engine.load(dir, { dtype: c.dtype, seed });
     ctx.onTeardown(() => model.dispose());
     if (tokenizer.vocabSize > model.config.vocabSize) {
       throw new Error(
@@ -70,10 +71,8 @@ export const modelLoad = defineNode({
       );
     }
     const { numLayers, hiddenSize, vocabSize } = model.config;
-    ctx.metrics.event('info', `loaded ${dir}: ${baseParameterCount(model).toLocaleString('en-US')} parameters, ${numLayers} layers, hidden ${hiddenSize}, vocab ${vocabSize}`, {
-      dir,
-      parameters: baseParameterCount(model),
-    });
+    const parameters = engine.parameterCounts(model).base;
+    ctx.metrics.event('info', `loaded ${dir}: ${parameters.toLocaleString('en-US')} parameters, ${numLayers} layers, hidden ${hiddenSize}, vocab ${vocabSize}`, { dir, parameters });
     return { model: of(model), tokenizer: of(tokenizer) };
   },
 });

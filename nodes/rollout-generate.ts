@@ -11,7 +11,7 @@ import { bufferCount, filter, map, skip, takeWhile } from 'rxjs';
 import { z } from 'zod';
 import { resumeCheckpoint, resumePosition } from '../core/grpo/resume.js';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
-import type { CausalLM } from '../engines/tfjs/model.js';
+import { rolloutEngineNamed, type ModelHandle } from '../core/engine/model-engine.js';
 import { positionsOverflow } from '../core/llm/prompt-fits.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { defineNode } from '../core/plugin.js';
@@ -19,7 +19,7 @@ import { ports, type PromptRecord, type RolloutBatch, type RolloutGroup } from '
 import { Rng } from '../core/rng.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
 import { RolloutScheduler, schedulerConfigShape } from '../core/scheduler/rollout-scheduler.js';
-import type { RolloutEngineDefinition, SamplingOptions } from '../core/engine/interfaces.js';
+import type { SamplingOptions } from '../core/engine/interfaces.js';
 
 const THREADS = ['auto', 'main', 'worker'] as const;
 import { sampledGroup } from '../core/engine/sampled.js';
@@ -101,7 +101,7 @@ export function preparePrompt(
 }
 
 /** Ids that end a completion: the model's and tokenizer's eos ids, plus the template's end-of-turn token. */
-export function stopTokenIds(model: CausalLM, tokenizer: Tokenizer, template: ChatTemplate): number[] {
+export function stopTokenIds(model: ModelHandle, tokenizer: Tokenizer, template: ChatTemplate): number[] {
   const ids = new Set([...model.config.eosTokenIds, ...tokenizer.eosTokenIds]);
   const endOfTurn = template.info.endOfTurn !== undefined ? tokenizer.tokenToId(template.info.endOfTurn) : undefined;
   if (endOfTurn !== undefined) ids.add(endOfTurn);
@@ -147,9 +147,7 @@ export const rolloutGenerate = defineNode({
     // `engine: auto | main | worker` is the older spelling of the thread, with the tfjs engine.
     const legacyThread = (THREADS as readonly string[]).includes(c.engine);
     const engineName = legacyThread ? 'tfjs' : c.engine;
-    const engines = ctx.services.rolloutEngines as ((name: string) => RolloutEngineDefinition | undefined) | undefined;
-    const engine = engines?.(engineName);
-    if (!engine) throw new Error(`rollout.generate ${ctx.id}: no rollout engine named "${engineName}" is installed (grpoflow nodes lists them)`);
+    const engine = rolloutEngineNamed(ctx.services, engineName, `rollout.generate ${ctx.id}`);
     const scheduler = await RolloutScheduler.start({
       engine,
       model,

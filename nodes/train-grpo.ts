@@ -7,7 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import { concat, concatMap, defer, EMPTY, from, ignoreElements, Subject, takeWhile } from 'rxjs';
 import { z } from 'zod';
 import { planBatches, type BatchPlan } from '../core/grpo/batch-plan.js';
-import { saveCheckpoint } from '../core/grpo/checkpoint.js';
+import { saveCheckpoint, type AdamWState } from '../core/grpo/checkpoint.js';
 import { GroupFilter } from '../core/grpo/dynamic-sampling.js';
 import {
   IMPORTANCE_SAMPLING_LEVELS,
@@ -20,12 +20,10 @@ import {
 import { resumeCheckpoint, resumePosition, type TrainingPosition } from '../core/grpo/resume.js';
 import { learningRateSchedule, SCHEDULE_TYPES, type ScheduleType } from '../core/grpo/schedule.js';
 import { stepsOnBatch } from '../core/engine/policy-steps.js';
-import { peftBaseModelName, writePeftAdapter } from '../engines/tfjs/lora.js';
-import type { CausalLM } from '../engines/tfjs/model.js';
+import { peftBaseModelName, writePeftAdapter } from '../core/llm/peft-adapter.js';
+import { modelEngineOf, type ModelHandle } from '../core/engine/model-engine.js';
 import { readSafetensors } from '../core/llm/safetensors.js';
-import { TfjsPolicyTrainer } from '../engines/tfjs/policy-trainer.js';
 import { defineNode } from '../core/plugin.js';
-import type { AdamWState } from '../engines/tfjs/grpo/optimizer.js';
 import { ports, type MetricRecord, type PolicySnapshot, type TrainingBatch } from '../core/ports.js';
 import { Rng } from '../core/rng.js';
 import { mergeSummary } from '../core/report/summary.js';
@@ -197,7 +195,7 @@ export const trainGrpo = defineNode({
   config: trainGrpoConfig,
   run(ctx, inputs) {
     const c = ctx.config;
-    const model: CausalLM = inputs.model;
+    const model: ModelHandle = inputs.model;
     const where = `train.grpo ${ctx.id}`;
     if (!model.lora) throw new Error(`${where}: the model has no LoRA adapter; connect its model input through lora.apply`);
     const lora = model.lora.config;
@@ -244,11 +242,11 @@ export const trainGrpo = defineNode({
     };
     // The trainer owns the model's adapter weights from here on: they leave only as versioned values on
     // the policy output (a rollout engine or evaluation holds its own copy), so nothing needs a lock.
-    const trainer = new TfjsPolicyTrainer(model, spec);
+    const trainer = modelEngineOf(ctx.services, model, where).policyTrainer(model, spec, { dropoutSeed: seed !== undefined ? new Rng(seed).state() : undefined });
 
     const policy$ = new Subject<PolicySnapshot>();
     const metrics$ = new Subject<MetricRecord>();
-    const trained$ = new Subject<CausalLM>();
+    const trained$ = new Subject<ModelHandle>();
     let position: TrainingPosition = { prompts: 0, batches: 0 };
     let lastSaved = -1;
     let finished = false;
@@ -292,7 +290,6 @@ export const trainGrpo = defineNode({
     };
 
     const restore = () => {
-      if (seed !== undefined) trainer.seedDropout(new Rng(seed).state());
       const checkpoint = resumeCheckpoint(ctx.services);
       if (!checkpoint) return;
       const weightsPath = join(checkpoint.dir, 'adapter_model.safetensors');

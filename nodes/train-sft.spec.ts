@@ -10,8 +10,10 @@ import { loadModel } from '../engines/tfjs/model-loader.js';
 import type { PromptRecord } from '../core/ports.js';
 import { packSftBatch } from '../engines/tfjs/sft/batch.js';
 import { encodeSftExample } from '../core/sft/examples.js';
+import { builtinEngineServices } from '../test/nodes/node-context.js';
 import { fakeContext } from '../test/data/fake-context.js';
 import { modelCreate } from './model-create.js';
+import { tfjsModel } from '../engines/tfjs/model-engine.js';
 import { trainSft } from './train-sft.js';
 
 const tokenizer = byteChatTokenizer();
@@ -30,8 +32,8 @@ beforeAll(async () => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function tinyModel() {
-  const { ctx } = fakeContext(modelCreate.config.parse({ hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, head_dim: 16, intermediate_size: 64, seed: 1 }));
-  return firstValueFrom((await modelCreate.run(ctx, {})).model!);
+  const { ctx } = fakeContext(modelCreate.config.parse({ hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, head_dim: 16, intermediate_size: 64, seed: 1 }), { services: builtinEngineServices });
+  return tfjsModel(await firstValueFrom((await modelCreate.run(ctx, {})).model!));
 }
 
 describe('SFT examples and batches', () => {
@@ -78,7 +80,7 @@ describe('train.sft', () => {
       batch_size: 4, learning_rate: 0.01, warmup_steps: 2, max_steps: 150, eval_every: 10, eval_max_new_tokens: 60,
       stop_accuracy: { '1': 1 }, save_to: saveTo, save_dtype: 'float32',
     });
-    const { ctx, events } = fakeContext(config);
+    const { ctx, events } = fakeContext(config, { services: builtinEngineServices });
     const published: { step: number; values: Record<string, number> }[] = [];
     ctx.metrics.publish = (step, values) => published.push({ step, values });
     const prompts = from(Array.from({ length: 600 }, (_, i) => record(`train-${i}`)));
@@ -111,7 +113,7 @@ describe('train.sft', () => {
 
   it('fails clearly when stop_accuracy has no held-out input to measure', async () => {
     const model = await tinyModel();
-    const { ctx } = fakeContext(trainSft.config.parse({ stop_accuracy: { '1': 0.5 } }));
+    const { ctx } = fakeContext(trainSft.config.parse({ stop_accuracy: { '1': 0.5 } }), { services: builtinEngineServices });
     const out = await trainSft.run(ctx, { model, tokenizer, template, prompts: from([record('a')]), test: undefined });
     await expect(out.done).rejects.toThrow(/stop_accuracy needs held-out records/);
     model.dispose();

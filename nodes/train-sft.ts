@@ -7,15 +7,11 @@ import { resolve } from 'node:path';
 import { bufferCount, defaultIfEmpty, lastValueFrom, take, takeWhile, toArray, type Observable } from 'rxjs';
 import { z } from 'zod';
 import type { ChatTemplate } from '../core/llm/chat-template.js';
-import type { CausalLM } from '../engines/tfjs/model.js';
-import { saveModel } from '../engines/tfjs/save-model.js';
+import { modelEngineOf, type ModelHandle, type ProbeResult, type SftStepResult } from '../core/engine/model-engine.js';
 import type { Tokenizer } from '../core/llm/tokenizer.js';
 import { learningRateSchedule, SCHEDULE_TYPES } from '../core/grpo/schedule.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
-import { packSftBatch } from '../engines/tfjs/sft/batch.js';
 import { encodeSftExample } from '../core/sft/examples.js';
-import { accuracyProbe, type ProbeResult } from '../engines/tfjs/sft/probe.js';
-import { SftTrainer } from '../engines/tfjs/sft/trainer.js';
 import { defineNode, type NodeContext } from '../core/plugin.js';
 import { ports, type PromptRecord } from '../core/ports.js';
 
@@ -65,7 +61,7 @@ export const trainSft = defineNode({
 
 async function trainLoop(
   ctx: NodeContext<TrainSftConfig>,
-  model: CausalLM,
+  model: ModelHandle,
   tokenizer: Tokenizer,
   template: ChatTemplate,
   prompts: Observable<PromptRecord>,
@@ -77,8 +73,9 @@ async function trainLoop(
   const heldOut = test$ ? (await lastValueFrom(test$.pipe(toArray(), defaultIfEmpty([])))).slice(0, c.eval_size) : [];
   if (c.stop_accuracy && heldOut.length === 0) throw new Error(`train.sft ${ctx.id}: stop_accuracy needs held-out records on the "test" input`);
 
-  if (c.full_training) model.trainBaseWeights();
-  const trainer = new SftTrainer(model, {
+  const engine = modelEngineOf(ctx.services, model, `train.sft ${ctx.id}`);
+  const trainer = engine.sftTrainer(model, {
+    fullTraining: c.full_training,
     learningRate: learningRateSchedule({ type: c.schedule as 'cosine', learningRate: c.learning_rate, totalSteps: c.max_steps, warmupSteps: c.warmup_steps }),
     weightDecay: c.weight_decay,
     maxGradNorm: c.max_grad_norm,
@@ -89,7 +86,7 @@ async function trainLoop(
 
   const probe = async (step: number): Promise<ProbeResult | undefined> => {
     if (heldOut.length === 0) return undefined;
-    const result = await accuracyProbe(model, tokenizer, template, heldOut, { maxNewTokens: c.eval_max_new_tokens, answerField: c.answer_field, signal: ctx.signal });
+    const result = await trainer.probe(tokenizer, template, heldOut, { maxNewTokens: c.eval_max_new_tokens, answerField: c.answer_field, signal: ctx.signal });
     const values: Record<string, number> = { 'sft/accuracy': result.accuracy, 'sft/format_rate': result.formatRate };
     for (const [level, r] of Object.entries(result.byLevel)) if (level !== 'all') values[`sft/accuracy/level${level}`] = r.accuracy;
     ctx.metrics.publish(step, values);
@@ -104,7 +101,7 @@ async function trainLoop(
   const save = async (step: number) => {
     if (!c.save_to) return;
     const dir = resolve(ctx.baseDir, c.save_to);
-    await saveModel(model, dir, {
+    await engine.saveModel(model, dir, {
       dtype: c.save_dtype,
       tokenizerFiles: {
         'tokenizer.json': tokenizer.source.tokenizerJson,
@@ -130,14 +127,8 @@ async function trainLoop(
       // A batch may already be queued here when an early stop is decided.
       if (stopped || ctx.signal.aborted) return [];
       const examples = records.map((r) => encodeSftExample(r, tokenizer, template, { completionField: c.completion_field, maxLength: c.max_length }));
-      const batch = packSftBatch(examples, padId, c.prompt_loss_weight);
-      let result: Awaited<ReturnType<typeof trainer.step>>;
-      try {
-        result = await trainer.step(batch);
-      } finally {
-        batch.dispose();
-      }
-      tokens += batch.inputs.shape[0] * batch.inputs.shape[1];
+      const result: SftStepResult = await trainer.step(examples, padId, c.prompt_loss_weight);
+      tokens += result.batchTokens;
       const seconds = (performance.now() - started) / 1000;
       ctx.metrics.publish(result.step, {
         'sft/loss': result.loss,

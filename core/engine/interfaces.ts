@@ -136,7 +136,8 @@ export interface PolicyTrainer {
   /** The versioned trainable weights (PEFT names), read at the call. */
   weights(): Promise<PolicyWeights>;
   save(): Promise<TrainerState>;
-  restore(state: TrainerState): void;
+  /** Puts a saved state back; `where` names its source in errors (a checkpoint file). */
+  restore(state: TrainerState, where?: string): void;
   dispose(): void;
 }
 
@@ -157,13 +158,44 @@ export interface RolloutEngineArgs {
 }
 
 /** A rollout engine as a plugin registers it (`definePlugin({ rolloutEngines: [...] })`); graphs pick it by
- *  name (`rollout.generate: {engine: NAME}`). */
+ *  name (`rollout.generate: {engine: NAME}`). The scheduler decides the thread: `create` builds it on the
+ *  calling thread; for a worker thread (core/scheduler/engine-worker.ts) the host imports `worker.module`
+ *  inside a fresh worker_thread, finds this definition under `worker.exportName` and calls `worker.create`
+ *  there with what `worker.prepare` made of the arguments on the calling thread. */
 export interface RolloutEngineDefinition {
   name: string;
   description: string;
-  /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). */
+  /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). 'worker' needs `worker`. */
   threads: EngineThread[];
   /** Sampling waits on other processes (servers), so it overlaps training from the main thread too. */
   overlapsOnMainThread?: boolean;
+  /** The engine on the calling thread. */
   create(args: RolloutEngineArgs): Promise<RolloutEngine>;
+  /** How a worker thread builds the engine (absent: the engine runs on the calling thread only). */
+  worker?: WorkerEngineSpec;
+}
+
+/** The part of a rollout engine definition that the worker host (core/scheduler/engine-worker.ts) uses. */
+export interface WorkerEngineSpec {
+  /** URL of the module that exports the definition (its file's `import.meta.url`); the worker thread imports it. */
+  module: string;
+  /** The name the definition is exported under in that module (`default` for a default export). */
+  exportName: string;
+  /** On the calling thread: what the worker needs, as structured-clonable plain data (a model folder and the
+   *  adapter's config and weights, not a model object). Typed arrays in it are copied. */
+  prepare(args: RolloutEngineArgs): unknown | Promise<unknown>;
+  /** In the worker thread: the engine, built from `prepare`'s data. Its results are transferred to the
+   *  calling thread, so it must not keep the typed arrays it returns. */
+  create(prepared: unknown, args: WorkerEngineArgs): Promise<RolloutEngine>;
+}
+
+export interface WorkerEngineArgs {
+  /** The same tokenizer, rebuilt in the worker from its files. */
+  tokenizer: Tokenizer;
+  /** The backend asked for (`worker_backend`, or the run's); an engine without backends ignores it. */
+  backend?: string;
+  /** Call between steps that never yield to the event loop (each sampled token): it aborts the signal of
+   *  the sample in progress as soon as the calling thread cancelled it. An engine whose work awaits I/O
+   *  sees the abort on its signal and need not call it. */
+  checkCancelled(): void;
 }

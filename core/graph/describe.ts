@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import type { InputSpec, OutputSpec } from '../plugin.js';
 import type { NodeRegistry, RegisteredNode } from '../registry.js';
+import { listArchitectures } from '../llm/architectures/index.js';
+import { listChatTemplates } from '../llm/chat-templates/index.js';
 
 export interface PortDescription {
   type: string;
@@ -63,4 +65,22 @@ export function describeNode(node: RegisteredNode, latest: boolean): NodeDescrip
 
 export function describeRegistry(registry: NodeRegistry): NodeDescription[] {
   return registry.list().map((n) => describeNode(n, registry.get(n.type)?.version === n.version));
+}
+
+/** What a registry offers besides nodes: engines, and the architectures and chat templates loaders find by name. */
+export interface EnginesDescription {
+  rolloutEngines: { name: string; plugin: string; description: string; threads: string[] }[];
+  modelEngines: { name: string; plugin: string; description: string }[];
+  /** `origin` is `core` for the built-in ones, else the plugin that added it. */
+  architectures: { name: string; origin: string }[];
+  chatTemplates: { name: string; origin: string }[];
+}
+
+export function describeEngines(registry: NodeRegistry): EnginesDescription {
+  return {
+    rolloutEngines: registry.listEngines().map(({ def, plugin }) => ({ name: def.name, plugin, description: def.description, threads: [...def.threads] })),
+    modelEngines: registry.listModelEngines().map(({ def, plugin }) => ({ name: def.name, plugin, description: def.description })),
+    architectures: listArchitectures().map(({ def, origin }) => ({ name: def.name, origin })),
+    chatTemplates: listChatTemplates().map(({ template, origin }) => ({ name: template.name, origin })),
+  };
 }

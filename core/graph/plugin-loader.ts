@@ -135,15 +135,24 @@ export async function loadPluginInto(registry: NodeRegistry, spec: string, baseD
 
 let coreRegistry: Promise<NodeRegistry> | undefined;
 
+/** What every run has: the core nodes and the tfjs engine (module path without extension, origin). */
+const BUILTIN_PLUGINS: [string, string][] = [
+  ['nodes/index', `${CORE_PLUGIN} (nodes/index.ts)`],
+  ['engines/tfjs/plugin', 'tfjs (engines/tfjs/plugin.ts)'],
+  ['engines/openai/plugin', 'openai (engines/openai/plugin.ts)'],
+];
+
 /** A registry holding the built-in nodes (the `core` plugin), loaded once per process. */
 export function builtinRegistry(): Promise<NodeRegistry> {
   coreRegistry ??= (async () => {
     const registry = new NodeRegistry();
-    // The sources in this repository; the compiled dist/ in an installed package.
-    const source = path.join(PROJECT_ROOT, 'nodes', 'index.ts');
-    const file = existsSync(source) ? source : path.join(PROJECT_ROOT, 'dist', 'nodes', 'index.js');
-    const plugin = await importPluginModule(file, `${CORE_PLUGIN} (nodes/index.ts)`);
-    registry.register(plugin, `${CORE_PLUGIN} (nodes/index.ts)`);
+    // The built-in nodes, then the built-in engines (loaded by path: core and nodes import no engine).
+    for (const [relative, origin] of BUILTIN_PLUGINS) {
+      // The sources in this repository; the compiled dist/ in an installed package.
+      const source = path.join(PROJECT_ROOT, `${relative}.ts`);
+      const file = existsSync(source) ? source : path.join(PROJECT_ROOT, 'dist', `${relative}.js`);
+      registry.register(await importPluginModule(file, origin), origin);
+    }
     return registry;
   })();
   return coreRegistry;

@@ -11,7 +11,17 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { RngState } from '../rng.js';
 import { fileError } from '../runtime/file-error.js';
-import type { AdamWState } from '../../engines/tfjs/grpo/optimizer.js';
+
+/** An AdamW optimiser's state as a checkpoint stores it (engines lay theirs out this way). */
+export interface AdamWState {
+  step: number;
+  /** First and second moments per variable, in the variables' order, as flat Float32Arrays. */
+  m: Float32Array[];
+  v: Float32Array[];
+  /** Variable names and shapes, to catch a checkpoint loaded into a different adapter. */
+  names: string[];
+  shapes: number[][];
+}
 
 export type FileData = string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
 

@@ -1,10 +1,9 @@
 // A PEFT LoRA adapter folder's configuration (adapter_config.json), checked for what we support.
 // Free of tensor code: the trainer's loader (lora.ts) and the GGUF export (core/gguf) both read it.
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readJsonFile } from '../runtime/json-file.js';
 import { join } from 'node:path';
 import { PROJECTIONS, projectionPath } from './projections.js';
-import { writeSafetensors } from './safetensors.js';
 
 /** PEFT's prefix on adapter tensor names: `base_model.model.` + the module path + `.lora_A.weight`. */
 export const PEFT_PREFIX = 'base_model.model.';
@@ -67,32 +66,3 @@ function parseTargetModules(value: unknown, where: string): string[] {
 /** What adapter_config.json records of a LoRA adapter. */
 export type PeftLoraSettings = Pick<PeftAdapterConfig, 'r' | 'alpha' | 'dropout' | 'targetModules' | 'useRslora'>;
 
-/** Writes adapter weights (by PEFT name) and their LoRA config as a PEFT adapter folder. */
-export function writePeftAdapter(dir: string, weights: Record<string, { shape: number[]; data: Float32Array }>, c: PeftLoraSettings, baseModelNameOrPath: string | undefined): void {
-  mkdirSync(dir, { recursive: true });
-  const config = {
-    peft_type: 'LORA',
-    task_type: 'CAUSAL_LM',
-    base_model_name_or_path: baseModelNameOrPath ?? null,
-    r: c.r,
-    lora_alpha: c.alpha,
-    lora_dropout: c.dropout,
-    target_modules: c.targetModules,
-    use_rslora: c.useRslora,
-    bias: 'none',
-    fan_in_fan_out: false,
-    inference_mode: true,
-    init_lora_weights: true,
-    modules_to_save: null,
-    layers_to_transform: null,
-    layers_pattern: null,
-    rank_pattern: {},
-    alpha_pattern: {},
-    use_dora: false,
-    revision: null,
-  };
-  writeSafetensors(join(dir, 'adapter_model.safetensors'), weights);
-  const configPath = join(dir, 'adapter_config.json');
-  writeFileSync(`${configPath}.tmp-${process.pid}`, JSON.stringify(config, null, 2));
-  renameSync(`${configPath}.tmp-${process.pid}`, configPath);
-}

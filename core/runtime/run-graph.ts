@@ -3,6 +3,7 @@
 // weights fed back to the generator) are replay-latest subjects; resources are resolved once and
 // shared. The run ends when every sink has completed, a node fails, or it is aborted; then every
 // node is torn down, in reverse start order.
+import type { EngineServices } from '../engine/model-engine.js';
 import { from, isObservable, type Observable, ReplaySubject, take, tap, type Subscription } from 'rxjs';
 import type { InputSpec, NodeContext, OutputSpec, Services } from '../plugin.js';
 import type { ResolvedEdge, ResolvedGraph, ResolvedNode } from '../graph/resolved.js';
@@ -69,7 +70,11 @@ export function runGraph(graph: ResolvedGraph, options: RunOptions): RunHandle {
   const bus = options.bus ?? new MetricsBus();
   const tracker = new NodeStateTracker(graph.nodes);
   // Nodes find the registered rollout engines by name here (rollout.generate's `engine`).
-  const services: Services = { rolloutEngines: (name: string) => graph.registry.engine(name)?.def, ...(options.services ?? {}) };
+  const services: Services = {
+    rolloutEngines: (name: string) => graph.registry.engine(name)?.def,
+    modelEngines: (name: string) => graph.registry.modelEngine(name)?.def,
+    ...(options.services ?? {}),
+  } satisfies EngineServices;
 
   // Wiring, created before any node runs so feedback edges have somewhere to land.
   const gates = new Map(graph.nodes.map((n) => [n.id, new OutputGate()]));

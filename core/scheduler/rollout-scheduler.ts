@@ -8,6 +8,7 @@ import type { EngineThread, RolloutEngine, RolloutEngineDefinition, SampledRows,
 import type { Tokenizer } from '../llm/tokenizer.js';
 import type { PolicySnapshot } from '../ports.js';
 import { BusyMeter } from './busy-meter.js';
+import { EngineWorker } from './engine-worker.js';
 import { PolicyFollower } from './policy-follower.js';
 
 /** The rollout node's scheduling options (spread into its config schema). */
@@ -105,7 +106,9 @@ export class RolloutScheduler {
       throw new Error(`rollout engine ${args.engine.name} cannot run on the ${engineKind} thread (it runs on: ${args.engine.threads.join(', ')})`);
     }
     const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
-    const engine = await args.engine.create({ model, tokenizer, thread: engineKind, backend, options: options.engineOptions, warn: options.warn });
+    const engineArgs = { model, tokenizer, thread: engineKind, backend, options: options.engineOptions, warn: options.warn };
+    // Running an engine in a worker thread is the scheduler's job: any definition with a `worker` part can.
+    const engine = engineKind === 'worker' ? await EngineWorker.start(args.engine, engineArgs) : await args.engine.create(engineArgs);
     const maxStaleness = options.overlap ? options.maxStaleness : 0;
     const scheduler = new RolloutScheduler(engine, engineKind, args.policy, maxStaleness, options.initialVersion ?? 0, engineKind === 'worker' ? backend : '');
     // Without a trainer, a resumed run's batches are stamped with the checkpoint's step.

@@ -2,7 +2,7 @@
 // gold completion and the end-of-turn token. Only the completion tokens (eos included) carry loss.
 import type { ChatTemplate } from '../llm/chat-template.js';
 import type { Tokenizer } from '../llm/tokenizer.js';
-import type { PromptRecord } from '../ports.js';
+import type { PromptRecord } from '../prompt-record.js';
 
 export interface SftExample {
   id: string;

@@ -2,15 +2,9 @@
 // (which builds adapters on the model) do not import each other.
 import type { tf } from './tf.js';
 
-export interface LoraConfig {
-  r: number;
-  alpha: number;
-  dropout: number;
-  /** Projection names (`q_proj` … `down_proj`). */
-  targetModules: string[];
-  useRslora: boolean;
-  seed: number;
-}
+import type { LoraConfig } from '../../core/engine/model-handle.js';
+
+export type { LoraConfig };
 
 export interface LoraAdapter {
   /** [r, in] */

@@ -1,19 +1,19 @@
 // LoRA adapters as PEFT defines them: y = W x + scale · B(A(dropout(x))), scale = alpha/r (alpha/√r
 // with rsLoRA), A Kaiming-uniform(a=√5) and B zero at init. Loaded from and saved to PEFT's own
 // format (adapter_config.json + adapter_model.safetensors) so adapters move between PEFT and here.
-import { hubIdOfCachedFolder } from '../../core/hf-env.js';
+import { peftBaseModelName, writePeftAdapter } from '../../core/llm/peft-adapter.js';
 import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { Rng } from '../../core/rng.js';
 import { readSafetensors } from '../../core/llm/safetensors.js';
-import { PEFT_PREFIX, loraScale, readPeftAdapterConfig, writePeftAdapter } from '../../core/llm/peft-config.js';
+import { PEFT_PREFIX, loraScale, readPeftAdapterConfig } from '../../core/llm/peft-config.js';
 import type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 import { CausalLM, PROJECTIONS, type Linear, type ProjectionName } from './model.js';
 import { projectionsOf } from './parameters.js';
 
 export type { LoraAdapter, LoraConfig, LoraOptions, LoraSnapshot, LoraState } from './lora-types.js';
 
-export { loraScale, writePeftAdapter };
+export { loraScale, peftBaseModelName, writePeftAdapter };
 
 function validate(config: LoraConfig): void {
   if (!(Number.isInteger(config.r) && config.r > 0)) throw new Error(`LoRA: r must be a positive integer, got ${config.r}`);
@@ -215,10 +215,5 @@ export function loadPeftAdapter(model: CausalLM, dir: string): LoraState {
 export async function savePeftAdapter(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): Promise<void> {
   const lora = requireLora(model, 'savePeftAdapter');
   writePeftAdapter(dir, await loraSnapshotAsync(model), lora.config, options.baseModelNameOrPath ?? peftBaseModelName(model.dir));
-}
-
-/** How PEFT names the base model of a model loaded from `dir`: its Hub id when it is a Hub cache snapshot, else the folder. */
-export function peftBaseModelName(dir: string | undefined): string | undefined {
-  return dir ? (hubIdOfCachedFolder(dir) ?? dir) : undefined;
 }
 

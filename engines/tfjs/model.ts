@@ -7,6 +7,7 @@ import { Rng, type RngState } from '../../core/rng.js';
 import type { ModelConfig } from '../../core/llm/config.js';
 import { copySlotsInPlace, decodeUpdate, inPlaceWritesSupported, prefillUpdate, replaceStores, type AttendOver, type KVCache, type KVUpdate } from './kv-cache.js';
 import type { LoraState, LoraAdapter } from './lora-types.js';
+import type { ModelHandle } from '../../core/engine/model-handle.js';
 import { applyRope, ropeInverseFrequencies, ropeTables } from './rope.js';
 import { chunkedTokenLogprobs, type TokenLogprobOptions } from './logprobs.js';
 import { checkpointed } from './checkpoint.js';
@@ -49,7 +50,9 @@ interface PassContext {
 
 
 const MASKED = -1e9;
-export class CausalLM {
+export class CausalLM implements ModelHandle {
+  /** The model engine that holds it (the `model` edge's ModelHandle). */
+  readonly engine = 'tfjs';
   readonly config: ModelConfig;
   readonly dir?: string;
   /** Weights; internal to core/llm (lora.ts swaps projection weights when merging). */

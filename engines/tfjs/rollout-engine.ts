@@ -17,6 +17,8 @@ export interface TfjsRolloutEngineOptions {
   onToken?: () => void;
   /** The version of the weights the model holds now. Default 0. */
   version?: number;
+  /** close() disposes the model too (an engine that loaded its own, in a worker thread). */
+  ownsModel?: boolean;
 }
 
 export class TfjsRolloutEngine implements RolloutEngine {
@@ -56,7 +58,7 @@ export class TfjsRolloutEngine implements RolloutEngine {
   }
 
   close(): Promise<void> {
-    return this.inTurn(async () => detachLora(this.model));
+    return this.inTurn(async () => (this.options.ownsModel ? this.model.dispose() : detachLora(this.model)));
   }
 
   private inTurn<T>(work: () => Promise<T>): Promise<T> {

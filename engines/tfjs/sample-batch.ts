@@ -1,17 +1,24 @@
-// One rollout batch as both engines (main thread, worker) sample it: generate() — with the LoRA adapter
+// One rollout batch as the tfjs rollout engine samples it (on any thread): generate() — with the LoRA adapter
 // folded into the weights when `merged` is set — then, when `reference` is set, the base model's
 // log-probs of every completion.
 import { generate, type GenerateOptions, type GenerationRequest, type GenerationResult } from './generate.js';
 import { withLoraMerged } from './lora.js';
 import type { CausalLM } from './model.js';
 import { referenceLogprobs } from './grpo/reference-logprobs.js';
-import type { WorkerGenerateOptions } from './worker/protocol.js';
+import type { ReferenceOptions } from './grpo/reference-logprobs.js';
+
+/** generate()'s options without the per-call hooks, plus the rollout engine's sampling extras. */
+export type SampleBatchOptions = Omit<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'> & {
+  /** Also compute each completion's log-probs under the base model (adapters off). */
+  reference?: ReferenceOptions;
+  /** Sample with the LoRA adapter folded into a copy of the adapted weights (`withLoraMerged`). */
+  merged?: boolean;
+};
 
 /**
  * Runs `sample` with the LoRA adapter folded into copies of the adapted weights when `merged` is set: no
  * adapter products per token (on a small model a third of a decode step), the same policy up to float
- * rounding, one extra copy of the adapted projections while it runs. The caller holds the model's lock
- * (or owns the model, as the worker does).
+ * rounding, one extra copy of the adapted projections while it runs. The rollout engine owns the model.
  */
 export function maybeMerged<T>(model: CausalLM, merged: boolean | undefined, sample: () => Promise<T>): Promise<T> {
   return merged && model.lora && !model.lora.merged ? withLoraMerged(model, sample) : sample();
@@ -21,7 +28,7 @@ export function maybeMerged<T>(model: CausalLM, merged: boolean | undefined, sam
 export async function sampleBatch(
   model: CausalLM,
   requests: GenerationRequest[],
-  options: WorkerGenerateOptions,
+  options: SampleBatchOptions,
   local: Pick<GenerateOptions, 'tokenizer' | 'signal' | 'onToken' | 'onFinish'>,
 ): Promise<{ results: GenerationResult[]; refLogprobs?: number[][] }> {
   const { reference, merged, ...sampling } = options;

@@ -8,23 +8,16 @@ import { tf } from './tf.js';
 import { readFloat32 } from './read-back.js';
 import { architectureTraits } from '../../core/llm/architectures/index.js';
 import type { CausalLM } from './model.js';
+import type { SaveModelOptions } from '../../core/engine/model-engine.js';
 import { getParameter, parameterSpecs } from './parameters.js';
 import type { ModelConfig } from '../../core/llm/config.js';
 import { writeSafetensors, type HostTensor, type SafetensorsWriteDtype } from '../../core/llm/safetensors.js';
 
-export interface SaveModelOptions {
-  /** Storage dtype of model.safetensors (math stays float32 on load). */
-  dtype: SafetensorsWriteDtype;
-  /** Copy the tokenizer files found in this folder (tokenizer.json, tokenizer_config.json, ...). */
-  tokenizerDir?: string;
-  /** Write these files instead (name → text, or an object written as JSON). */
-  tokenizerFiles?: Record<string, string | object>;
-  /** Extra generation_config.json fields (bos/eos ids are filled in from the model's config). */
-  generationConfig?: Record<string, unknown>;
-}
+export type { SaveModelOptions };
 
-/** The tokenizer-side files of a checkpoint folder that a saved model carries along when present. */
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'] as const;
+import { TOKENIZER_FILES } from '../../core/llm/tokenizer-files.js';
+
+export { TOKENIZER_FILES };
 
 /** Write `model` to `dir` in the Hugging Face layout, replacing any folder already there. */
 export async function saveModel(model: CausalLM, dir: string, opts: SaveModelOptions): Promise<void> {

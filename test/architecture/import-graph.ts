@@ -67,14 +67,14 @@ export function importGraph(root: string, dirs = SOURCE_DIRS): ImportGraph {
   return new Map(sourceFiles(root, dirs).map((file) => [file, importsOf(root, file)]));
 }
 
-/** Every module `file` reaches through run-time imports (type-only imports left out), with one path to each. */
-export function reachable(graph: ImportGraph, file: string): Map<string, string[]> {
+/** Every module `file` reaches through run-time imports (type-only imports left out unless `types`), with one path to each. */
+export function reachable(graph: ImportGraph, file: string, options: { types?: boolean } = {}): Map<string, string[]> {
   const paths = new Map<string, string[]>([[file, [file]]]);
   const queue = [file];
   while (queue.length > 0) {
     const current = queue.shift()!;
     for (const edge of graph.get(current) ?? []) {
-      if (edge.typeOnly || paths.has(edge.target)) continue;
+      if ((edge.typeOnly && !options.types) || paths.has(edge.target)) continue;
       paths.set(edge.target, [...paths.get(current)!, edge.target]);
       if (graph.has(edge.target)) queue.push(edge.target);
     }

@@ -1,8 +1,11 @@
 // The layers, as rules on the import graph (read from the sources), so they stay true:
 //   engines/NAME/  tensor code, one folder per engine (the only place a tensor library is imported);
-//   core/          plain graph, runtime, RL and engine-boundary code: reaches no engine at run time
-//                  (core/cli, the composition root, may load an engine lazily);
-//   nodes/         node types, one file each with its test beside it; no tensor library imported;
+//   core/          plain graph, runtime, RL and engine-boundary code: reaches no engine, not even for a
+//                  type (core/cli, the composition root, may load an engine; core/graph loads the
+//                  built-in engine plugin by path, as it loads any plugin);
+//   nodes/         node types, one file each with its test beside it; they reach no engine, not even
+//                  for a type: engines come from the registry through ctx.services (their specs, as
+//                  tests, may build a model with an engine directly);
 //   and no import cycles anywhere (type-only imports included: they tie modules together too).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,11 +27,12 @@ describe('layers', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('plain code (core/ but the CLI) reaches no engine through run-time imports', () => {
-    const plain = [...graph.keys()].filter((f) => f.startsWith('core/') && !f.startsWith('core/cli/') && !isTest(f));
-    expect(plain.length).toBeGreaterThan(50); // the scan sees the tree
+  it('plain code (core/ but the CLI) and nodes/ reach no engine, through run-time or type imports', () => {
+    const plain = [...graph.keys()].filter((f) => ((f.startsWith('core/') && !f.startsWith('core/cli/')) || f.startsWith('nodes/')) && !isTest(f));
+    expect(plain.filter((f) => f.startsWith('core/')).length).toBeGreaterThan(50); // the scan sees the tree
+    expect(plain.filter((f) => f.startsWith('nodes/')).length).toBeGreaterThan(20);
     const offenders = plain.flatMap((file) => {
-      const hit = [...reachable(graph, file)].find(([target]) => target.startsWith('engines/') || isTensorPackage(target));
+      const hit = [...reachable(graph, file, { types: true })].find(([target]) => target.startsWith('engines/') || isTensorPackage(target));
       return hit ? [hit[1].join(' → ')] : [];
     });
     expect(offenders).toEqual([]);
@@ -54,6 +58,7 @@ describe('layers', () => {
     expect(cycles(fake)).toContainEqual(['core/fake-a.ts', 'core/fake-b.ts']);
     expect([...reachable(fake, 'core/fake-b.ts').keys()]).toContain('@tensorflow/tfjs');
     expect([...reachable(fake, 'core/fake-a.ts').keys()]).toEqual(['core/fake-a.ts']); // type-only: nothing at run time
+    expect([...reachable(fake, 'core/fake-a.ts', { types: true }).keys()]).toContain('engines/tfjs/tf.ts'); // but the rule above sees types too
   });
 });
 

@@ -1,7 +1,7 @@
-// A NodeContext for calling a node's run() directly in tests: no engine, outputs always ready.
-import type { NodeContext } from '../../core/plugin.js';
+// A NodeContext for calling a node's run() directly in tests: no engine unless given in `services`, outputs always ready.
+import type { NodeContext, Services } from '../../core/plugin.js';
 
-export function fakeContext<C>(config: C, options: { baseDir?: string; id?: string; outputReady?: () => Promise<void> } = {}) {
+export function fakeContext<C>(config: C, options: { baseDir?: string; id?: string; outputReady?: () => Promise<void>; services?: Services } = {}) {
   const abort = new AbortController();
   const events: { level: string; message: string }[] = [];
   const teardown: (() => void | Promise<void>)[] = [];
@@ -12,7 +12,7 @@ export function fakeContext<C>(config: C, options: { baseDir?: string; id?: stri
     metrics: { publish: () => undefined, event: (level, message) => events.push({ level, message }) },
     outDir: '/tmp',
     baseDir: options.baseDir ?? process.cwd(),
-    services: {},
+    services: options.services ?? {},
     onTeardown: (fn) => teardown.push(fn),
     outputReady: options.outputReady ?? (() => Promise.resolve()),
   };

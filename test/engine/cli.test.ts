@@ -58,10 +58,15 @@ describe('grpoflow CLI', () => {
     expect(stdout).toContain('valid');
   });
 
-  it('nodes --json lists the built-in and the example plugin nodes with ports and config', async () => {
+  it('nodes --json lists the built-in and the example plugin nodes with ports and config, the engines, architectures and chat templates', async () => {
     const { code, stdout } = await grpoflow(['nodes', '--json']);
     expect(code).toBe(0);
-    const nodes = JSON.parse(stdout) as { type: string; plugin: string; inputs: Record<string, { type: string; kind: string }>; outputs: Record<string, { type: string }>; config: { properties: Record<string, unknown> } }[];
+    const listing = JSON.parse(stdout) as Record<string, { name: string; plugin?: string; origin?: string; threads?: string[] }[]>;
+    expect(listing.rolloutEngines.find((e) => e.name === 'tfjs')).toMatchObject({ plugin: 'tfjs', threads: ['main', 'worker'] });
+    expect(listing.modelEngines.find((e) => e.name === 'tfjs')).toMatchObject({ plugin: 'tfjs' });
+    expect(listing.architectures.map((a) => a.name)).toEqual(expect.arrayContaining(['LlamaForCausalLM', 'Qwen3ForCausalLM']));
+    expect(listing.chatTemplates.length).toBeGreaterThan(0);
+    const nodes = listing.nodes as unknown as { type: string; plugin: string; inputs: Record<string, { type: string; kind: string }>; outputs: Record<string, { type: string }>; config: { properties: Record<string, unknown> } }[];
     const byType = new Map(nodes.map((n) => [n.type, n]));
     expect(byType.get('debug.log')!.plugin).toBe('core');
     expect(byType.get('debug.log')!.inputs.items).toMatchObject({ type: 'any', kind: 'stream' });

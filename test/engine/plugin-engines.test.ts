@@ -1,6 +1,7 @@
 // Plugins register rollout engines, architectures and chat templates the way they register nodes.
 import { describe, expect, it } from 'vitest';
 import type { RolloutEngineDefinition } from '../../core/engine/interfaces.js';
+import type { ModelEngineDefinition } from '../../core/engine/model-engine.js';
 import { architectureTraits, resolveArchitecture } from '../../core/llm/architectures/index.js';
 import { ChatTemplate } from '../../core/llm/chat-template.js';
 import { definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
@@ -30,6 +31,22 @@ describe('plugin registration beyond nodes', () => {
     expect(error).toBeInstanceOf(PluginLoadError);
     expect((error as PluginLoadError).message).toMatch(/rollout engine `fast` from two.ts is already registered by one.ts/);
     expect(registry.hasPlugin('two')).toBe(false); // nothing of a refused plugin is registered
+  });
+
+  it('model engines: found by name, listed, copied with the registry; a duplicate or an invalid one is refused', () => {
+    const modelEngine = (name: string) => ({ name, description: 'a test model engine', load: () => Promise.reject(new Error('unused')), policyTrainer: () => { throw new Error('unused'); } }) as unknown as ModelEngineDefinition;
+    const registry = new NodeRegistry();
+    registry.register(definePlugin({ name: 'one', apiVersion: PLUGIN_API_VERSION, nodes: [], modelEngines: [modelEngine('m')] }), 'one.ts');
+    expect(registry.modelEngine('m')).toMatchObject({ plugin: 'one', origin: 'one.ts' });
+    expect(registry.listModelEngines().map((e) => e.def.name)).toEqual(['m']);
+    expect(registry.clone().modelEngine('m')).toBeDefined();
+    expect(() => registry.register(definePlugin({ name: 'two', apiVersion: PLUGIN_API_VERSION, nodes: [], modelEngines: [modelEngine('m')] }), 'two.ts')).toThrow(
+      /model engine `m` from two.ts is already registered by one.ts/,
+    );
+    expect(() => registry.register(definePlugin({ name: 'three', apiVersion: PLUGIN_API_VERSION, nodes: [], modelEngines: [{ name: 'bad' } as ModelEngineDefinition] }), 'three.ts')).toThrow(
+      /a model engine of plugin `three` is not a valid ModelEngineDefinition/,
+    );
+    expect(registry.hasPlugin('two') || registry.hasPlugin('three')).toBe(false);
   });
 
   it('architectures and chat templates: a plugin adds them, loaders and `chat.template` find them by name', () => {

@@ -1,12 +1,18 @@
 // A NodeContext for calling a node's run() directly: records metrics and events (with their data).
 import type { EventLevel, MetricValues, NodeContext, Services } from '../../core/plugin.js';
-import { tfjsRolloutEngine } from '../../engines/tfjs/index.js';
+import tfjsPlugin from '../../engines/tfjs/plugin.js';
 
 export interface RecordedEvent {
   level: EventLevel;
   message: string;
   data?: Record<string, unknown>;
 }
+
+/** The built-in engines by name, as the runtime's services offer the registered ones. */
+export const builtinEngineServices: Services = {
+  rolloutEngines: (name: string) => tfjsPlugin.rolloutEngines?.find((e) => e.name === name),
+  modelEngines: (name: string) => tfjsPlugin.modelEngines?.find((e) => e.name === name),
+};
 
 export function recordingContext<C>(config: C, options: { baseDir?: string; id?: string; services?: Services } = {}) {
   const abort = new AbortController();
@@ -23,8 +29,8 @@ export function recordingContext<C>(config: C, options: { baseDir?: string; id?:
     },
     outDir: '/tmp',
     baseDir: options.baseDir ?? process.cwd(),
-    // As the runtime provides them: the registered rollout engines by name (here the built-in one).
-    services: { rolloutEngines: (name: string) => (name === tfjsRolloutEngine.name ? tfjsRolloutEngine : undefined), ...options.services },
+    // As the runtime provides them: the registered engines by name (here the built-in ones).
+    services: { ...builtinEngineServices, ...options.services },
     onTeardown: (fn) => teardown.push(fn),
     outputReady: () => Promise.resolve(),
   };

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { tf } from '../../engines/tfjs/tf.js';
 import { loadLoraSnapshot, loraSnapshot, type LoraSnapshot } from '../../engines/tfjs/lora.js';
 import type { CausalLM } from '../../engines/tfjs/model.js';
+import { tfjsModel } from '../../engines/tfjs/model-engine.js';
 import { defineNode, definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
 import { GroupFilter } from '../../core/grpo/dynamic-sampling.js';
 import { ports, type PolicySnapshot, type PromptRecord, type RolloutBatch, type TrainingBatch } from '../../core/ports.js';
@@ -62,7 +63,7 @@ export const fakeTrainer = defineNode({
   }),
   run(ctx, inputs) {
     const c = ctx.config;
-    const { model } = inputs;
+    const model = tfjsModel(inputs.model);
     const probe = probeOf(ctx.services);
     const policy$ = new Subject<PolicySnapshot>();
     let step = 0;

@@ -8,7 +8,7 @@ import { loadGraphText } from '../../core/graph/load.js';
 import { initBackend } from '../../engines/tfjs/backend.js';
 import type { NodeRegistry } from '../../core/registry.js';
 import { NodeRunError, runGraph, type RunResult } from '../../core/runtime/run-graph.js';
-import { GeneratorWorker } from '../../engines/tfjs/worker/generator-worker.js';
+import { EngineWorker } from '../../core/scheduler/engine-worker.js';
 import { schedulerTestPlugin, type SchedulerProbe } from './fake-nodes.js';
 
 let registry: NodeRegistry;
@@ -99,7 +99,7 @@ describe('rollout schedule', () => {
     expect(metrics.every((m) => m['scheduler/policy_lag'] <= 1)).toBe(true);
     expect(metrics.at(-1)!['scheduler/generator_busy']).toBeGreaterThan(0);
     expect(metrics.at(-1)!.busy).toBe(metrics.at(-1)!['scheduler/generator_busy']);
-    expect(GeneratorWorker.liveCount).toBe(0);
+    expect(EngineWorker.liveCount).toBe(0);
   });
 
   it('overlap with a slow generator and a fast trainer keeps the bound, with max_staleness 2 too', async () => {
@@ -141,14 +141,14 @@ describe('rollout schedule', () => {
     expect(staleness(overlapped.probe).every((s) => s >= 0 && s <= 1)).toBe(true);
     expect(Math.max(...staleness(overlapped.probe))).toBe(1); // it did run ahead
     expect(overlapped.metrics.every((m) => m['scheduler/policy_lag'] <= 1)).toBe(true);
-    expect(GeneratorWorker.liveCount).toBe(0);
+    expect(EngineWorker.liveCount).toBe(0);
   });
 
   it('stops generating when the trainer finishes early', async () => {
     const { probe, result } = await run({ prompts: 8, rollout: { overlap: true }, trainer: { max_batches: 2 } });
     expect(result?.status).toBe('completed');
     expect(probe.trained.length).toBeLessThanOrEqual(3); // two trained, at most one in flight when it ended
-    expect(GeneratorWorker.liveCount).toBe(0);
+    expect(EngineWorker.liveCount).toBe(0);
   });
 
   it('a failing trainer ends the run with its error while the generator waits or works; the worker is shut down', async () => {
@@ -157,7 +157,7 @@ describe('rollout schedule', () => {
       expect(error).toBeInstanceOf(NodeRunError);
       expect((error as NodeRunError).nodeId).toBe('trainer');
       expect((error as Error).message).toMatch(/trainer exploded on batch 2/);
-      expect(GeneratorWorker.liveCount).toBe(0);
+      expect(EngineWorker.liveCount).toBe(0);
     }
   });
 
@@ -165,12 +165,12 @@ describe('rollout schedule', () => {
     const { error } = await run({ brokenAt: 2, rollout: { overlap: true }, trainer: { step_ms: 20 } });
     expect(error).toBeInstanceOf(NodeRunError);
     expect((error as NodeRunError).nodeId).toBe('rollouts');
-    expect(GeneratorWorker.liveCount).toBe(0);
+    expect(EngineWorker.liveCount).toBe(0);
   });
 
   it('Ctrl-C (the run signal) mid-generation aborts the run and shuts the worker down', async () => {
     const { result } = await run({ prompts: 50, rollout: { overlap: true, max_new_tokens: 64 }, trainer: { step_ms: 10 } }, { abortAfterBatches: 2 });
     expect(result?.status).toBe('aborted');
-    expect(GeneratorWorker.liveCount).toBe(0);
+    expect(EngineWorker.liveCount).toBe(0);
   });
 });

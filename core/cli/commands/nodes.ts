@@ -1,8 +1,6 @@
-import { describeRegistry, type NodeDescription } from '../../graph/describe.js';
+import { describeEngines, describeRegistry, type NodeDescription } from '../../graph/describe.js';
 import { loadPluginInto, builtinRegistry } from '../../graph/plugin-loader.js';
 import { PluginLoadError } from '../../registry.js';
-import { listArchitectures } from '../../llm/architectures/index.js';
-import { listChatTemplates } from '../../llm/chat-templates/index.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_USAGE, type Command } from '../command.js';
 import { discoverPlugins } from '../discover-plugins.js';
@@ -36,7 +34,8 @@ export const nodes: Command = {
   Lists built-in nodes and those of every installed plugin (packages with the keyword
   \`grpoflow-plugin\` and a "grpoflow" field in package.json), plus any --plugin given,
   then the rollout engines, architectures and chat templates they register.
-  --json       machine-readable output: an array of node descriptions (config as JSON Schema)
+  --json       machine-readable output: {nodes (config as JSON Schema), rolloutEngines, modelEngines,
+               architectures, chatTemplates}
   --markdown   the node reference as Markdown (docs/nodes.md is generated this way)`,
   async run(argv) {
     const parsed = parseCommandArgs(this, argv, { json: { type: 'boolean' }, markdown: { type: 'boolean' }, plugin: { type: 'string', multiple: true } }, 0);
@@ -55,13 +54,16 @@ export const nodes: Command = {
       }
     }
     const list = describeRegistry(registry);
-    if (parsed.values.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+    const extras = describeEngines(registry);
+    if (parsed.values.json) process.stdout.write(JSON.stringify({ nodes: list, ...extras }, null, 2) + '\n');
     else if (parsed.values.markdown) process.stdout.write(nodesMarkdown(list));
     else {
-      const engines = registry.listEngines().map((e) => `rollout engine ${e.def.name}  [${e.plugin}]\n  ${e.def.description}\n  threads: ${e.def.threads.join(', ')}`);
-      const architectures = `architectures: ${listArchitectures().map(({ def, origin }) => (origin === 'core' ? def.name : `${def.name} [${origin}]`)).join(', ')}`;
-      const templates = `chat templates: ${listChatTemplates().map(({ template, origin }) => (origin === 'core' ? template.name : `${template.name} [${origin}]`)).join(', ')}`;
-      process.stdout.write([...list.map(formatNode), ...engines, architectures, templates].join('\n\n') + '\n');
+      const named = (items: { name: string; origin: string }[]) => items.map(({ name, origin }) => (origin === 'core' ? name : `${name} [${origin}]`)).join(', ');
+      const rollout = extras.rolloutEngines.map((e) => `rollout engine ${e.name}  [${e.plugin}]\n  ${e.description}\n  threads: ${e.threads.join(', ')}`);
+      const model = extras.modelEngines.map((e) => `model engine ${e.name}  [${e.plugin}]\n  ${e.description}`);
+      const architectures = `architectures: ${named(extras.architectures)}`;
+      const templates = `chat templates: ${named(extras.chatTemplates)}`;
+      process.stdout.write([...list.map(formatNode), ...rollout, ...model, architectures, templates].join('\n\n') + '\n');
     }
     return failed ? 1 : 0;
   },

@@ -12,15 +12,9 @@ export interface AdamWConfig {
   weightDecay?: number;
 }
 
-export interface AdamWState {
-  step: number;
-  /** First and second moments per variable, in the variables' order, as flat Float32Arrays. */
-  m: Float32Array[];
-  v: Float32Array[];
-  /** Variable names and shapes, to catch a checkpoint loaded into a different adapter. */
-  names: string[];
-  shapes: number[][];
-}
+import type { AdamWState } from '../../../core/grpo/checkpoint.js';
+
+export type { AdamWState };
 
 export class AdamW {
   readonly beta1: number;

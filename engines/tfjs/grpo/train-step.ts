@@ -7,6 +7,7 @@ import type { ScoreOptions, StepRows } from '../../../core/engine/interfaces.js'
 import { stepsOnBatch } from '../../../core/engine/policy-steps.js';
 import { grpoLoss } from './loss.js';
 import { resolveLossConfig, type TrainStepConfig } from '../../../core/grpo/loss-spec.js';
+import type { PolicyTrainerConfig } from '../../../core/engine/model-engine.js';
 
 export type { TrainStepConfig } from '../../../core/grpo/loss-spec.js';
 import { readFloat32 } from '../read-back.js';
@@ -320,13 +321,8 @@ export async function trainStepOnRows(
   }
 }
 
-export interface GrpoTrainerConfig extends TrainStepConfig {
-  /** Optimiser steps per generation batch (TRL num_iterations, μ); old log-probs come from before the first. */
-  numIterations?: number;
-  betas?: [number, number];
-  adamEps?: number;
-  weightDecay?: number;
-}
+/** The trainer's settings, as core/engine/model-engine.ts defines them for every engine. */
+export type GrpoTrainerConfig = PolicyTrainerConfig;
 
 /** Owns the optimiser and the running counters; trains μ steps per generation batch. */
 export class GrpoTrainer {

@@ -8,23 +8,18 @@ import type { Tokenizer } from '../../../core/llm/tokenizer.js';
 import { scoreAnswer } from '../../../core/grpo/rewards/correctness.js';
 import { REFERENCE_FORMAT_PATTERN } from '../../../core/grpo/rewards/format.js';
 import type { PromptRecord } from '../../../core/ports.js';
+import type { ProbeOptions, ProbeResult } from '../../../core/engine/model-engine.js';
 
 const FORMAT = new RegExp(REFERENCE_FORMAT_PATTERN, 's');
 
-export interface ProbeResult {
-  accuracy: number;
-  formatRate: number;
-  /** Accuracy and count per fields.level (key `all` when records carry no level). */
-  byLevel: Record<string, { accuracy: number; count: number }>;
-  samples: { id: string; completion: string; answer: string; correct: boolean }[];
-}
+export type { ProbeResult };
 
 export async function accuracyProbe(
   model: CausalLM,
   tokenizer: Tokenizer,
   template: ChatTemplate,
   records: readonly PromptRecord[],
-  options: { maxNewTokens: number; answerField?: string; maxBatch?: number; signal?: AbortSignal },
+  options: ProbeOptions,
 ): Promise<ProbeResult> {
   const field = options.answerField ?? 'answer';
   const requests = records.map((r) => ({

@@ -7,6 +7,9 @@ import type { CausalLM } from '../model.js';
 import { AdamW, clipGradNorm } from '../grpo/optimizer.js';
 import { readFloat32 } from '../read-back.js';
 import type { SftBatch } from './batch.js';
+import type { SftStepResult, SftTrainerConfig } from '../../../core/engine/model-engine.js';
+
+export type { SftStepResult, SftTrainerConfig };
 
 /** Mean −log p over completion tokens (weighted, with prompt tokens when the batch gives them weight); a scalar tensor. */
 export function sftLoss(model: CausalLM, batch: SftBatch): tf.Scalar {
@@ -18,21 +21,7 @@ export function sftLoss(model: CausalLM, batch: SftBatch): tf.Scalar {
   });
 }
 
-export interface SftTrainerConfig {
-  /** Learning rate after `step` completed updates. */
-  learningRate: (step: number) => number;
-  weightDecay: number;
-  maxGradNorm: number;
-  betas?: [number, number];
-}
 
-export interface SftStepResult {
-  step: number;
-  loss: number;
-  gradNorm: number;
-  learningRate: number;
-  completionTokens: number;
-}
 
 export class SftTrainer {
   readonly optimizer: AdamW;
@@ -67,7 +56,7 @@ export class SftTrainer {
       const learningRate = this.config.learningRate(this.optimizer.stepCount);
       let next = 0;
       this.optimizer.step(list.map((g) => (g === undefined ? undefined : clipped[next++])), learningRate);
-      return { step: this.optimizer.stepCount, loss, gradNorm, learningRate, completionTokens: batch.completionTokens };
+      return { step: this.optimizer.stepCount, loss, gradNorm, learningRate, completionTokens: batch.completionTokens, batchTokens: batch.inputs.shape[0] * batch.inputs.shape[1] };
     } finally {
       if (clipped !== present) tf.dispose(clipped);
       tf.dispose([value, norm, scalars, ...present]);

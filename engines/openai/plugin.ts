@@ -1,0 +1,11 @@
+// The openai engine as a plugin: registered beside the core nodes (core/graph/plugin-loader.ts
+// builtinRegistry) the way any plugin registers engines; core and nodes import no engine.
+import { definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
+import { openaiRolloutEngine } from './index.js';
+
+export default definePlugin({
+  name: 'openai',
+  apiVersion: PLUGIN_API_VERSION,
+  nodes: [],
+  rolloutEngines: [openaiRolloutEngine],
+});

@@ -1,9 +1,0 @@
-// Entry point of a generator worker thread. Project files are TypeScript run through tsx; a worker
-// starts with a fresh module loader, so register tsx here (works under the CLI and under vitest alike).
-// In the published build this file sits beside the compiled .js instead.
-import { existsSync } from 'node:fs';
-import { register } from 'tsx/esm/api';
-
-register();
-const source = new URL('./worker-main.ts', import.meta.url);
-await import(existsSync(source) ? source.href : new URL('./worker-main.js', import.meta.url).href);
