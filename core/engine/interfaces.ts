@@ -125,6 +125,12 @@ export interface RolloutEngineArgs {
   thread: EngineThread;
   /** The tensor backend for an engine started in a worker thread (wasm, cpu, webgpu). */
   backend?: string;
+  /** The engine's own options as the graph gives them (`engine_options`); the engine checks them. */
+  options?: Record<string, unknown>;
+  /** A folder of the run the engine may write files to (e.g. the model converted to its format). */
+  workDir?: string;
+  /** Where the engine is configured, for error messages (`rollout.generate rollout`). */
+  where?: string;
 }
 
 /** A rollout engine as a plugin registers it (`definePlugin({ rolloutEngines: [...] })`); graphs pick it by
@@ -134,5 +140,10 @@ export interface RolloutEngineDefinition {
   description: string;
   /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). */
   threads: EngineThread[];
+  /**
+   * True when the engine's compute runs off the JavaScript thread (llama.cpp's native threads, a remote
+   * server): on the main thread it still samples while the trainer works, so `overlap` needs no worker.
+   */
+  computesOffThread?: boolean;
   create(args: RolloutEngineArgs): Promise<RolloutEngine>;
 }

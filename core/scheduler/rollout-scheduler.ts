@@ -29,12 +29,16 @@ export const schedulerConfigShape = {
     .min(1)
     .default('tfjs')
     .describe(
-      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs). The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
+      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs, llama.cpp). The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
     ),
+  engine_options: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe('Options of the chosen engine, checked by it (llama.cpp: gpu, gguf_type, threads, max_context; README "Rollout engines").'),
   thread: z
     .enum(['auto', 'main', 'worker'])
     .default('auto')
-    .describe('Where the engine runs: this thread, or a worker thread (the tfjs engine with its own model copy there). auto: worker when overlap is on.'),
+    .describe('Where the engine runs: this thread, or a worker thread (the tfjs engine with its own model copy there). auto: worker when overlap is on, unless the engine computes off this thread (llama.cpp).'),
   worker_backend: z
     .enum(['wasm', 'cpu', 'webgpu'])
     .optional()
@@ -85,10 +89,16 @@ export class RolloutScheduler {
     tokenizer: Tokenizer;
     policy?: Observable<PolicySnapshot>;
     options: SchedulerOptions;
+    /** The engine's own options (`engine_options`), a folder it may write to, and the node, for its errors. */
+    engineOptions?: Record<string, unknown>;
+    workDir?: string;
+    where?: string;
   }): Promise<RolloutScheduler> {
     const { model, tokenizer, options } = args;
-    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap ? 'worker' : 'main') : options.thread;
-    if (options.overlap && engineKind === 'main') {
+    // An engine whose compute runs off this thread overlaps with the trainer from the main thread.
+    const offThread = args.engine.computesOffThread === true && args.engine.threads.includes('main');
+    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap && !offThread ? 'worker' : 'main') : options.thread;
+    if (options.overlap && engineKind === 'main' && !offThread) {
       const key = options.threadKey ?? 'thread';
       throw new Error(`overlap: true needs ${key}: worker (on the main thread, sampling and training take turns)`);
     }
@@ -96,7 +106,7 @@ export class RolloutScheduler {
       throw new Error(`rollout engine ${args.engine.name} cannot run on the ${engineKind} thread (it runs on: ${args.engine.threads.join(', ')})`);
     }
     const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
-    const engine = await args.engine.create({ model, tokenizer, thread: engineKind, backend });
+    const engine = await args.engine.create({ model, tokenizer, thread: engineKind, backend, options: args.engineOptions, workDir: args.workDir, where: args.where });
     const maxStaleness = options.overlap ? options.maxStaleness : 0;
     const scheduler = new RolloutScheduler(engine, engineKind, args.policy, maxStaleness, options.initialVersion ?? 0, engineKind === 'worker' ? backend : '');
     // Without a trainer, a resumed run's batches are stamped with the checkpoint's step.
