@@ -5,11 +5,12 @@
 // fresh context. node-llama-cpp caches adapters by path until the model is disposed, so the previous
 // adapter is freed by hand once its context is gone (`releaseAdapter`): memory stays flat over versions.
 //
-// Batching: one context holds `sequences` KV streams of `contextSize` cells each (contextSize is per
-// sequence in node-llama-cpp 3.x); every completion runs its own `evaluateWithMetadata` generator on a
-// sequence, and the context puts the tokens all running sequences queued in one event-loop turn into one
-// llama_decode (at most `batchSize` tokens: longer prefills take several). With max_batch < rows, a
-// finished sequence is cleared and takes the next waiting completion (continuous batching).
+// Batching: one context holds `slots` KV streams of `contextSize` cells each (contextSize is per sequence
+// in node-llama-cpp 3.x, which gives llama.cpp contextSize × sequences cells). The engine drives the batch
+// itself through node-llama-cpp's native context: each step puts the next token of every running
+// completion (or the next part of a prompt) into one llama_decode of at most `batchSize` tokens, then
+// samples every completion that got logits, each with its own native sampler. With max_batch < rows, a
+// finished completion's slot is cleared and takes the next waiting one (continuous batching).
 //
 // Sampling and behaviour log-probs: llama.cpp samples (its native chain, one sampler per completion,
 // seeded from the batch seed in completion order, so rows do not depend on batching): repetition
@@ -23,13 +24,13 @@
 // 0) records log_softmax(logits), as the tfjs engine does.
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import type { Llama, LlamaContext, LlamaModel } from 'node-llama-cpp';
 import type { FinishReason, PolicyWeights, RolloutEngine, SampledRows, SampleHooks, SamplingOptions, ScoreOptions } from '../../core/engine/interfaces.js';
 import { completionOf, promptOf, rowCount, rowsOf, type Rows, type TokenLogprobs } from '../../core/engine/rows.js';
 import { writeAdapterWeightsGguf, writeModelGguf } from '../../core/gguf/export.js';
 import type { ModelConfig } from '../../core/llm/config.js';
 import { PEFT_PREFIX } from '../../core/llm/peft-config.js';
-import type { Tokenizer } from '../../core/llm/tokenizer.js';
+import type { StopMatcher, Tokenizer } from '../../core/llm/tokenizer.js';
 import { Rng } from '../../core/rng.js';
 import { defaultThreads, type LlamaCppOptions } from './options.js';
 
@@ -49,11 +50,43 @@ export interface LlamaCppModelSource {
   lora?: { scale: number; merged?: boolean; config: { r: number }; adapters: Map<string, { A: TensorLike; B: TensorLike }> };
 }
 
+/**
+ * node-llama-cpp 3.21.1's native context and sampler, below its public API (pinned exactly, so these do not
+ * move under us). The public per-sequence generators cost about 0.85 ms of CPU per token in JS machinery
+ * (queues, locks, a sampler config rebuilt per token); driving the batch directly costs about 0.3 ms, of
+ * which most is llama_decode itself (bench/llama-cpp-rollout.ts).
+ */
+interface NativeContext {
+  initBatch(size: number): void;
+  addToBatch(sequenceId: number, firstTokenSequenceIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
+  decodeBatch(): Promise<void>;
+  sampleToken(batchLogitIndex: number, sampler: NativeSampler, probabilities: boolean, confidence?: boolean): Promise<[token: number, probabilities: number[] | undefined, confidence: number | undefined]>;
+  disposeSequence(sequenceId: number): void;
+  setThreads(threads: number): void;
+}
+
+interface NativeSampler {
+  applyConfig(config: Record<string, unknown>): void;
+  dispose(): void;
+}
+
 interface OpenContext {
   context: LlamaContext;
-  sequences: LlamaContextSequence[];
+  native: NativeContext;
+  /** Sequence ids 0 … slots − 1 of the context (node-llama-cpp's own sequence objects are never taken). */
+  slots: number;
+  /** Tokens one llama_decode takes. */
+  batchSize: number;
   /** The adapter file attached (undefined: the base model). */
   adapter?: string;
+}
+
+/** One slot's work in a decode: tokens from position `position`, with logits wanted at `logitsAt` (indexes into tokens). */
+interface FeedItem {
+  slot: number;
+  position: number;
+  tokens: number[];
+  logitsAt: number[];
 }
 
 class AbortError extends Error {
@@ -204,20 +237,20 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
     this.adapterPath = path;
   }
 
-  /** A context for `sequences` sequences of `contextSize` tokens, with the newest adapter or none. */
-  private async open(kind: 'policy' | 'base', sequences: number, contextSize: number): Promise<OpenContext> {
+  /** A context for `slots` sequences of `contextSize` tokens, with the newest adapter or none. */
+  private async open(kind: 'policy' | 'base', slots: number, contextSize: number): Promise<OpenContext> {
     const adapter = kind === 'policy' ? this.adapterPath : undefined;
     const current = kind === 'policy' ? this.policyContext : this.baseContext;
-    if (current && current.adapter === adapter && current.sequences.length >= sequences && current.context.contextSize >= contextSize) return current;
+    if (current && current.adapter === adapter && current.slots >= slots && current.context.contextSize >= contextSize) return current;
+    const same = current && current.adapter === adapter ? current : undefined;
     if (current) {
       await current.context.dispose();
       if (current.adapter && current.adapter !== adapter) await this.releaseAdapter(current.adapter);
     }
-    const size = Math.max(contextSize, current && current.adapter === adapter ? current.context.contextSize : 0);
-    const count = Math.max(sequences, current && current.adapter === adapter ? current.sequences.length : 0);
+    const count = Math.max(slots, same?.slots ?? 0);
     const context = await this.model.createContext({
       sequences: count,
-      contextSize: size,
+      contextSize: Math.max(contextSize, same?.context.contextSize ?? 0),
       threads: this.threads,
       // llama.cpp's CPU flash attention rounds through f16 (log-probs 3e-3 off transformers at f32; 2e-6 without).
       flashAttention: this.kvF32 ? false : 'auto',
@@ -225,10 +258,54 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
       ...(this.kvF32 ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } : {}),
     });
     if (adapter) this.loadedAdapters.add(adapter);
-    const open: OpenContext = { context, sequences: Array.from({ length: count }, () => context.getSequence()), adapter };
+    const native = (context as unknown as { _ctx?: NativeContext })._ctx;
+    if (!native || typeof native.addToBatch !== 'function') throw new Error('node-llama-cpp no longer exposes LlamaContext._ctx: the llama.cpp engine is written against 3.21.1 exactly');
+    native.setThreads(this.threads);
+    const open: OpenContext = { context, native, slots: count, batchSize: context.batchSize, adapter };
     if (kind === 'policy') this.policyContext = open;
     else this.baseContext = open;
     return open;
+  }
+
+  private newSampler(config: Record<string, unknown>): NativeSampler {
+    const bindings = (this.llama as unknown as { _bindings?: { AddonSampler?: new (model: unknown) => NativeSampler } })._bindings;
+    const nativeModel = (this.model as unknown as { _model?: unknown })._model;
+    if (!bindings?.AddonSampler || !nativeModel) throw new Error('node-llama-cpp no longer exposes its AddonSampler: the llama.cpp engine is written against 3.21.1 exactly');
+    const sampler = new bindings.AddonSampler(nativeModel);
+    sampler.applyConfig(config);
+    return sampler;
+  }
+
+  /**
+   * One llama_decode over what the items feed (at most batchSize tokens; an item that does not fit is
+   * fed in part and keeps the rest). Returns, per item fully fed, the batch logit indexes of its logitsAt.
+   */
+  private async decode(open: OpenContext, items: FeedItem[]): Promise<Map<FeedItem, Uint32Array>> {
+    let room = open.batchSize;
+    const plan: { item: FeedItem; take: number }[] = [];
+    for (const item of items) {
+      if (room === 0) break;
+      const take = Math.min(room, item.tokens.length);
+      plan.push({ item, take });
+      room -= take;
+    }
+    open.native.initBatch(open.batchSize - room);
+    const out = new Map<FeedItem, Uint32Array>();
+    for (const { item, take } of plan) {
+      const whole = take === item.tokens.length;
+      const logits = Uint32Array.from(item.logitsAt.filter((i) => i < take));
+      const indexes = open.native.addToBatch(item.slot, item.position, Uint32Array.from(item.tokens.slice(0, take)), logits);
+      if (whole && logits.length === item.logitsAt.length) out.set(item, indexes);
+      else {
+        // Fed in part: logits for the part fed now are read by the caller through `partial` (score), the rest later.
+        (item as FeedItem & { partial?: Uint32Array }).partial = indexes;
+      }
+      item.position += take;
+      item.tokens = item.tokens.slice(take);
+      item.logitsAt = item.logitsAt.filter((i) => i >= take).map((i) => i - take);
+    }
+    await open.native.decodeBatch();
+    return out;
   }
 
   /**
@@ -276,20 +353,65 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
     if (requests.length > 0 && options.maxNewTokens > 0) {
       const slots = Math.min(options.maxBatch ?? requests.length, requests.length);
       const longest = Math.max(...requests.map((r) => r.length)) + options.maxNewTokens;
-      const { sequences } = await this.open('policy', slots, this.contextSizeFor(longest));
+      const open = await this.open('policy', slots, this.contextSizeFor(longest));
+      const samplerConfig = (seed: number) => ({
+        temperature: sampling.temperature,
+        // Left out, a sampler is not in llama.cpp's chain (node-llama-cpp's public defaults are top-k 40, top-p 0.95).
+        ...(sampling.topK > 0 ? { topK: sampling.topK } : {}),
+        ...(sampling.topP < 1 ? { topP: sampling.topP } : {}),
+        ...(sampling.minP > 0 ? { minP: sampling.minP } : {}),
+        seed,
+      });
+      const penalty = (i: number) =>
+        sampling.repetitionPenalty !== 1
+          ? { repeatPenalty: sampling.repetitionPenalty, repeatPenaltyTokens: Uint32Array.from([...requests[i], ...ids[i]]), repeatPenaltyMaxTokens: requests[i].length + options.maxNewTokens }
+          : {};
+      interface Running extends FeedItem { request: number; sampler: NativeSampler; stop?: StopMatcher }
+      const free = Array.from({ length: slots }, (_, k) => slots - 1 - k);
+      const running: Running[] = [];
       let next = 0;
-      const runSlot = async (sequence: LlamaContextSequence) => {
-        while (next < requests.length) {
-          const i = next++;
-          try {
-            finishReasons[i] = await this.generateOne(sequence, requests[i], requestSeeds[i], sampling, options.maxNewTokens, eos, stops, ids[i], logprobs[i], signal);
-          } finally {
-            await sequence.clearHistory();
+      try {
+        while (next < requests.length || running.length > 0) {
+          if (signal?.aborted) throw new AbortError(signal.reason);
+          while (next < requests.length && free.length > 0) {
+            const i = next++;
+            const slot = free.pop()!;
+            open.native.disposeSequence(slot); // the previous completion's KV cells
+            running.push({ request: i, slot, position: 0, tokens: requests[i], logitsAt: [requests[i].length - 1], sampler: this.newSampler({ ...samplerConfig(requestSeeds[i]), ...penalty(i) }), stop: stops.length > 0 ? this.tokenizer.stopMatcher(stops) : undefined });
           }
-          hooks.onFinished?.();
+          const fed = await this.decode(open, running);
+          const ready = running.filter((r) => fed.has(r));
+          const sampled = await Promise.all(
+            ready.map((r) => {
+              if (sampling.repetitionPenalty !== 1) r.sampler.applyConfig({ ...samplerConfig(requestSeeds[r.request]), ...penalty(r.request) });
+              return open.native.sampleToken(fed.get(r)![0], r.sampler, false, true);
+            }),
+          );
+          ready.forEach((r, k) => {
+            const [token, , confidence] = sampled[k];
+            if (token === -1 || confidence === undefined) throw new Error('the llama.cpp engine: the sampler returned no token');
+            const i = r.request;
+            ids[i].push(token);
+            logprobs[i].push(Math.log(confidence));
+            let reason: FinishReason | undefined;
+            if (eos.has(token)) reason = 'eos';
+            else if (r.stop?.check(ids[i])) reason = 'stop';
+            else if (ids[i].length >= options.maxNewTokens) reason = 'length';
+            if (reason) {
+              finishReasons[i] = reason;
+              r.sampler.dispose();
+              running.splice(running.indexOf(r), 1);
+              free.push(r.slot);
+              hooks.onFinished?.();
+            } else {
+              r.tokens = [token];
+              r.logitsAt = [0];
+            }
+          });
         }
-      };
-      await Promise.all(sequences.slice(0, slots).map(runSlot));
+      } finally {
+        for (const r of running) r.sampler.dispose();
+      }
     } else {
       requests.forEach(() => hooks.onFinished?.());
     }
@@ -306,49 +428,6 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
     return { ...rows, logprobs: behaviour, refLogprobs, finishReasons, texts, policyVersion: this.version, seconds: (performance.now() - started) / 1000 };
   }
 
-  /** One completion on `sequence`; its tokens and behaviour log-probs go into `ids` and `logprobs`. */
-  private async generateOne(
-    sequence: LlamaContextSequence,
-    prompt: number[],
-    seed: number,
-    sampling: NativeSampling,
-    maxNewTokens: number,
-    eos: Set<number>,
-    stops: string[],
-    ids: number[],
-    logprobs: number[],
-    signal: AbortSignal | undefined,
-  ): Promise<FinishReason> {
-    const stop = stops.length > 0 ? this.tokenizer.stopMatcher(stops) : undefined;
-    const repeatPenalty =
-      sampling.repetitionPenalty !== 1
-        ? { punishTokens: () => [...prompt, ...ids] as Token[], penalty: sampling.repetitionPenalty, maxPunishTokens: prompt.length + maxNewTokens }
-        : undefined;
-    const generator = sequence.evaluateWithMetadata(
-      prompt as Token[],
-      { confidence: true },
-      {
-        temperature: sampling.temperature,
-        // null leaves a sampler out of llama.cpp's chain (node-llama-cpp's own defaults are top-k 40, top-p 0.95).
-        topK: (sampling.topK > 0 ? sampling.topK : null) as number,
-        topP: (sampling.topP < 1 ? sampling.topP : null) as number,
-        minP: (sampling.minP > 0 ? sampling.minP : null) as number,
-        seed,
-        repeatPenalty,
-        yieldEogToken: true,
-      },
-    );
-    for await (const { token, confidence } of generator) {
-      if (signal?.aborted) throw new AbortError(signal.reason);
-      ids.push(token);
-      logprobs.push(Math.log(confidence));
-      if (eos.has(token)) return 'eos';
-      if (stop?.check(ids)) return 'stop';
-      if (ids.length >= maxNewTokens) return 'length';
-    }
-    throw new Error('the llama.cpp engine: generation ended without a token (the sampler returned none)');
-  }
-
   /**
    * Per-token log-probs of each row's completion, log_softmax(logits / temperature) as llama.cpp computes
    * them (the full next-token distribution at each completion position). Rows run on the sequences of one
@@ -362,37 +441,60 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
     let longest = 0;
     for (let i = 0; i < count; i++) longest = Math.max(longest, promptOf(rows, i).length + completionOf(rows, i).length);
     const slots = Math.min(count, options.microBatchSize ?? 16);
-    const { sequences } = await this.open(options.adapters === 'on' ? 'policy' : 'base', slots, this.contextSizeFor(longest));
+    const open = await this.open(options.adapters === 'on' ? 'policy' : 'base', slots, this.contextSizeFor(longest));
+    // The full next-token distribution at temperature T: no truncating sampler in the chain.
+    const sampler = this.newSampler({ temperature: options.temperature, seed: 0 });
+    interface Scoring extends FeedItem { row: number; /** completion tokens scored so far */ done: number; partial?: Uint32Array }
+    const free = Array.from({ length: slots }, (_, k) => slots - 1 - k);
+    const running: Scoring[] = [];
     let next = 0;
-    const runSlot = async (sequence: LlamaContextSequence) => {
-      while (next < count) {
-        const i = next++;
-        if (signal?.aborted) throw new AbortError(signal.reason);
-        const prompt = promptOf(rows, i);
-        const completion = completionOf(rows, i);
-        if (completion.length === 0) continue;
-        if (prompt.length === 0) throw new Error(`score: row ${i} has no prompt tokens`);
-        const tokens = [...prompt, ...completion];
-        const first = prompt.length - 1; // the position whose next-token distribution scores completion[0]
-        const input = tokens.slice(0, -1).map((t, p) =>
-          p >= first ? ([t, { generateNext: { probabilities: true, options: { temperature: options.temperature, topK: null, topP: null, minP: null } } }] as const) : t,
-        );
-        try {
-          const results = await sequence.controlledEvaluate(input as unknown as Parameters<LlamaContextSequence['controlledEvaluate']>[0]);
-          const values = out.subarray(rows.completionOffsets[i], rows.completionOffsets[i + 1]);
-          for (let k = 0; k < completion.length; k++) {
-            const p = results[first + k]?.next.probabilities?.get(completion[k] as Token);
-            if (p === undefined) throw new Error(`score: llama.cpp returned no distribution for row ${i}, completion token ${k}`);
-            values[k] = Math.log(p);
-          }
-        } finally {
-          await sequence.clearHistory();
-        }
+    const read = async (r: Scoring, indexes: Uint32Array) => {
+      const completion = completionOf(rows, r.row);
+      const values = out.subarray(rows.completionOffsets[r.row], rows.completionOffsets[r.row + 1]);
+      for (const index of indexes) {
+        const [, probabilities] = await open.native.sampleToken(index, sampler, true, false);
+        const k = r.done++;
+        values[k] = Math.log(probabilityOf(probabilities!, completion[k]));
       }
     };
-    await Promise.all(sequences.slice(0, slots).map(runSlot));
+    try {
+      while (next < count || running.length > 0) {
+        if (signal?.aborted) throw new AbortError(signal.reason);
+        while (next < count && free.length > 0) {
+          const i = next++;
+          const prompt = promptOf(rows, i);
+          const completion = completionOf(rows, i);
+          if (completion.length === 0) continue;
+          if (prompt.length === 0) throw new Error(`score: row ${i} has no prompt tokens`);
+          const slot = free.pop()!;
+          open.native.disposeSequence(slot);
+          const tokens = [...prompt, ...completion.subarray(0, -1)];
+          // Position p's distribution scores token p + 1: the completion from the prompt's last position on.
+          running.push({ row: i, slot, position: 0, tokens, logitsAt: Array.from(completion, (_, k) => prompt.length - 1 + k), done: 0 });
+        }
+        if (running.length === 0) break;
+        const fed = await this.decode(open, running);
+        for (const r of [...running]) {
+          const indexes = fed.get(r) ?? r.partial;
+          r.partial = undefined;
+          if (indexes) await read(r, indexes);
+          if (r.tokens.length === 0) {
+            running.splice(running.indexOf(r), 1);
+            free.push(r.slot);
+          }
+        }
+      }
+    } finally {
+      sampler.dispose();
+    }
     return out;
   }
+}
+
+/** A token's probability in node-llama-cpp's flat [token, probability, token, probability, …] list. */
+function probabilityOf(flat: number[], token: number): number {
+  for (let k = 0; k < flat.length; k += 2) if (flat[k] === token) return flat[k + 1];
+  throw new Error(`score: token ${token} is not in llama.cpp's distribution`);
 }
 
 interface NativeSampling {
