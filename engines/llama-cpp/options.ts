@@ -13,7 +13,7 @@ export const llamaCppOptionsSchema = z.strictObject({
   gguf_type: z
     .enum(['f32', 'f16', 'q8_0'])
     .optional()
-    .describe('The type the base model is written in once per run: default f16 on a GPU, f32 on the CPU (exact); q8_0 for faster rollouts.'),
+    .describe('The type the base model is written in once per run: default f16 on a GPU device, f32 without one (exact); q8_0 for faster rollouts.'),
   threads: z
     .number()
     .int()

@@ -159,7 +159,10 @@ export class LlamaCppRolloutEngine implements RolloutEngine {
     if (source.lora?.merged) throw new Error('the llama.cpp engine: the LoRA adapter is merged into the weights; unmerge it first');
     const llama = await acquireLlama(options.gpu);
     try {
-      const ggufType = options.gguf_type ?? (llama.gpu === false ? 'f32' : 'f16');
+      // `gpu: auto` loads the Vulkan build wherever libvulkan is, with no device (a CPU-only machine): that
+      // computes on the CPU, where f32 is the exact and the fast choice.
+      const onGpu = llama.gpu !== false && (await llama.getGpuDeviceNames()).length > 0;
+      const ggufType = options.gguf_type ?? (onGpu ? 'f16' : 'f32');
       mkdirSync(workDir, { recursive: true });
       const basePath = join(workDir, `base-${ggufType}.gguf`);
       await writeModelGguf({ modelDir: source.dir, out: basePath, type: ggufType });
