@@ -221,7 +221,7 @@ describe('memory over 500 policy versions', () => {
     console.log(`[llama.cpp engine] 450 versions after warm-up: RSS ${growthMb.toFixed(1)} MB, JS heap ${heapMb.toFixed(1)} MB; adapters loaded ${e.adaptersLoaded}`);
     expect(e.adaptersLoaded).toBe(1);
     expect(readdirSync(e.workDir).filter((f) => f.startsWith('adapter-'))).toEqual(['adapter-v500.gguf']);
-    expect(growthMb).toBeLessThan(40);
+    expect(growthMb).toBeLessThan(60); // measured 21–28 MB under vitest on the busy machine; kept adapters: over 450 MB
     expect(heapMb).toBeLessThan(10);
   }, 600_000);
 });
