@@ -7,6 +7,7 @@
 // trainer's policy (0 without overlap: strictly on-policy). The bounded edge downstream also keeps it at
 // most `buffer` batches ahead of training. Prompts over max_prompt_length are
 // truncated or skipped before batching, so every batch is whole; an incomplete last batch is dropped.
+import { join } from 'node:path';
 import { bufferCount, filter, map, skip, takeWhile } from 'rxjs';
 import { z } from 'zod';
 import { resumeCheckpoint, resumePosition } from '../core/grpo/resume.js';
@@ -153,6 +154,8 @@ export const rolloutGenerate = defineNode({
       model,
       tokenizer,
       policy: inputs.policy,
+      workDir: join(ctx.outDir, ctx.id),
+      where: `rollout.generate ${ctx.id}`,
       options: {
         overlap: c.overlap,
         maxStaleness: c.max_staleness,

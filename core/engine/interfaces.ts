@@ -155,6 +155,10 @@ export interface RolloutEngineArgs {
   options?: Record<string, unknown>;
   /** Where the engine reports a problem it works around (a server retried, ...): the run's warning events. */
   warn?: (message: string) => void;
+  /** A folder of the run the engine may write files to (e.g. the model converted to its format). */
+  workDir?: string;
+  /** Where the engine is configured, for error messages (`rollout.generate rollout`). */
+  where?: string;
 }
 
 /** A rollout engine as a plugin registers it (`definePlugin({ rolloutEngines: [...] })`); graphs pick it by
@@ -167,8 +171,11 @@ export interface RolloutEngineDefinition {
   description: string;
   /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). 'worker' needs `worker`. */
   threads: EngineThread[];
-  /** Sampling waits on other processes (servers), so it overlaps training from the main thread too. */
-  overlapsOnMainThread?: boolean;
+  /**
+   * True when the engine's compute runs off the JavaScript thread (llama.cpp's native threads, a remote
+   * server): on the main thread it still samples while the trainer works, so `overlap` needs no worker.
+   */
+  computesOffThread?: boolean;
   /** The engine on the calling thread. */
   create(args: RolloutEngineArgs): Promise<RolloutEngine>;
   /** How a worker thread builds the engine (absent: the engine runs on the calling thread only). */

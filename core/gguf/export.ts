@@ -171,28 +171,64 @@ export const ADAPTER_FILE_TYPES = ['f32', 'f16', 'bf16'] as const;
  * llama.cpp's scale alpha/r equals PEFT's (alpha·√r is written for rsLoRA, whose scale is alpha/√r).
  */
 export function writeAdapterGguf(options: AdapterGgufOptions): GgufExportResult {
-  if (!(ADAPTER_FILE_TYPES as readonly string[]).includes(options.type)) {
-    throw new Error(`a LoRA adapter GGUF is written as ${ADAPTER_FILE_TYPES.join(', ')}, not ${options.type}; to quantize, merge the adapter into the model (--merge)`);
-  }
   const config = readModelConfig(options.modelDir);
-  const adapter = loadAdapter(options.adapterDir, config);
-  const type = GGUF_FILE_TYPES[options.type].base;
-  const tensors: GgufTensor[] = [];
-  for (const [, pair] of adapter.pairs) {
-    const name = `blk.${pair.layer}.${GGUF_PROJECTION[pair.projection]}.weight`;
-    const heads = rotaryHeads(config, pair.projection);
-    // lora_b's row length is r, rarely a whole number of blocks; these files hold float types only.
-    tensors.push({ name: `${name}.lora_a`, shape: pair.A.shape, type, values: () => pair.A.data });
-    tensors.push({ name: `${name}.lora_b`, shape: pair.B.shape, type, values: () => (heads ? permuteRotaryRows(pair.B.data, pair.B.shape[0], heads) : pair.B.data) });
-  }
-  const metadata = generalMetadata(config, options.name ?? basename(resolve(options.adapterDir)), 'adapter');
-  metadata.set('general.file_type', gguf.u32(GGUF_FILE_TYPES[options.type].ftype));
-  metadata.set('adapter.type', gguf.string('lora'));
-  metadata.set('adapter.lora.alpha', gguf.f32(adapter.scale * adapter.r));
-  writeGguf(options.out, metadata, tensors);
-  return { path: options.out, tensors: tensors.map((t) => ({ name: t.name, type: GGML_TYPE_NAME[t.type] })), notes: [] };
+  return writeLoraGguf(config, loadAdapter(options.adapterDir, config), options.out, options.type, options.name ?? basename(resolve(options.adapterDir)));
 }
 
+export interface AdapterWeightsGgufOptions {
+  /** The base model's config (architecture and the q/k permutation). */
+  config: ModelConfig;
+  /** The adapter's tensors by PEFT name (`base_model.model.<module>.lora_A.weight`, `.lora_B.weight`): a policy snapshot. */
+  weights: Record<string, HostTensor>;
+  /** PEFT's scale (alpha / r, or alpha / √r with rsLoRA) and the rank. */
+  scale: number;
+  r: number;
+  out: string;
+  type: 'f32' | 'f16' | 'bf16';
+  name?: string;
+}
+
+/** A LoRA adapter held in memory (a policy version) as a GGUF LoRA adapter, as writeAdapterGguf writes a PEFT folder. */
+export function writeAdapterWeightsGguf(options: AdapterWeightsGgufOptions): GgufExportResult {
+  const { config, weights } = options;
+  const pairs: LoadedAdapter['pairs'] = new Map();
+  const suffix = /\.lora_([AB])\.weight$/;
+  for (const [name, tensor] of Object.entries(weights)) {
+    const match = suffix.exec(name);
+    const module = match && name.startsWith(PEFT_PREFIX) ? name.slice(PEFT_PREFIX.length, match.index) : undefined;
+    const layerMatch = module && /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$/.exec(module);
+    if (!layerMatch || !(PROJECTIONS as readonly string[]).includes(layerMatch[2])) throw new Error(`adapter weights: "${name}" is not a LoRA tensor of a projection GGUF export supports (${PROJECTIONS.join(', ')})`);
+    const entry = pairs.get(module!) ?? { layer: Number(layerMatch[1]), projection: layerMatch[2] as ProjectionName, A: undefined!, B: undefined! };
+    entry[match![1] as 'A' | 'B'] = tensor;
+    pairs.set(module!, entry);
+  }
+  for (const [module, pair] of pairs) {
+    if (!pair.A || !pair.B) throw new Error(`adapter weights: ${module} has no lora_${pair.A ? 'B' : 'A'}`);
+    if (pair.A.shape[0] !== options.r || pair.B.shape[1] !== options.r) throw new Error(`adapter weights: ${module} has lora_A [${pair.A.shape}] and lora_B [${pair.B.shape}], not rank ${options.r}`);
+  }
+  return writeLoraGguf(config, { alpha: options.scale * options.r, r: options.r, scale: options.scale, pairs }, options.out, options.type, options.name ?? 'adapter');
+}
+
+function writeLoraGguf(config: ModelConfig, adapter: LoadedAdapter, out: string, fileType: AdapterGgufOptions['type'], name: string): GgufExportResult {
+  if (!(ADAPTER_FILE_TYPES as readonly string[]).includes(fileType)) {
+    throw new Error(`a LoRA adapter GGUF is written as ${ADAPTER_FILE_TYPES.join(', ')}, not ${fileType}; to quantize, merge the adapter into the model (--merge)`);
+  }
+  const type = GGUF_FILE_TYPES[fileType].base;
+  const tensors: GgufTensor[] = [];
+  for (const [, pair] of adapter.pairs) {
+    const tensorName = `blk.${pair.layer}.${GGUF_PROJECTION[pair.projection]}.weight`;
+    const heads = rotaryHeads(config, pair.projection);
+    // lora_b's row length is r, rarely a whole number of blocks; these files hold float types only.
+    tensors.push({ name: `${tensorName}.lora_a`, shape: pair.A.shape, type, values: () => pair.A.data });
+    tensors.push({ name: `${tensorName}.lora_b`, shape: pair.B.shape, type, values: () => (heads ? permuteRotaryRows(pair.B.data, pair.B.shape[0], heads) : pair.B.data) });
+  }
+  const metadata = generalMetadata(config, name, 'adapter');
+  metadata.set('general.file_type', gguf.u32(GGUF_FILE_TYPES[fileType].ftype));
+  metadata.set('adapter.type', gguf.string('lora'));
+  metadata.set('adapter.lora.alpha', gguf.f32(adapter.scale * adapter.r));
+  writeGguf(out, metadata, tensors);
+  return { path: out, tensors: tensors.map((t) => ({ name: t.name, type: GGML_TYPE_NAME[t.type] })), notes: [] };
+}
 
 export interface GgufExportOptions {
   modelDir: string;

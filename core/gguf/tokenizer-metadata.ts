@@ -35,6 +35,10 @@ export function preTokenizerType(tokenizerJson: Record<string, unknown>, where: 
     if (steps.some((s) => s.type === 'Digits' && s.individual_digits)) return 'smollm';
     if (steps.length === 1) return 'gpt-2';
   }
+  // Byte-level with no splitting and no merges (models/arith-tiny): every byte is its own token, so any
+  // split gives the same ids, and llama.cpp's default split is exact.
+  const model = tokenizerJson.model as { merges?: unknown[] } | undefined;
+  if (byteLevel && byteLevel.use_regex === false && steps.length === 1 && (model?.merges ?? []).length === 0) return 'default';
   throw new Error(`${where}: pre-tokenizer ${JSON.stringify(pre)} is not supported for GGUF export (supported: Llama 3's, Qwen2's, GPT-2's ByteLevel, SmolLM's)`);
 }
 

@@ -30,16 +30,16 @@ export const schedulerConfigShape = {
     .min(1)
     .default('tfjs')
     .describe(
-      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs). The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
+      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs, llama.cpp). The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
     ),
-  thread: z
-    .enum(['auto', 'main', 'worker'])
-    .default('auto')
-    .describe('Where the engine runs: this thread, or a worker thread (the tfjs engine with its own model copy there). auto: worker when overlap is on.'),
   engine_options: z
     .record(z.string(), z.unknown())
     .default({})
-    .describe('Options of the chosen engine, checked by it (engine openai: base_urls, adapter_dir, ...; README "Rollouts on inference servers").'),
+    .describe('Options of the chosen engine, checked by it (llama.cpp: gpu, gguf_type, threads, max_context; openai: base_urls, adapter_dir, ...; README "Rollout engines", "Rollouts on inference servers").'),
+  thread: z
+    .enum(['auto', 'main', 'worker'])
+    .default('auto')
+    .describe('Where the engine runs: this thread, or a worker thread (the tfjs engine with its own model copy there). auto: worker when overlap is on, unless the engine computes off this thread (llama.cpp, openai).'),
   worker_backend: z
     .enum(['wasm', 'cpu', 'webgpu'])
     .optional()
@@ -94,11 +94,15 @@ export class RolloutScheduler {
     tokenizer: Tokenizer;
     policy?: Observable<PolicySnapshot>;
     options: SchedulerOptions;
+    /** A folder the engine may write to, and the node, for its errors. */
+    workDir?: string;
+    where?: string;
   }): Promise<RolloutScheduler> {
     const { model, tokenizer, options } = args;
-    const onMain = args.engine.overlapsOnMainThread === true;
-    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap && !onMain ? 'worker' : 'main') : options.thread;
-    if (options.overlap && engineKind === 'main' && !onMain) {
+    // An engine whose compute runs off this thread overlaps with the trainer from the main thread.
+    const offThread = args.engine.computesOffThread === true && args.engine.threads.includes('main');
+    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap && !offThread ? 'worker' : 'main') : options.thread;
+    if (options.overlap && engineKind === 'main' && !offThread) {
       const key = options.threadKey ?? 'thread';
       throw new Error(`overlap: true needs ${key}: worker (on the main thread, sampling and training take turns)`);
     }
@@ -106,7 +110,7 @@ export class RolloutScheduler {
       throw new Error(`rollout engine ${args.engine.name} cannot run on the ${engineKind} thread (it runs on: ${args.engine.threads.join(', ')})`);
     }
     const backend = options.workerBackend ?? (options.runBackend && WORKER_BACKENDS.has(options.runBackend) ? options.runBackend : 'wasm');
-    const engineArgs = { model, tokenizer, thread: engineKind, backend, options: options.engineOptions, warn: options.warn };
+    const engineArgs = { model, tokenizer, thread: engineKind, backend, options: options.engineOptions, warn: options.warn, workDir: args.workDir, where: args.where };
     // Running an engine in a worker thread is the scheduler's job: any definition with a `worker` part can.
     const engine = engineKind === 'worker' ? await EngineWorker.start(args.engine, engineArgs) : await args.engine.create(engineArgs);
     const maxStaleness = options.overlap ? options.maxStaleness : 0;

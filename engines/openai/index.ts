@@ -36,7 +36,7 @@ export const openaiRolloutEngine: RolloutEngineDefinition = {
   name: 'openai',
   description: 'OpenAI-compatible servers (vLLM, grpoflow serve): one /v1/completions request per prompt with n, token ids and log-probs; policy adapters loaded at run time (vLLM\'s load_lora_adapter); least-loaded with retries and failover.',
   threads: ['main'],
-  overlapsOnMainThread: true,
+  computesOffThread: true,
   async create({ model, tokenizer, options, warn }) {
     const parsed = openaiEngineOptions.safeParse(options ?? {});
     if (!parsed.success) {

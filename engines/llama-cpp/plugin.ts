@@ -1,0 +1,11 @@
+// The llama.cpp engine as a plugin: registered beside the core nodes (core/graph/plugin-loader.ts
+// builtinRegistry) the way any plugin registers engines; core and nodes import no engine.
+import { definePlugin, PLUGIN_API_VERSION } from '../../core/plugin.js';
+import { llamaCppRolloutEngine } from './index.js';
+
+export default definePlugin({
+  name: 'llama.cpp',
+  apiVersion: PLUGIN_API_VERSION,
+  nodes: [],
+  rolloutEngines: [llamaCppRolloutEngine],
+});
