@@ -79,7 +79,7 @@ describe('dataset.synthetic', () => {
   });
 
   it('rejects unknown levels and keys', () => {
-    expect(() => datasetSynthetic.config.parse({ levels: [5] })).toThrow();
+    expect(() => datasetSynthetic.config.parse({ levels: [6] })).toThrow();
     expect(() => datasetSynthetic.config.parse({ level: 1 })).toThrow();
   });
 });

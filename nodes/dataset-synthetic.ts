@@ -13,11 +13,11 @@ import { defineNode } from '../core/plugin.js';
 import { ports } from '../core/ports.js';
 import { mergeSummary } from '../core/report/summary.js';
 
-const level = z.union(ARITHMETIC_LEVELS.map((l) => z.literal(l)) as [z.ZodLiteral<1>, z.ZodLiteral<2>, z.ZodLiteral<3>, z.ZodLiteral<4>]);
+const level = z.union(ARITHMETIC_LEVELS.map((l) => z.literal(l)) as [z.ZodLiteral<1>, z.ZodLiteral<2>, z.ZodLiteral<3>, z.ZodLiteral<4>, z.ZodLiteral<5>]);
 
 export const datasetSyntheticConfig = z.strictObject({
   seed: z.number().int().default(0),
-  levels: z.array(level).min(1).default([1, 2, 3, 4]).describe('Difficulty levels to draw from, uniformly: 1 one step < 10; 2 two steps; 3 multiplication or two-digit numbers; 4 multiplication then + or -.'),
+  levels: z.array(level).min(1).default([1, 2, 3, 4]).describe('Difficulty levels to draw from, uniformly: 1 one step < 10; 2 two steps; 3 multiplication or two-digit numbers; 4 multiplication then + or -; 5 a two-digit sum ("What is 34 + 57?") worked digit by digit.'),
   count: z.number().int().positive().optional().describe('Training problems to emit; endless when absent.'),
   test_size: z.number().int().min(0).default(100).describe('Held-out problems on the `test` output (never in training; report only).'),
   validation_size: z.number().int().min(0).default(0).describe('Held-out problems on the `validation` output, for tuning; disjoint from `test`.'),
@@ -31,6 +31,8 @@ export const datasetSyntheticConfig = z.strictObject({
       seed: z.number().int(),
       levels: z.array(level).min(1),
       test_size: z.number().int().min(0),
+      validation_size: z.number().int().min(0).default(0),
+      heldout_facts: z.boolean().default(false),
       count: z.number().int().min(0).describe('Training problems the SFT run consumed (steps × batch size).'),
     })
     .optional()
@@ -43,7 +45,10 @@ export type DatasetSyntheticConfig = z.output<typeof datasetSyntheticConfig>;
 
 /** The held-out splits and training stream a dataset.synthetic config makes, and the SFT data it avoids. */
 export function syntheticSplit(c: DatasetSyntheticConfig) {
-  const sft = c.sft_data && streamFootprint({ seed: c.sft_data.seed, levels: c.sft_data.levels as ArithmeticLevel[], testSize: c.sft_data.test_size, count: c.sft_data.count });
+  const d = c.sft_data;
+  const sft =
+    d &&
+    streamFootprint({ seed: d.seed, levels: d.levels as ArithmeticLevel[], testSize: d.test_size, validationSize: d.validation_size, heldoutFacts: d.heldout_facts, count: d.count });
   const split = arithmeticSplit({
     seed: c.seed,
     levels: c.levels as ArithmeticLevel[],

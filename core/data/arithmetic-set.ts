@@ -125,21 +125,25 @@ export function arithmeticSplit(options: ArithmeticSetOptions): ArithmeticSplit 
   return { test, validation, train: arithmeticProblems(trainRng, options.levels, excluded) };
 }
 
-/** A synthetic training stream as a graph configured it: its held-out problems and first `count` training problems. */
+/** A synthetic training stream as a graph configured it: its held-out splits and first `count` training problems. */
 export interface ArithmeticStreamSpec {
   seed: number;
   levels: readonly ArithmeticLevel[];
   testSize: number;
+  validationSize?: number;
+  heldoutFacts?: boolean;
   count: number;
 }
 
 /**
  * The footprint of a stream that trained a model (its SFT data, replayed from its `dataset.synthetic`
- * settings). Its held-out problems are included: the SFT run evaluated on them.
+ * settings): the first `count` training problems. Its held-out splits are not in it: they were only
+ * evaluated (the SFT run's probe), never trained on; with the same seed and settings they are the
+ * held-out splits of the run that replays the stream.
  */
 export function streamFootprint(spec: ArithmeticStreamSpec): { questions: Set<string>; facts: Set<string> } {
-  const { test, train } = arithmeticSplit({ seed: spec.seed, levels: spec.levels, testSize: spec.testSize });
-  const problems = [...test];
+  const { train } = arithmeticSplit({ seed: spec.seed, levels: spec.levels, testSize: spec.testSize, validationSize: spec.validationSize, heldoutFacts: spec.heldoutFacts });
+  const problems: ArithmeticProblem[] = [];
   for (let i = 0; i < spec.count; i++) problems.push(train.next().value as ArithmeticProblem);
   return problemFootprint(problems);
 }

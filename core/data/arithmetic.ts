@@ -5,10 +5,14 @@
 //   2: two steps, + and -, numbers up to 20       "Ann has 7 pens. She buys 5 more and gives 4 away. ..."
 //   3: one multiplication (2..9 × 2..9), or + / - with two-digit numbers
 //   4: a multiplication then + or -               "Sam has 3 boxes with 4 eggs in each box and 5 more eggs. ..."
+//   5: a two-digit sum, worked digit by digit     "What is 34 + 57?"  → "4+7=11, 3+5+1=9" → 91
+// Level 5 is the default job's: its gold reasoning adds the units first and carries into the tens, so a
+// sum is a short procedure over one-digit facts, and a model that learned it can answer operand pairs it
+// never saw (held out by fact: see arithmetic-set.ts). Its prompt is short because every byte costs.
 import type { PromptRecord } from '../ports.js';
 import type { Rng } from '../rng.js';
 
-export const ARITHMETIC_LEVELS = [1, 2, 3, 4] as const;
+export const ARITHMETIC_LEVELS = [1, 2, 3, 4, 5] as const;
 export type ArithmeticLevel = (typeof ARITHMETIC_LEVELS)[number];
 
 export interface ArithmeticProblem {
@@ -16,8 +20,10 @@ export interface ArithmeticProblem {
   question: string;
   /** The reference answer (always a non-negative integer). */
   answer: number;
-  /** The worked steps, each `a op b = c`, for gold completions. */
+  /** The problem's arithmetic, each step `a op b = c` (its facts; see problemFacts). */
   steps: string[];
+  /** The gold reasoning when it is not the steps themselves (level 5: the digit-by-digit sum). */
+  reasoning?: string;
 }
 
 /** The default system prompt of the task: short, since every prompt token costs a tiny model time. */
@@ -85,6 +91,11 @@ export function generateArithmeticProblem(rng: Rng, level: ArithmeticLevel): Ari
       const c = between(rng, 1, a * b - 1);
       return problem(level, `${start}. ${He} gives ${c} away. ${does}`, [[a, '*', b], ['_', '-', c]]);
     }
+    case 5: {
+      const a = between(rng, 10, 99);
+      const b = between(rng, 10, 99);
+      return { ...problem(level, `What is ${a} + ${b}?`, [[a, '+', b]]), reasoning: digitwiseSum(a, b) };
+    }
     default:
       throw new Error(`unknown arithmetic level ${String(level)} (levels: ${ARITHMETIC_LEVELS.join(', ')})`);
   }
@@ -105,11 +116,23 @@ function problem(level: ArithmeticLevel, question: string, ops: Step[]): Arithme
 }
 
 /**
+ * A two-digit sum worked least-significant digit first, as one writes it on paper: the units, then the
+ * tens plus the carry (`34 + 57` → `4+7=11, 3+5+1=9`; the answer is the last result followed by the units
+ * digit of the first, 91). Every step is a one-digit fact, so unseen operand pairs are made of seen steps.
+ */
+export function digitwiseSum(a: number, b: number): string {
+  const units = (a % 10) + (b % 10);
+  const carry = units >= 10 ? '+1' : '';
+  const tens = Math.floor(a / 10) + Math.floor(b / 10) + (units >= 10 ? 1 : 0);
+  return `${a % 10}+${b % 10}=${units}, ${Math.floor(a / 10)}+${Math.floor(b / 10)}${carry}=${tens}`;
+}
+
+/**
  * The gold completion of a problem in the task's output format, for SFT data:
  * `<reasoning>3 + 5 = 8</reasoning><answer>8</answer>`; steps are joined with `, `.
  */
-export function formatGoldCompletion(problem: Pick<ArithmeticProblem, 'steps' | 'answer'>): string {
-  return `<reasoning>${problem.steps.join(', ')}</reasoning><answer>${problem.answer}</answer>`;
+export function formatGoldCompletion(problem: Pick<ArithmeticProblem, 'steps' | 'answer' | 'reasoning'>): string {
+  return `<reasoning>${problem.reasoning ?? problem.steps.join(', ')}</reasoning><answer>${problem.answer}</answer>`;
 }
 
 /**

@@ -15,6 +15,7 @@ export {
   ARITHMETIC_LEVELS,
   ARITHMETIC_SYSTEM_PROMPT,
   arithmeticPromptRecord,
+  digitwiseSum,
   formatGoldCompletion,
   generateArithmeticProblem,
   type ArithmeticLevel,

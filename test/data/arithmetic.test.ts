@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ARITHMETIC_LEVELS, formatGoldCompletion, generateArithmeticProblem } from '../../core/data/arithmetic.js';
+import { ARITHMETIC_LEVELS, digitwiseSum, formatGoldCompletion, generateArithmeticProblem } from '../../core/data/arithmetic.js';
 import { arithmeticSplit, problemFacts } from '../../core/data/arithmetic-set.js';
 import { Rng } from '../../core/rng.js';
 
 /** Independent check: recompute the answer from the numbers in the question text. */
 function solveFromText(question: string): number {
   const n = (question.match(/\d+/g) ?? []).map(Number);
+  if (/^What is \d+ \+ \d+\?$/.test(question)) return n[0] + n[1];
   if (/with \d+ \w+ in each/.test(question)) {
     const product = n[0] * n[1];
     if (/and \d+ more/.test(question)) return product + n[2];
@@ -40,6 +41,26 @@ describe('arithmetic word problems', () => {
     expect(sample(2).every((p) => p.steps.length === 2)).toBe(true);
     expect(sample(3).some((p) => p.steps[0].includes('*'))).toBe(true);
     expect(sample(4).every((p) => p.steps.length === 2 && p.steps[0].includes('*'))).toBe(true);
+  });
+
+  it('works level-5 sums digit by digit: units, then tens with the carry; the answer is read off the steps', () => {
+    expect(digitwiseSum(34, 57)).toBe('4+7=11, 3+5+1=9');
+    expect(digitwiseSum(32, 45)).toBe('2+5=7, 3+4=7');
+    expect(digitwiseSum(86, 57)).toBe('6+7=13, 8+5+1=14');
+    const rng = new Rng(11);
+    for (let i = 0; i < 500; i++) {
+      const p = generateArithmeticProblem(rng, 5);
+      const [a, b] = p.question.match(/\d+/g)!.map(Number);
+      expect(a >= 10 && a <= 99 && b >= 10 && b <= 99).toBe(true);
+      // Each step is a true one-digit fact (plus the carry), and the answer is the tens result then the units digit.
+      const [units, tens] = p.reasoning!.split(', ').map((s) => /^(\d)\+(\d)(\+1)?=(\d+)$/.exec(s)!);
+      expect(Number(units[1]) + Number(units[2])).toBe(Number(units[4]));
+      expect(Number(tens[1]) + Number(tens[2]) + (tens[3] ? 1 : 0)).toBe(Number(tens[4]));
+      expect(Boolean(tens[3])).toBe(Number(units[4]) >= 10);
+      expect(`${tens[4]}${Number(units[4]) % 10}`).toBe(String(p.answer));
+      expect(p.steps).toEqual([`${a} + ${b} = ${a + b}`]);
+      expect(formatGoldCompletion(p)).toBe(`<reasoning>${p.reasoning}</reasoning><answer>${a + b}</answer>`);
+    }
   });
 
   it('reads as a short English word problem and formats a gold completion', () => {
