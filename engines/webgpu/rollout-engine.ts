@@ -303,8 +303,7 @@ export class WebGpuRolloutEngine implements RolloutEngine {
     const free = Array.from({ length: job.slots }, (_, i) => job.slots - 1 - i);
     const active = new Map<number, Sequence>();
     const waiting = [...job.waiting].reverse();
-    const part = process.env.DEBUG_PART;
-    const step = part === 'layers' ? [...w.decode.layers] : part === 'tail' ? [...w.decode.layers, ...w.decode.tail] : [...w.decode.layers, ...w.decode.tail, sampler.dispatch({ logits: w.decode.logits, ...w.state })];
+    const step = [...w.decode.layers, ...w.decode.tail, sampler.dispatch({ logits: w.decode.logits, ...w.state })];
     const CH = this.chunk;
     const S = w.slots;
     const tokenizer = this.setup.tokenizer;
@@ -341,7 +340,7 @@ export class WebGpuRolloutEngine implements RolloutEngine {
         for (let at = 0; at < prefix; at += this.prefillRowCount) this.runPrefill(w, home, at, prompt.slice(at, Math.min(prefix, at + this.prefillRowCount)));
         if (group.length > 1) {
           const encoder = ctx.device.createCommandEncoder();
-          for (const seq of group.slice(1)) w.cache.copyPrefix(encoder, home, seq.slot, prefix);
+          w.cache.copyPrefix(encoder, home, group.map((seq) => seq.slot), prefix);
           ctx.device.queue.submit([encoder.finish()]);
         }
         for (const seq of group) {
@@ -361,7 +360,6 @@ export class WebGpuRolloutEngine implements RolloutEngine {
           }
         }
       }
-      if (process.env.DEBUG_DECODE) { console.log('prefill submitted'); await ctx.finish(); console.log('prefill done'); }
       if (active.size === 0) continue;
       // As many steps as the longest-running active sequence can still use, at most a chunk.
       let steps = 0;
@@ -378,9 +376,7 @@ export class WebGpuRolloutEngine implements RolloutEngine {
       encoder.copyBufferToBuffer(w.state.outLogprobs, 0, w.staging, idsBytes, idsBytes);
       encoder.copyBufferToBuffer(w.state.info, 0, w.staging, 2 * idsBytes, S * INFO.words * 4);
       ctx.device.queue.submit([encoder.finish()]);
-      if (process.env.DEBUG_DECODE) console.log('chunk submitted', steps);
       await ctx.finish();
-      if (process.env.DEBUG_DECODE) console.log('chunk done');
       await ctx.settle(w.staging.mapAsync(GPUMapMode.READ));
       const raw = w.staging.getMappedRange();
       const outIds = new Uint32Array(raw.slice(0, idsBytes));

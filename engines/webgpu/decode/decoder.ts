@@ -9,7 +9,6 @@ import { PEFT_PREFIX } from '../../../core/llm/peft-config.js';
 import { projectionPath, type ProjectionName } from '../../../core/llm/projections.js';
 import { ropeInverseFrequencies } from '../../../core/llm/rope.js';
 import type { Dispatch, GpuContext } from '../device.js';
-import { toF16 } from '../f16.js';
 import { RmsNorm } from '../kernels/rmsnorm.js';
 import { CacheAttention } from './attention.js';
 import { EmbedRows } from './embed.js';
@@ -100,7 +99,7 @@ export class DecoderWeights {
     host: HostParameters,
   ) {
     const c = config;
-    const weight = (data: Float32Array) => (precision === 'f16' ? ctx.upload(toF16(data)) : ctx.upload(data));
+    const weight = (data: Float32Array) => (precision === 'f16' ? this.uploadHalf(data) : ctx.upload(data));
     const f32 = (data: Float32Array) => ctx.upload(data);
     this.embed = weight(host('model.embed_tokens.weight'));
     this.lmHead = c.tieWordEmbeddings ? this.embed : weight(host('lm_head.weight'));
@@ -141,6 +140,39 @@ export class DecoderWeights {
       this.layers.push(layer);
     }
     this.loraScale = ctx.uniform([lora?.scale ?? 0], [true]);
+  }
+
+  private halfKernel?: GPUComputePipeline;
+
+  /** Uploads f32 values and packs them to f16 pairs on the GPU: converting billions of weights one by one
+   *  in JavaScript (a 3B model) took minutes; pack2x16float does it at copy speed. */
+  private uploadHalf(data: Float32Array): GPUBuffer {
+    const ctx = this.ctx;
+    const pairs = data.length / 2;
+    if (!Number.isInteger(pairs)) throw new Error('f16 weights need an even number of values');
+    const source = ctx.upload(data);
+    const out = ctx.storage(pairs * 4);
+    this.halfKernel ??= ctx.device.createComputePipeline({
+      layout: 'auto',
+      compute: {
+        module: ctx.device.createShaderModule({
+          code: `@group(0) @binding(0) var<storage, read> src: array<vec2f>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = id.y * nw.x * 256u + id.x;
+  if (i < arrayLength(&dst)) { dst[i] = pack2x16float(src[i]); }
+}`,
+        }),
+        entryPoint: 'main',
+      },
+    });
+    const groups = Math.ceil(pairs / 256);
+    const x = Math.min(groups, 65535);
+    ctx.submit([{ pipeline: this.halfKernel, bindGroup: ctx.bindGroup(this.halfKernel, [source, out]), workgroups: [x, Math.ceil(groups / x)] }]);
+    // Freed once the queue has run the conversion (WebGPU keeps a destroyed buffer alive for submitted work).
+    source.destroy();
+    return out;
   }
 
   /** Sets the adapter matrices from PEFT-named weights (absent targets stay zero: no adapter there). */
@@ -186,6 +218,19 @@ export class DecoderWeights {
     if (unknown.length) throw new Error(`${where}: ${unknown.length} weights match no projection of the model, e.g. ${unknown[0]}`);
   }
 
+  /** Frees every weight buffer (the engine is unusable after). */
+  destroy(): void {
+    const buffers = new Set<GPUBuffer>([this.embed, this.lmHead, this.finalNorm, this.loraScale]);
+    for (const layer of this.layers) {
+      for (const v of Object.values(layer)) {
+        if (Array.isArray(v)) v.forEach((b) => buffers.add(b));
+        else if (v && typeof v === 'object' && 'destroy' in v) buffers.add(v as GPUBuffer);
+        else if (v) Object.values(v as Record<string, GPUBuffer>).forEach((b) => buffers.add(b));
+      }
+    }
+    for (const b of buffers) b.destroy();
+  }
+
   /** Adapters on (the policy) or off (the base model: the KL reference). */
   setAdapters(on: boolean): void {
     if (!this.lora || on === this.adaptersOn) return;
@@ -198,6 +243,7 @@ export class KvCache {
   readonly k: GPUBuffer[];
   readonly v: GPUBuffer[];
   readonly rowBytes: number;
+  private readonly scratch: GPUBuffer;
 
   constructor(
     ctx: GpuContext,
@@ -209,19 +255,24 @@ export class KvCache {
     const bytes = slots * maxLength * this.rowBytes;
     this.k = Array.from({ length: config.numLayers }, () => ctx.storage(bytes));
     this.v = Array.from({ length: config.numLayers }, () => ctx.storage(bytes));
+    this.scratch = ctx.storage(maxLength * this.rowBytes);
   }
 
-  /** Records copies of positions [0, length) of slot `from` into slot `to` (a shared prompt's prefix). */
-  copyPrefix(encoder: GPUCommandEncoder, from: number, to: number, length: number): void {
-    if (length === 0 || from === to) return;
+  /** Records copies of positions [0, length) of slot `from` into each slot of `to` (a shared prompt's
+   *  prefix). Through a scratch slot: WebGPU does not copy a buffer onto itself. */
+  copyPrefix(encoder: GPUCommandEncoder, from: number, to: number[], length: number): void {
+    const targets = to.filter((t) => t !== from);
+    if (length === 0 || targets.length === 0) return;
     const slotBytes = this.maxLength * this.rowBytes;
-    for (const buffers of [this.k, this.v]) {
-      for (const b of buffers) encoder.copyBufferToBuffer(b, from * slotBytes, b, to * slotBytes, length * this.rowBytes);
+    const bytes = length * this.rowBytes;
+    for (const b of [...this.k, ...this.v]) {
+      encoder.copyBufferToBuffer(b, from * slotBytes, this.scratch, 0, bytes);
+      for (const t of targets) encoder.copyBufferToBuffer(this.scratch, 0, b, t * slotBytes, bytes);
     }
   }
 
   destroy(): void {
-    for (const b of [...this.k, ...this.v]) b.destroy();
+    for (const b of [...this.k, ...this.v, this.scratch]) b.destroy();
   }
 }
 
