@@ -18,6 +18,8 @@ import { WebGpuRolloutEngine } from '../engines/webgpu/rollout-engine.js';
 
 /** The peer's shapes (peer_torch_grpo.py), as our config. */
 const SHAPES: Record<string, { hidden: number; inter: number; layers: number; heads: number; kv: number; vocab: number; theta: number }> = {
+  /** llama-tiny's dimensions: a bundle check on lavapipe, no peer. */
+  tiny: { hidden: 64, inter: 160, layers: 2, heads: 4, kv: 2, vocab: 1006, theta: 500000 },
   'smollm2-135m': { hidden: 576, inter: 1536, layers: 30, heads: 9, kv: 3, vocab: 49152, theta: 100000 },
   'qwen2.5-0.5b': { hidden: 896, inter: 4864, layers: 24, heads: 14, kv: 2, vocab: 151936, theta: 1000000 },
   'llama3.2-1b': { hidden: 2048, inter: 8192, layers: 16, heads: 32, kv: 8, vocab: 128256, theta: 500000 },
