@@ -23,10 +23,11 @@ import { exportGgufNode } from './export-gguf.js';
 import { modelCreate } from './model-create.js';
 import { trainSft } from './train-sft.js';
 import { tfjsRolloutEngine } from '../engines/tfjs/index.js';
+import { webgpuRolloutEngine } from '../engines/webgpu/index.js';
 
 export default definePlugin({
   name: 'core',
   apiVersion: PLUGIN_API_VERSION,
   nodes: [debugLog, datasetLoad, datasetMap, datasetSynthetic, modelLoad, chatTemplate, loraApply, rolloutGenerate, rewardFormat, rewardCorrectness, rewardLength, rewardFile, rewardScore, advantageGroup, trainGrpo, evalAccuracy, exportAdapter, exportMerged, exportGgufNode, modelCreate, trainSft],
-  rolloutEngines: [tfjsRolloutEngine],
+  rolloutEngines: [tfjsRolloutEngine, webgpuRolloutEngine],
 });

@@ -10,7 +10,7 @@ import type { RolloutEngine, RolloutEngineDefinition } from '../core/engine/inte
 import { rowsOf } from '../core/engine/rows.js';
 import type { PolicySnapshot, PromptRecord, RolloutBatch } from '../core/ports.js';
 import { recordingContext } from '../test/nodes/node-context.js';
-import { rolloutGenerate } from './rollout-generate.js';
+import { rolloutEngineName, rolloutGenerate } from './rollout-generate.js';
 
 const FIXTURE = 'test/fixtures/llama-tiny';
 interface ReferenceChat {
@@ -216,6 +216,52 @@ describe('rollout.generate', () => {
     expect(calls).toEqual(['setWeights 7', 'sample 1x2', 'close']);
     await expect(rollouts({ engine: 'missing' }, records.slice(0, 1), undefined, services)).rejects.toThrow(/no rollout engine named "missing" is installed/);
     await expect(rollouts({ engine: 'fixed', overlap: true }, records.slice(0, 1), policy, services)).rejects.toThrow(/rollout engine fixed cannot run on the worker thread/);
+  });
+
+  it('with backend webgpu and no engine named, samples with the webgpu engine, overlapping on the main thread', async () => {
+    const calls: string[] = [];
+    const fake: RolloutEngine = {
+      name: 'webgpu',
+      async setWeights(policy) {
+        calls.push(`setWeights ${policy.version}`);
+      },
+      async sample(prompts, n) {
+        calls.push(`sample ${prompts.length}x${n}`);
+        const count = prompts.length * n;
+        const rows = rowsOf(
+          Array.from({ length: count }, (_, i) => prompts[Math.floor(i / n)]),
+          Array.from({ length: count }, () => [5]),
+          Array.from({ length: count }, (_, i) => Math.floor(i / n)),
+        );
+        return { ...rows, logprobs: new Float32Array(count), finishReasons: Array(count).fill('eos'), texts: Array(count).fill(''), policyVersion: 0, seconds: 0 };
+      },
+      score: () => Promise.reject(new Error('not used')),
+      close: async () => void calls.push('close'),
+    };
+    const created: string[] = [];
+    const definition: RolloutEngineDefinition = {
+      name: 'webgpu',
+      description: 'a GPU engine',
+      threads: ['main'],
+      overlapsOnMainThread: true,
+      create: async ({ thread }) => (created.push(thread), fake),
+    };
+    const services = { rolloutEngines: (name: string) => (name === 'webgpu' ? definition : undefined), backend: { name: 'webgpu' } };
+    const policy = new BehaviorSubject<PolicySnapshot>({ version: 0, weights: {} });
+    const { batches } = await rollouts({ num_generations: 2, overlap: true }, records.slice(0, 1), policy, services);
+    expect(batches).toHaveLength(1);
+    expect(created).toEqual(['main']);
+    expect(calls).toContain('sample 1x2');
+  });
+
+  it('picks the engine the graph names, else the backend\'s', () => {
+    const installed = (name: string) => name === 'tfjs' || name === 'webgpu';
+    expect(rolloutEngineName(undefined, 'webgpu', installed)).toBe('webgpu');
+    expect(rolloutEngineName(undefined, 'webgpu', (name) => name === 'tfjs')).toBe('tfjs');
+    expect(rolloutEngineName(undefined, 'wasm', installed)).toBe('tfjs');
+    expect(rolloutEngineName('tfjs', 'webgpu', installed)).toBe('tfjs');
+    expect(rolloutEngineName('worker', 'webgpu', installed)).toBe('tfjs');
+    expect(rolloutEngineName('llamacpp', 'webgpu', installed)).toBe('llamacpp');
   });
 
   it('rejects overlap on the main thread, with a clear message', async () => {

@@ -108,6 +108,13 @@ export function stopTokenIds(model: CausalLM, tokenizer: Tokenizer, template: Ch
   return [...ids];
 }
 
+/** The engine a rollout node samples with: the one it names (the older thread spellings mean tfjs), else
+ *  the backend's: `backend: webgpu` samples with our own WebGPU decode loop where it is installed. */
+export function rolloutEngineName(engine: string | undefined, backend: string | undefined, installed: (name: string) => boolean): string {
+  if (engine !== undefined) return (THREADS as readonly string[]).includes(engine) ? 'tfjs' : engine;
+  return backend === 'webgpu' && installed('webgpu') ? 'webgpu' : 'tfjs';
+}
+
 export const rolloutGenerate = defineNode({
   type: 'rollout.generate',
   version: 1,
@@ -145,9 +152,9 @@ export const rolloutGenerate = defineNode({
 
     const backend = ctx.services.backend as { name?: string } | undefined;
     // `engine: auto | main | worker` is the older spelling of the thread, with the tfjs engine.
-    const legacyThread = (THREADS as readonly string[]).includes(c.engine);
-    const engineName = legacyThread ? 'tfjs' : c.engine;
+    const legacyThread = c.engine !== undefined && (THREADS as readonly string[]).includes(c.engine);
     const engines = ctx.services.rolloutEngines as ((name: string) => RolloutEngineDefinition | undefined) | undefined;
+    const engineName = rolloutEngineName(c.engine, backend?.name, (name) => engines?.(name) !== undefined);
     const engine = engines?.(engineName);
     if (!engine) throw new Error(`rollout.generate ${ctx.id}: no rollout engine named "${engineName}" is installed (grpoflow nodes lists them)`);
     const scheduler = await RolloutScheduler.start({

@@ -134,5 +134,8 @@ export interface RolloutEngineDefinition {
   description: string;
   /** The threads the engine can run on; the scheduler picks one (a worker thread with overlap). */
   threads: EngineThread[];
+  /** sample() awaits a device between short bursts of host work (a GPU engine), so on the main thread it
+   *  already overlaps with training: with overlap the scheduler keeps it on the main thread. */
+  overlapsOnMainThread?: boolean;
   create(args: RolloutEngineArgs): Promise<RolloutEngine>;
 }

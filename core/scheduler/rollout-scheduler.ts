@@ -27,9 +27,9 @@ export const schedulerConfigShape = {
   engine: z
     .string()
     .min(1)
-    .default('tfjs')
+    .optional()
     .describe(
-      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs). The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
+      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs, webgpu). Default: webgpu when the run's backend is webgpu, else tfjs. The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
     ),
   thread: z
     .enum(['auto', 'main', 'worker'])
@@ -87,8 +87,9 @@ export class RolloutScheduler {
     options: SchedulerOptions;
   }): Promise<RolloutScheduler> {
     const { model, tokenizer, options } = args;
-    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap ? 'worker' : 'main') : options.thread;
-    if (options.overlap && engineKind === 'main') {
+    const mainOverlaps = args.engine.overlapsOnMainThread === true;
+    const engineKind: EngineThread = options.thread === 'auto' ? (options.overlap && !mainOverlaps ? 'worker' : 'main') : options.thread;
+    if (options.overlap && engineKind === 'main' && !mainOverlaps) {
       const key = options.threadKey ?? 'thread';
       throw new Error(`overlap: true needs ${key}: worker (on the main thread, sampling and training take turns)`);
     }

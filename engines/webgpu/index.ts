@@ -54,6 +54,7 @@ export const webgpuRolloutEngine: RolloutEngineDefinition = {
   name: 'webgpu',
   description: 'Our own WebGPU decode loop (Dawn): KV cache slots on the GPU, shared prompt prefill, continuous batching, sampling on the GPU, LoRA on the fly.',
   threads: ['main'],
+  overlapsOnMainThread: true,
   async create({ model, tokenizer }) {
     return createWebGpuEngine(model as CausalLM, tokenizer);
   },
