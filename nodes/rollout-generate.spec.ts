@@ -44,6 +44,28 @@ async function rollouts(config: Record<string, unknown>, prompts: PromptRecord[]
 const greedyLogprobs = (chat: ReferenceChat) => chat.greedy.map((_, j) => chat.sequence_logprobs[chat.ids.length - 1 + j]);
 const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
 
+/** An engine that samples completion [5, 6 + i] for row i (log-prob −0.5, text 'ok'), stamps version 7, and logs its calls. */
+function fixedEngine(name: string, calls: string[]): RolloutEngine {
+  return {
+    name,
+    async setWeights(policy) {
+      calls.push(`setWeights ${policy.version}`);
+    },
+    async sample(prompts, n) {
+      calls.push(`sample ${prompts.length}x${n}`);
+      const count = prompts.length * n;
+      const rows = rowsOf(
+        Array.from({ length: count }, (_, i) => prompts[Math.floor(i / n)]),
+        Array.from({ length: count }, (_, i) => [5, 6 + i]),
+        Array.from({ length: count }, (_, i) => Math.floor(i / n)),
+      );
+      return { ...rows, logprobs: new Float32Array(rows.completionIds.length).fill(-0.5), finishReasons: Array(count).fill('eos'), texts: Array(count).fill('ok'), policyVersion: 7, seconds: 0.1 };
+    },
+    score: () => Promise.reject(new Error('not used')),
+    close: async () => void calls.push('close'),
+  };
+}
+
 describe('rollout.generate', () => {
   it('renders, tokenizes and samples as transformers does: greedy completions equal the reference', async () => {
     const { batches } = await rollouts({ num_generations: 2, prompts_per_batch: 2, max_new_tokens: 12, temperature: 0, drop_last: false });
@@ -189,24 +211,7 @@ describe('rollout.generate', () => {
 
   it('samples through the rollout engine the graph names (a plugin\'s), handing it each policy\'s weights', async () => {
     const calls: string[] = [];
-    const fake: RolloutEngine = {
-      name: 'fixed',
-      async setWeights(policy) {
-        calls.push(`setWeights ${policy.version}`);
-      },
-      async sample(prompts, n) {
-        calls.push(`sample ${prompts.length}x${n}`);
-        const count = prompts.length * n;
-        const rows = rowsOf(
-          Array.from({ length: count }, (_, i) => prompts[Math.floor(i / n)]),
-          Array.from({ length: count }, (_, i) => [5, 6 + i]),
-          Array.from({ length: count }, (_, i) => Math.floor(i / n)),
-        );
-        return { ...rows, logprobs: new Float32Array(rows.completionIds.length).fill(-0.5), finishReasons: Array(count).fill('eos'), texts: Array(count).fill('ok'), policyVersion: 7, seconds: 0.1 };
-      },
-      score: () => Promise.reject(new Error('not used')),
-      close: async () => void calls.push('close'),
-    };
+    const fake = fixedEngine('fixed', calls);
     const definition: RolloutEngineDefinition = { name: 'fixed', description: 'fixed completions', threads: ['main'], create: async () => fake };
     const services = { rolloutEngines: (name: string) => (name === 'fixed' ? definition : undefined) };
     const policy = new BehaviorSubject<PolicySnapshot>({ version: 7, weights: {} });
@@ -220,24 +225,7 @@ describe('rollout.generate', () => {
 
   it('with backend webgpu and no engine named, samples with the webgpu engine, overlapping on the main thread', async () => {
     const calls: string[] = [];
-    const fake: RolloutEngine = {
-      name: 'webgpu',
-      async setWeights(policy) {
-        calls.push(`setWeights ${policy.version}`);
-      },
-      async sample(prompts, n) {
-        calls.push(`sample ${prompts.length}x${n}`);
-        const count = prompts.length * n;
-        const rows = rowsOf(
-          Array.from({ length: count }, (_, i) => prompts[Math.floor(i / n)]),
-          Array.from({ length: count }, () => [5]),
-          Array.from({ length: count }, (_, i) => Math.floor(i / n)),
-        );
-        return { ...rows, logprobs: new Float32Array(count), finishReasons: Array(count).fill('eos'), texts: Array(count).fill(''), policyVersion: 0, seconds: 0 };
-      },
-      score: () => Promise.reject(new Error('not used')),
-      close: async () => void calls.push('close'),
-    };
+    const fake = fixedEngine('webgpu', calls);
     const created: string[] = [];
     const definition: RolloutEngineDefinition = {
       name: 'webgpu',
@@ -247,7 +235,7 @@ describe('rollout.generate', () => {
       create: async ({ thread }) => (created.push(thread), fake),
     };
     const services = { rolloutEngines: (name: string) => (name === 'webgpu' ? definition : undefined), backend: { name: 'webgpu' } };
-    const policy = new BehaviorSubject<PolicySnapshot>({ version: 0, weights: {} });
+    const policy = new BehaviorSubject<PolicySnapshot>({ version: 7, weights: {} });
     const { batches } = await rollouts({ num_generations: 2, overlap: true }, records.slice(0, 1), policy, services);
     expect(batches).toHaveLength(1);
     expect(created).toEqual(['main']);

@@ -7,9 +7,9 @@
 import type { ModelConfig } from '../../../core/llm/config.js';
 import { PEFT_PREFIX } from '../../../core/llm/peft-config.js';
 import { projectionPath, type ProjectionName } from '../../../core/llm/projections.js';
-import { ropeInverseFrequencies } from '../../../core/llm/rope.js';
 import type { Dispatch, GpuContext } from '../device.js';
 import { RmsNorm } from '../kernels/rmsnorm.js';
+import { ropeTable } from '../kernels/rope.js';
 import { CacheAttention } from './attention.js';
 import { EmbedRows } from './embed.js';
 import { Linear, type LinearShape, type WeightPrecision } from './linear.js';
@@ -276,19 +276,9 @@ export class KvCache {
   }
 }
 
-/** cos/sin tables [maxLength, D/2] in float32, as transformers computes them (freqs = pos·inv_freq in f32). */
+/** cos/sin tables [maxLength, D/2] on the GPU, made on the host as transformers does (kernels/rope.ts). */
 export function ropeTables(ctx: GpuContext, config: DecoderConfig, maxLength: number): { cos: GPUBuffer; sin: GPUBuffer } {
-  const inv = ropeInverseFrequencies(config);
-  const half = inv.length;
-  const cos = new Float32Array(maxLength * half);
-  const sin = new Float32Array(maxLength * half);
-  for (let p = 0; p < maxLength; p++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(p * inv[i]);
-      cos[p * half + i] = Math.cos(angle);
-      sin[p * half + i] = Math.sin(angle);
-    }
-  }
+  const { cos, sin } = ropeTable(config, maxLength);
   return { cos: ctx.upload(cos), sin: ctx.upload(sin) };
 }
 
