@@ -80,6 +80,22 @@ describe.skipIf(!gpu)('webgpu rollout engine (llama-tiny, f32)', { timeout: 300_
     });
   }
 
+  it('f16 weights (packed on the GPU): the fixture is stored in bfloat16, which f16 holds exactly in its range, so scores stay within 1e-4', async () => {
+    const half = await WebGpuRolloutEngine.create(gpu!, { ...setupFromCausalLM(model, tokenizer, 'f16'), ...limits });
+    const set = reference.adapter;
+    const rows = rowsOf(
+      set.map((c) => c.ids.slice(0, 1)),
+      set.map((c) => [...c.ids.slice(1), ...c.greedy]),
+    );
+    const lp = await half.score(rows, { adapters: 'on', temperature: 1 });
+    set.forEach((chat, i) => {
+      const got = lp.subarray(rows.completionOffsets[i], rows.completionOffsets[i + 1]);
+      got.forEach((v, j) => expect(Math.abs(v - chat.sequence_logprobs[j])).toBeLessThan(1e-4));
+    });
+    await half.close();
+    half.weights.destroy();
+  });
+
   it('adapters off scores the base model', async () => {
     const set = reference.chats;
     const rows = rowsOf(
