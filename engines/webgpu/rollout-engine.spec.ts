@@ -38,9 +38,9 @@ describe.skipIf(!gpu)('webgpu rollout engine (llama-tiny, f32)', { timeout: 300_
     await initBackend('cpu');
     model = await loadModel(LLAMA_TINY);
     tokenizer = await Tokenizer.fromDir(LLAMA_TINY);
-    base = await WebGpuRolloutEngine.create(gpu!, { ...setupFromCausalLM(model, tokenizer, 'f32'), ...limits });
+    base = await WebGpuRolloutEngine.create(gpu!, { ...(await setupFromCausalLM(model, tokenizer, 'f32')), ...limits });
     loadPeftAdapter(model, `${LLAMA_TINY}/adapter`);
-    adapted = await WebGpuRolloutEngine.create(gpu!, { ...setupFromCausalLM(model, tokenizer, 'f32'), ...limits });
+    adapted = await WebGpuRolloutEngine.create(gpu!, { ...(await setupFromCausalLM(model, tokenizer, 'f32')), ...limits });
   });
   afterAll(async () => {
     await base?.close();
@@ -81,7 +81,7 @@ describe.skipIf(!gpu)('webgpu rollout engine (llama-tiny, f32)', { timeout: 300_
   }
 
   it('f16 weights (packed on the GPU): the fixture is stored in bfloat16, which f16 holds exactly in its range, so scores stay within 1e-4', async () => {
-    const half = await WebGpuRolloutEngine.create(gpu!, { ...setupFromCausalLM(model, tokenizer, 'f16'), ...limits });
+    const half = await WebGpuRolloutEngine.create(gpu!, { ...(await setupFromCausalLM(model, tokenizer, 'f16')), ...limits });
     const set = reference.adapter;
     const rows = rowsOf(
       set.map((c) => c.ids.slice(0, 1)),
