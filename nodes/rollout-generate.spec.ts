@@ -10,7 +10,7 @@ import type { RolloutEngine, RolloutEngineDefinition } from '../core/engine/inte
 import { rowsOf } from '../core/engine/rows.js';
 import type { PolicySnapshot, PromptRecord, RolloutBatch } from '../core/ports.js';
 import { recordingContext } from '../test/nodes/node-context.js';
-import { rolloutGenerate } from './rollout-generate.js';
+import { rolloutEngineName, rolloutGenerate } from './rollout-generate.js';
 
 const FIXTURE = 'test/fixtures/llama-tiny';
 interface ReferenceChat {
@@ -42,6 +42,28 @@ async function rollouts(config: Record<string, unknown>, prompts: PromptRecord[]
 
 /** The reference log-probs of the greedy tokens: sequence_logprobs[i] scores token i + 1 of ids + greedy. */
 const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+
+/** An engine that samples completion [5, 6 + i] for row i (log-prob −0.5, text 'ok'), stamps version 7, and logs its calls. */
+function fixedEngine(name: string, calls: string[]): RolloutEngine {
+  return {
+    name,
+    async setWeights(policy) {
+      calls.push(`setWeights ${policy.version}`);
+    },
+    async sample(prompts, n) {
+      calls.push(`sample ${prompts.length}x${n}`);
+      const count = prompts.length * n;
+      const rows = rowsOf(
+        Array.from({ length: count }, (_, i) => prompts[Math.floor(i / n)]),
+        Array.from({ length: count }, (_, i) => [5, 6 + i]),
+        Array.from({ length: count }, (_, i) => Math.floor(i / n)),
+      );
+      return { ...rows, logprobs: new Float32Array(rows.completionIds.length).fill(-0.5), finishReasons: Array(count).fill('eos'), texts: Array(count).fill('ok'), policyVersion: 7, seconds: 0.1 };
+    },
+    score: () => Promise.reject(new Error('not used')),
+    close: async () => void calls.push('close'),
+  };
+}
 
 describe('rollout.generate', () => {
   it('renders, tokenizes and samples as transformers does: greedy completions equal the reference', async () => {
@@ -190,24 +212,7 @@ describe('rollout.generate', () => {
 
   it('samples through the rollout engine the graph names (a plugin\'s), handing it each policy\'s weights', async () => {
     const calls: string[] = [];
-    const fake: RolloutEngine = {
-      name: 'fixed',
-      async setWeights(policy) {
-        calls.push(`setWeights ${policy.version}`);
-      },
-      async sample(prompts, n) {
-        calls.push(`sample ${prompts.length}x${n}`);
-        const count = prompts.length * n;
-        const rows = rowsOf(
-          Array.from({ length: count }, (_, i) => prompts[Math.floor(i / n)]),
-          Array.from({ length: count }, (_, i) => [5, 6 + i]),
-          Array.from({ length: count }, (_, i) => Math.floor(i / n)),
-        );
-        return { ...rows, logprobs: new Float32Array(rows.completionIds.length).fill(-0.5), finishReasons: Array(count).fill('eos'), texts: Array(count).fill('ok'), policyVersion: 7, seconds: 0.1 };
-      },
-      score: () => Promise.reject(new Error('not used')),
-      close: async () => void calls.push('close'),
-    };
+    const fake = fixedEngine('fixed', calls);
     const definition: RolloutEngineDefinition = { name: 'fixed', description: 'fixed completions', threads: ['main'], create: async () => fake };
     const services = { rolloutEngines: (name: string) => (name === 'fixed' ? definition : undefined) };
     const policy = new BehaviorSubject<PolicySnapshot>({ version: 7, weights: {} });
@@ -217,6 +222,35 @@ describe('rollout.generate', () => {
     expect(calls).toEqual(['setWeights 7', 'sample 1x2', 'close']);
     await expect(rollouts({ engine: 'missing' }, records.slice(0, 1), undefined, services)).rejects.toThrow(/no rollout engine named "missing" is installed/);
     await expect(rollouts({ engine: 'fixed', overlap: true }, records.slice(0, 1), policy, services)).rejects.toThrow(/rollout engine fixed cannot run on the worker thread/);
+  });
+
+  it('with backend webgpu and no engine named, samples with the webgpu engine, overlapping on the main thread', async () => {
+    const calls: string[] = [];
+    const fake = fixedEngine('webgpu', calls);
+    const created: string[] = [];
+    const definition: RolloutEngineDefinition = {
+      name: 'webgpu',
+      description: 'a GPU engine',
+      threads: ['main'],
+      computesOffThread: true,
+      create: async ({ thread }) => (created.push(thread), fake),
+    };
+    const services = { rolloutEngines: (name: string) => (name === 'webgpu' ? definition : undefined), backend: { name: 'webgpu' } };
+    const policy = new BehaviorSubject<PolicySnapshot>({ version: 7, weights: {} });
+    const { batches } = await rollouts({ num_generations: 2, overlap: true }, records.slice(0, 1), policy, services);
+    expect(batches).toHaveLength(1);
+    expect(created).toEqual(['main']);
+    expect(calls).toContain('sample 1x2');
+  });
+
+  it('picks the engine the graph names, else the backend\'s', () => {
+    const installed = (name: string) => name === 'tfjs' || name === 'webgpu';
+    expect(rolloutEngineName(undefined, 'webgpu', installed)).toBe('webgpu');
+    expect(rolloutEngineName(undefined, 'webgpu', (name) => name === 'tfjs')).toBe('tfjs');
+    expect(rolloutEngineName(undefined, 'wasm', installed)).toBe('tfjs');
+    expect(rolloutEngineName('tfjs', 'webgpu', installed)).toBe('tfjs');
+    expect(rolloutEngineName('worker', 'webgpu', installed)).toBe('tfjs');
+    expect(rolloutEngineName('llamacpp', 'webgpu', installed)).toBe('llamacpp');
   });
 
   it('rejects overlap on the main thread, with a clear message', async () => {

@@ -20,7 +20,7 @@ import { ports, type PromptRecord, type RolloutBatch, type RolloutGroup } from '
 import { Rng } from '../core/rng.js';
 import { mapAsync } from '../core/runtime/operators/map-async.js';
 import { RolloutScheduler, schedulerConfigShape } from '../core/scheduler/rollout-scheduler.js';
-import type { SamplingOptions } from '../core/engine/interfaces.js';
+import type { RolloutEngineDefinition, SamplingOptions } from '../core/engine/interfaces.js';
 
 const THREADS = ['auto', 'main', 'worker'] as const;
 import { sampledGroup } from '../core/engine/sampled.js';
@@ -109,6 +109,13 @@ export function stopTokenIds(model: ModelHandle, tokenizer: Tokenizer, template:
   return [...ids];
 }
 
+/** The engine a rollout node samples with: the one it names (the older thread spellings mean tfjs), else
+ *  the backend's: `backend: webgpu` samples with our own WebGPU decode loop where it is installed. */
+export function rolloutEngineName(engine: string | undefined, backend: string | undefined, installed: (name: string) => boolean): string {
+  if (engine !== undefined) return (THREADS as readonly string[]).includes(engine) ? 'tfjs' : engine;
+  return backend === 'webgpu' && installed('webgpu') ? 'webgpu' : 'tfjs';
+}
+
 export const rolloutGenerate = defineNode({
   type: 'rollout.generate',
   version: 1,
@@ -146,8 +153,9 @@ export const rolloutGenerate = defineNode({
 
     const backend = ctx.services.backend as { name?: string } | undefined;
     // `engine: auto | main | worker` is the older spelling of the thread, with the tfjs engine.
-    const legacyThread = (THREADS as readonly string[]).includes(c.engine);
-    const engineName = legacyThread ? 'tfjs' : c.engine;
+    const legacyThread = c.engine !== undefined && (THREADS as readonly string[]).includes(c.engine);
+    const installed = ctx.services.rolloutEngines as ((name: string) => RolloutEngineDefinition | undefined) | undefined;
+    const engineName = rolloutEngineName(c.engine, backend?.name, (name) => installed?.(name) !== undefined);
     const engine = rolloutEngineNamed(ctx.services, engineName, `rollout.generate ${ctx.id}`);
     const scheduler = await RolloutScheduler.start({
       engine,

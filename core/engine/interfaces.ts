@@ -173,7 +173,8 @@ export interface RolloutEngineDefinition {
   threads: EngineThread[];
   /**
    * True when the engine's compute runs off the JavaScript thread (llama.cpp's native threads, a remote
-   * server): on the main thread it still samples while the trainer works, so `overlap` needs no worker.
+   * server, a GPU queue awaited between short bursts of host work): on the main thread it still samples while
+   * the trainer works, so `overlap` needs no worker.
    */
   computesOffThread?: boolean;
   /** The engine on the calling thread. */

@@ -141,6 +141,7 @@ const BUILTIN_PLUGINS: [string, string][] = [
   ['engines/tfjs/plugin', 'tfjs (engines/tfjs/plugin.ts)'],
   ['engines/openai/plugin', 'openai (engines/openai/plugin.ts)'],
   ['engines/llama-cpp/plugin', 'llama.cpp (engines/llama-cpp/plugin.ts)'],
+  ['engines/webgpu/plugin', 'webgpu (engines/webgpu/plugin.ts)'],
 ];
 
 /** A registry holding the built-in nodes (the `core` plugin), loaded once per process. */

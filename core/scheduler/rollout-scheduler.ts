@@ -28,9 +28,9 @@ export const schedulerConfigShape = {
   engine: z
     .string()
     .min(1)
-    .default('tfjs')
+    .optional()
     .describe(
-      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs, llama.cpp). The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
+      "The rollout engine (`grpoflow nodes` lists the installed ones; built in: tfjs, webgpu, llama.cpp, openai). Default: webgpu when the run's backend is webgpu, else tfjs. The older spelling `engine: auto | main | worker` means engine tfjs on that thread.",
     ),
   engine_options: z
     .record(z.string(), z.unknown())
