@@ -75,6 +75,11 @@ export class GpuContext {
   private readonly bindGroups = new WeakMap<GPUComputePipeline, Map<string, GPUBindGroup>>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
+  /** Bytes and count of the buffers made through this context and not yet released: what the engine
+   *  holds on the device (Dawn reports no memory use). `peakBytes` is the most held at once. */
+  private readonly live = new Map<GPUBuffer, number>();
+  allocatedBytes = 0;
+  peakBytes = 0;
 
   constructor(
     readonly device: GPUDevice,
@@ -175,10 +180,40 @@ export class GpuContext {
     }
   }
 
+  /** createBuffer, counted in allocatedBytes / liveBuffers until release(). */
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    this.live.set(buffer, descriptor.size);
+    this.allocatedBytes += descriptor.size;
+    this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
+    return buffer;
+  }
+
+  /** Destroys a buffer made here and stops counting it. */
+  release(buffer: GPUBuffer | undefined): void {
+    if (!buffer) return;
+    const size = this.live.get(buffer);
+    if (size !== undefined) {
+      this.live.delete(buffer);
+      this.allocatedBytes -= size;
+    }
+    buffer.destroy();
+  }
+
+  /** Buffers made here and not released. */
+  get liveBuffers(): number {
+    return this.live.size;
+  }
+
+  /** Starts a new peak measurement from what is held now. */
+  resetPeak(): void {
+    this.peakBytes = this.allocatedBytes;
+  }
+
   /** A storage buffer holding `data` (padded to 4 bytes, as WebGPU requires). */
   upload(data: ArrayBufferView, extraUsage = 0): GPUBuffer {
     const size = Math.max(4, Math.ceil(data.byteLength / 4) * 4);
-    const buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage, mappedAtCreation: true });
+    const buffer = this.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage, mappedAtCreation: true });
     new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     buffer.unmap();
     return buffer;
@@ -186,7 +221,7 @@ export class GpuContext {
 
   /** An uninitialised storage buffer of `bytes` bytes (rounded up to 4). */
   storage(bytes: number): GPUBuffer {
-    return this.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    return this.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   }
 
   /** A small uniform buffer of u32/f32 parameters, written once (shapes are fixed per op instance). */
@@ -198,7 +233,7 @@ export class GpuContext {
       if (asFloat[i]) f32[i] = words[i];
       else u32[i] = words[i];
     }
-    const buffer = this.device.createBuffer({ size: raw.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
+    const buffer = this.createBuffer({ size: raw.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
     new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(raw));
     buffer.unmap();
     return buffer;
@@ -206,7 +241,7 @@ export class GpuContext {
 
   /** Copies `bytes` bytes of `buffer` back to the host (waits for the queue). */
   async read(buffer: GPUBuffer, bytes = buffer.size): Promise<ArrayBuffer> {
-    const staging = this.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(buffer, 0, staging, 0, staging.size);
     this.device.queue.submit([encoder.finish()]);
@@ -216,7 +251,7 @@ export class GpuContext {
     await this.settle(staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
-    staging.destroy();
+    this.release(staging);
     return out;
   }
 
