@@ -300,3 +300,57 @@ export async function createGpuContext(options: { flags?: string[] } = {}): Prom
   };
   return new GpuContext(device, caps, gpu);
 }
+
+/** Records a sequence of dispatches, buffer copies and clears into one command buffer, opening a
+ *  compute pass for each run of dispatches (copies and clears sit between passes). */
+export class Recorder {
+  private encoder: GPUCommandEncoder;
+  private pending: Dispatch[] = [];
+  /** Dispatches recorded since creation (for the bench's dispatch count). */
+  dispatches = 0;
+
+  constructor(private readonly ctx: GpuContext) {
+    this.encoder = ctx.device.createCommandEncoder();
+  }
+
+  add(...dispatches: Dispatch[]): this {
+    this.pending.push(...dispatches);
+    this.dispatches += dispatches.length;
+    return this;
+  }
+
+  private flushPass(): void {
+    if (!this.pending.length) return;
+    const pass = this.encoder.beginComputePass();
+    let bound: GPUComputePipeline | null = null;
+    for (const d of this.pending) {
+      if (d.pipeline !== bound) {
+        pass.setPipeline(d.pipeline);
+        bound = d.pipeline;
+      }
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
+    }
+    pass.end();
+    this.pending = [];
+  }
+
+  copy(src: GPUBuffer, dst: GPUBuffer, bytes: number = src.size, srcOffset = 0, dstOffset = 0): this {
+    this.flushPass();
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    return this;
+  }
+
+  clear(buffer: GPUBuffer): this {
+    this.flushPass();
+    this.encoder.clearBuffer(buffer);
+    return this;
+  }
+
+  /** Submits what was recorded and starts a fresh command buffer. */
+  submit(): void {
+    this.flushPass();
+    this.ctx.device.queue.submit([this.encoder.finish()]);
+    this.encoder = this.ctx.device.createCommandEncoder();
+  }
+}

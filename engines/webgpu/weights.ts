@@ -41,8 +41,9 @@ export interface GpuDecoderLayer {
   proj: Record<ProjectionName, GpuLinear>;
 }
 
-/** Takes the host values of one named parameter (checkpoint name and shape). */
-export type HostWeightSource = (spec: ParameterSpec) => Float32Array;
+/** Takes the host values of one named parameter (checkpoint name and shape). A projection weight may
+ *  come as f16 bits (Uint16Array) already when the precision is f16 (benches with random weights). */
+export type HostWeightSource = (spec: ParameterSpec) => Float32Array | Uint16Array;
 
 /** The frozen base model on the device. */
 export class GpuModelWeights {
@@ -71,7 +72,8 @@ export class GpuModelWeights {
       const count = spec.shape.reduce((a, b) => a * b, 1);
       if (host.length !== count) throw new Error(`weights: ${spec.name} has ${host.length} values, expected [${spec.shape}]`);
       const halve = precision === 'f16' && spec.slot.kind === 'projection' && spec.slot.part === 'weight';
-      const data = halve ? toF16(host) : host;
+      if (host instanceof Uint16Array && !halve) throw new Error(`weights: ${spec.name} came as f16 bits, but it is held in f32`);
+      const data = halve && host instanceof Float32Array ? toF16(host) : host;
       const buffer = ctx.upload(data);
       bytes += buffer.size;
       slots.set(spec.name, buffer);
