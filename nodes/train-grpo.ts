@@ -15,7 +15,7 @@ import { stepsOnBatch } from '../core/engine/policy-steps.js';
 import { peftBaseModelName, writePeftAdapter } from '../engines/tfjs/lora.js';
 import type { CausalLM } from '../engines/tfjs/model.js';
 import { readSafetensors } from '../core/llm/safetensors.js';
-import { TfjsPolicyTrainer } from '../engines/tfjs/policy-trainer.js';
+import { policyTrainerFor } from '../engines/webgpu/trainer-choice.js';
 import { defineNode } from '../core/plugin.js';
 import type { AdamWState } from '../engines/tfjs/grpo/optimizer.js';
 import { ports, type MetricRecord, type PolicySnapshot, type TrainingBatch } from '../core/ports.js';
@@ -180,7 +180,8 @@ export const trainGrpo = defineNode({
     };
     // The trainer owns the model's adapter weights from here on: they leave only as versioned values on
     // the policy output (a rollout engine or evaluation holds its own copy), so nothing needs a lock.
-    const trainer = new TfjsPolicyTrainer(model, spec);
+    // tfjs, or our WebGPU trainer on the webgpu backend (engines/webgpu/trainer-choice.ts).
+    const trainer = policyTrainerFor(model, spec);
 
     const policy$ = new Subject<PolicySnapshot>();
     const metrics$ = new Subject<MetricRecord>();
