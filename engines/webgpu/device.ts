@@ -149,17 +149,7 @@ export class GpuContext {
   }
 
   encode(dispatches: readonly Dispatch[], encoder: GPUCommandEncoder = this.device.createCommandEncoder()): GPUCommandBuffer {
-    const pass = encoder.beginComputePass();
-    let bound: GPUComputePipeline | null = null;
-    for (const d of dispatches) {
-      if (d.pipeline !== bound) {
-        pass.setPipeline(d.pipeline);
-        bound = d.pipeline;
-      }
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
-    }
-    pass.end();
+    recordPass(encoder, dispatches);
     return encoder.finish();
   }
 
@@ -301,6 +291,21 @@ export async function createGpuContext(options: { flags?: string[] } = {}): Prom
   return new GpuContext(device, caps, gpu);
 }
 
+/** One compute pass of `dispatches` in order (the pipeline set only when it changes). */
+function recordPass(encoder: GPUCommandEncoder, dispatches: readonly Dispatch[]): void {
+  const pass = encoder.beginComputePass();
+  let bound: GPUComputePipeline | null = null;
+  for (const d of dispatches) {
+    if (d.pipeline !== bound) {
+      pass.setPipeline(d.pipeline);
+      bound = d.pipeline;
+    }
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
+  }
+  pass.end();
+}
+
 /** Records a sequence of dispatches, buffer copies and clears into one command buffer, opening a
  *  compute pass for each run of dispatches (copies and clears sit between passes). */
 export class Recorder {
@@ -321,17 +326,7 @@ export class Recorder {
 
   private flushPass(): void {
     if (!this.pending.length) return;
-    const pass = this.encoder.beginComputePass();
-    let bound: GPUComputePipeline | null = null;
-    for (const d of this.pending) {
-      if (d.pipeline !== bound) {
-        pass.setPipeline(d.pipeline);
-        bound = d.pipeline;
-      }
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
-    }
-    pass.end();
+    recordPass(this.encoder, this.pending);
     this.pending = [];
   }
 

@@ -12,7 +12,9 @@ import { PEFT_PREFIX, loraScale, readPeftAdapterConfig } from '../../core/llm/pe
 import { PROJECTIONS, projectionPath, type ProjectionName } from '../../core/llm/projections.js';
 import { SafetensorsFile, readSafetensors } from '../../core/llm/safetensors.js';
 import { Rng } from '../../core/rng.js';
-import { parameterSpecs, type ParameterSpec } from '../tfjs/parameters.js';
+import { parameterSpecs, projectionShape, type ParameterSpec } from '../tfjs/parameters.js';
+
+export { projectionShape };
 import type { GpuContext } from './device.js';
 import { toF16 } from './f16.js';
 
@@ -160,19 +162,6 @@ function checkSupported(config: ModelConfig): void {
     throw new Error(`webgpu engine: ${config.architecture} with sliding_window ${config.slidingWindow} is not supported (full causal attention only)`);
   }
   if (config.outputBias || config.mlpBias) throw new Error(`webgpu engine: ${config.architecture} with o_proj/MLP biases is not supported (q/k/v biases are)`);
-}
-
-export function projectionShape(config: ModelConfig, name: ProjectionName): [outFeatures: number, inFeatures: number] {
-  const { hiddenSize: h, numHeads, numKvHeads, headDim, intermediateSize: m } = config;
-  switch (name) {
-    case 'q_proj': return [numHeads * headDim, h];
-    case 'k_proj':
-    case 'v_proj': return [numKvHeads * headDim, h];
-    case 'o_proj': return [h, numHeads * headDim];
-    case 'gate_proj':
-    case 'up_proj': return [m, h];
-    case 'down_proj': return [h, m];
-  }
 }
 
 export interface GpuLoraConfig {
