@@ -108,7 +108,13 @@ export class DecoderPass {
   }
 
   static async create(ctx: GpuContext, weights: GpuModelWeights, lora: GpuLoraWeights | undefined, shape: PassShape, rope: { positions: GPUBuffer; cos: GPUBuffer; sin: GPUBuffer }): Promise<DecoderPass> {
-    const kernels = await createKernels(ctx, weights.config, weights.precision, lora, shape);
+    const c = weights.config;
+    const rows = shape.batch * shape.tokens * (c.qkNorm ? c.numHeads : 1);
+    // RMSNorm and the lm_head launch one workgroup per row, at most 65535 of them.
+    if (rows > 65535 || shape.batch * shape.completion > 65535) {
+      throw new Error(`webgpu decoder: ${shape.batch} rows × ${shape.tokens} positions${c.qkNorm ? ` × ${c.numHeads} heads (q/k norms)` : ''} is past one launch (65535 rows); use a smaller micro-batch`);
+    }
+    const kernels = await createKernels(ctx, c, weights.precision, lora, shape);
     return new DecoderPass(ctx, weights, lora, shape, kernels, rope);
   }
 
