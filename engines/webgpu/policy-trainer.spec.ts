@@ -75,7 +75,7 @@ describe.skipIf(!ctx)(`webgpu policy trainer${ctx ? '' : ` (${NO_ADAPTER})`}`, (
     const rnd = random(seed);
     const chats = reference.adapter;
     const all = chats.map((c) => [...c.ids, ...c.greedy]);
-    const rows = rowsOf([all[0].slice(0, 20), all[1].slice(0, 9), all[2].slice(0, 30)], [all[0].slice(20, 120), all[1].slice(9, 80), all[2].slice(30, 170)], [0, 0, 1]);
+    const rows = rowsOf([all[0].slice(0, 20), all[1].slice(0, 9), all[2].slice(0, 30)], [all[0].slice(20, 120), all[1].slice(9, 80), all[2].slice(30, 170)], [0, 1, 2]); // distinct prompts: one group each
     const current = await t.score(rows, { adapters: 'on', temperature: 1, microBatchSize: 3 });
     return {
       ...rows,
