@@ -139,6 +139,7 @@ export function lossWeights(
       case 'bnpo': w = 1 / (tokens * ga); break;
       case 'dr_grpo': w = 1 / (B * cfg.maxCompletionLength! * ga); break;
       case 'dapo': w = 1 / Math.max(o.numItemsInBatch, 1); break;
+      default: throw new Error(`webgpu trainer: loss_type "${cfg.lossType as string}" is not computed on the device yet (grpo, bnpo, dr_grpo, dapo are)`);
     }
     for (let j = 0; j < n; j++) {
       loss[b * slotsPerRow + j] = w;
