@@ -197,6 +197,8 @@ export function parseBenchFlags(
 }
 
 export async function run(log: (line: string) => void = (line) => console.log(line)): Promise<Record<string, unknown>> {
+  // On webgpu the train phase runs on our own kernels (engines/webgpu), timed apart from generation.
+  if (benchBackend() === 'webgpu') return (await import('./webgpu-train.js')).run(log);
   const flags = parseBenchFlags(process.argv.slice(2));
   const backend = await initBackend(benchBackend());
   const model = 'smollm2-135m-shape';

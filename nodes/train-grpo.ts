@@ -242,7 +242,7 @@ export const trainGrpo = defineNode({
     };
     // The trainer owns the model's adapter weights from here on: they leave only as versioned values on
     // the policy output (a rollout engine or evaluation holds its own copy), so nothing needs a lock.
-    const trainer = modelEngineOf(ctx.services, model, where).policyTrainer(model, spec, { dropoutSeed: seed !== undefined ? new Rng(seed).state() : undefined });
+    const trainer = modelEngineOf(ctx.services, model, where).policyTrainer(model, spec, { dropoutSeed: seed !== undefined ? new Rng(seed).state() : undefined, warn: (message) => ctx.metrics.event('warn', message) });
 
     const policy$ = new Subject<PolicySnapshot>();
     const metrics$ = new Subject<MetricRecord>();

@@ -32,7 +32,7 @@ export type PolicyWeights = PolicySnapshot;
  *   (penalty → temperature → top-k → top-p → min-p; core/llm/sampling.ts), 0/1/0 meaning off;
  * - `SampledRows.logprobs` are, with `logprobMode` 'sampled' (the default), the log-prob of each token under
  *   the distribution it was actually drawn from, after every one of those steps (renormalised over the
- *   tokens kept; 0 for greedy). train.grpo's sampler/trainer correction divides the trainer's
+ *   tokens kept; greedy, which draws from no distribution, reports the raw log-softmax). train.grpo's sampler/trainer correction divides the trainer's
  *   log_softmax(logits / T) by exactly this, so an engine that reports raw or merely tempered log-probs
  *   while truncating makes the correction wrong. An engine that cannot report them must fail, not guess;
  * - 'tempered' asks for log_softmax(logits / logprobTemperature) instead (diagnostics, not GRPO).

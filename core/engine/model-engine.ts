@@ -100,7 +100,7 @@ export interface ModelEngineDefinition {
   /** Writes the model in the Hugging Face layout, its LoRA adapter (if any) merged into copies of the weights. */
   saveModel(model: ModelHandle, dir: string, options: SaveModelOptions): Promise<void>;
   /** The GRPO policy trainer on the model's LoRA weights (it owns them from then on). */
-  policyTrainer(model: ModelHandle, config: PolicyTrainerConfig, options?: { dropoutSeed?: RngState }): PolicyTrainer;
+  policyTrainer(model: ModelHandle, config: PolicyTrainerConfig, options?: { dropoutSeed?: RngState; warn?: (message: string) => void }): PolicyTrainer;
   sftTrainer(model: ModelHandle, config: SftTrainerConfig): SftTrainer;
 }
 

@@ -22,7 +22,9 @@ export interface SampledToken {
   logprob: number;
   /**
    * log p(id) under the distribution it was drawn from: after the repetition penalty, temperature, top-k,
-   * top-p and min-p (0 for greedy, a point mass). The behaviour log-prob an importance-sampling correction needs.
+   * top-p and min-p. The behaviour log-prob an importance-sampling correction needs. Greedy draws from no
+   * distribution: it reports the raw log-softmax (as vLLM and transformers do), and GRPO never trains on it
+   * (train.grpo's temperature must equal the sampler's, and 0 is refused there).
    */
   sampledLogprob: number;
 }
@@ -127,7 +129,12 @@ function penalised(row: Float32Array, seen: Iterable<number> | undefined, penalt
 /** Picks the next token from one row of raw logits. */
 export function sampleToken(row: Float32Array, params: Required<SamplingParams>, rng: Rng, context: SampleContext = {}): SampledToken {
   const scores = penalised(row, context.seen, params.repetitionPenalty, context.workspace);
-  const { id, sampledLogprob } = params.temperature === 0 ? { id: argmax(scores), sampledLogprob: 0 } : sampleFrom(scores, params, rng, context.workspace);
+  if (params.temperature === 0) {
+    const id = argmax(scores);
+    const logprob = context.logNormalizer === undefined ? logProbOf(row, id) : row[id] - context.logNormalizer;
+    return { id, logprob, sampledLogprob: logprob };
+  }
+  const { id, sampledLogprob } = sampleFrom(scores, params, rng, context.workspace);
   const logprob = context.logNormalizer === undefined ? logProbOf(row, id) : row[id] - context.logNormalizer;
   return { id, logprob, sampledLogprob };
 }

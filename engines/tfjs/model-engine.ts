@@ -4,7 +4,7 @@ import type { ModelEngineDefinition, ModelHandle, SftTrainer as SftTrainerInterf
 import { attachLora, loadPeftAdapter, savePeftAdapter, withLoraMerged } from './lora.js';
 import { CausalLM } from './model.js';
 import { createModel, loadModel } from './model-loader.js';
-import { TfjsPolicyTrainer } from './policy-trainer.js';
+import { policyTrainerFor } from '../webgpu/trainer-choice.js';
 import { saveModel } from './save-model.js';
 import { packSftBatch } from './sft/batch.js';
 import { accuracyProbe } from './sft/probe.js';
@@ -40,7 +40,8 @@ export const tfjsModelEngine: ModelEngineDefinition = {
     else await save();
   },
   policyTrainer(model, config, options = {}) {
-    const trainer = new TfjsPolicyTrainer(tfjsModel(model), config);
+    // On the webgpu backend our own WebGPU trainer, where it computes the graph's loss (trainer-choice.ts).
+    const trainer = policyTrainerFor(tfjsModel(model), config, options.warn);
     if (options.dropoutSeed) trainer.seedDropout(options.dropoutSeed);
     return trainer;
   },

@@ -48,7 +48,8 @@ export interface ParameterSpec {
   slot: ParameterSlot;
 }
 
-function projectionShape(config: ModelConfig, name: ProjectionName): [number, number] {
+/** A projection weight's checkpoint shape [out, in]. */
+export function projectionShape(config: ModelConfig, name: ProjectionName): [number, number] {
   const { hiddenSize: h, numHeads, numKvHeads, headDim, intermediateSize: m } = config;
   switch (name) {
     case 'q_proj': return [numHeads * headDim, h];

@@ -75,6 +75,11 @@ export class GpuContext {
   private readonly bindGroups = new WeakMap<GPUComputePipeline, Map<string, GPUBindGroup>>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
+  /** Bytes and count of the buffers made through this context and not yet released: what the engine
+   *  holds on the device (Dawn reports no memory use). `peakBytes` is the most held at once. */
+  private readonly live = new Map<GPUBuffer, number>();
+  allocatedBytes = 0;
+  peakBytes = 0;
 
   constructor(
     readonly device: GPUDevice,
@@ -144,17 +149,7 @@ export class GpuContext {
   }
 
   encode(dispatches: readonly Dispatch[], encoder: GPUCommandEncoder = this.device.createCommandEncoder()): GPUCommandBuffer {
-    const pass = encoder.beginComputePass();
-    let bound: GPUComputePipeline | null = null;
-    for (const d of dispatches) {
-      if (d.pipeline !== bound) {
-        pass.setPipeline(d.pipeline);
-        bound = d.pipeline;
-      }
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
-    }
-    pass.end();
+    recordPass(encoder, dispatches);
     return encoder.finish();
   }
 
@@ -175,10 +170,40 @@ export class GpuContext {
     }
   }
 
+  /** createBuffer, counted in allocatedBytes / liveBuffers until release(). */
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    this.live.set(buffer, descriptor.size);
+    this.allocatedBytes += descriptor.size;
+    this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
+    return buffer;
+  }
+
+  /** Destroys a buffer made here and stops counting it. */
+  release(buffer: GPUBuffer | undefined): void {
+    if (!buffer) return;
+    const size = this.live.get(buffer);
+    if (size !== undefined) {
+      this.live.delete(buffer);
+      this.allocatedBytes -= size;
+    }
+    buffer.destroy();
+  }
+
+  /** Buffers made here and not released. */
+  get liveBuffers(): number {
+    return this.live.size;
+  }
+
+  /** Starts a new peak measurement from what is held now. */
+  resetPeak(): void {
+    this.peakBytes = this.allocatedBytes;
+  }
+
   /** A storage buffer holding `data` (padded to 4 bytes, as WebGPU requires). */
   upload(data: ArrayBufferView, extraUsage = 0): GPUBuffer {
     const size = Math.max(4, Math.ceil(data.byteLength / 4) * 4);
-    const buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage, mappedAtCreation: true });
+    const buffer = this.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | extraUsage, mappedAtCreation: true });
     new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     buffer.unmap();
     return buffer;
@@ -186,7 +211,7 @@ export class GpuContext {
 
   /** An uninitialised storage buffer of `bytes` bytes (rounded up to 4). */
   storage(bytes: number): GPUBuffer {
-    return this.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    return this.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   }
 
   /** A small uniform buffer of u32/f32 parameters, written once (shapes are fixed per op instance). */
@@ -198,7 +223,7 @@ export class GpuContext {
       if (asFloat[i]) f32[i] = words[i];
       else u32[i] = words[i];
     }
-    const buffer = this.device.createBuffer({ size: raw.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
+    const buffer = this.createBuffer({ size: raw.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
     new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(raw));
     buffer.unmap();
     return buffer;
@@ -206,7 +231,7 @@ export class GpuContext {
 
   /** Copies `bytes` bytes of `buffer` back to the host (waits for the queue). */
   async read(buffer: GPUBuffer, bytes = buffer.size): Promise<ArrayBuffer> {
-    const staging = this.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(buffer, 0, staging, 0, staging.size);
     this.device.queue.submit([encoder.finish()]);
@@ -216,7 +241,7 @@ export class GpuContext {
     await this.settle(staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
-    staging.destroy();
+    this.release(staging);
     return out;
   }
 
@@ -264,4 +289,63 @@ export async function createGpuContext(options: { flags?: string[] } = {}): Prom
     timestampQuery: device.features.has('timestamp-query'),
   };
   return new GpuContext(device, caps, gpu);
+}
+
+/** One compute pass of `dispatches` in order (the pipeline set only when it changes). */
+function recordPass(encoder: GPUCommandEncoder, dispatches: readonly Dispatch[]): void {
+  const pass = encoder.beginComputePass();
+  let bound: GPUComputePipeline | null = null;
+  for (const d of dispatches) {
+    if (d.pipeline !== bound) {
+      pass.setPipeline(d.pipeline);
+      bound = d.pipeline;
+    }
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
+  }
+  pass.end();
+}
+
+/** Records a sequence of dispatches, buffer copies and clears into one command buffer, opening a
+ *  compute pass for each run of dispatches (copies and clears sit between passes). */
+export class Recorder {
+  private encoder: GPUCommandEncoder;
+  private pending: Dispatch[] = [];
+  /** Dispatches recorded since creation (for the bench's dispatch count). */
+  dispatches = 0;
+
+  constructor(private readonly ctx: GpuContext) {
+    this.encoder = ctx.device.createCommandEncoder();
+  }
+
+  add(...dispatches: Dispatch[]): this {
+    this.pending.push(...dispatches);
+    this.dispatches += dispatches.length;
+    return this;
+  }
+
+  private flushPass(): void {
+    if (!this.pending.length) return;
+    recordPass(this.encoder, this.pending);
+    this.pending = [];
+  }
+
+  copy(src: GPUBuffer, dst: GPUBuffer, bytes: number = src.size, srcOffset = 0, dstOffset = 0): this {
+    this.flushPass();
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    return this;
+  }
+
+  clear(buffer: GPUBuffer): this {
+    this.flushPass();
+    this.encoder.clearBuffer(buffer);
+    return this;
+  }
+
+  /** Submits what was recorded and starts a fresh command buffer. */
+  submit(): void {
+    this.flushPass();
+    this.ctx.device.queue.submit([this.encoder.finish()]);
+    this.encoder = this.ctx.device.createCommandEncoder();
+  }
 }
