@@ -86,7 +86,7 @@ describe.skipIf(!ctx)(`webgpu policy trainer${ctx ? '' : ` (${NO_ADAPTER})`}`, (
     };
   }
 
-  const SPEC: TrainStepConfig = { learningRate: 0, beta: 0.04, lossType: 'grpo', microBatchSize: 3, importanceSamplingCorrection: true, maxGradNorm: 0 };
+  const SPEC: TrainStepConfig = { learningRate: 0, beta: 0.04, lossType: 'grpo', microBatchSize: 3, importanceSamplingCorrection: true, importanceSamplingMode: 'token_truncate', importanceSamplingClipMax: 2, maxGradNorm: 0 };
 
   it('LoRA gradients match central finite differences of the f32 loss', async () => {
     const rows = await stepRows(trainer!, 7);

@@ -137,6 +137,6 @@ describe('grpoflow serve with the openai engine', () => {
     const [noModel, badPort, badEngine] = await Promise.all([run(), run('--model', LLAMA_TINY, '--port', 'eighty'), run('--model', LLAMA_TINY, '--engine', 'nope')]);
     expect(noModel).toEqual({ code: 2, stderr: 'grpoflow serve: --model DIR is required\n' });
     expect(badPort.stderr).toMatch(/--port must be a whole number/);
-    expect(badEngine.stderr).toMatch(/--engine nope: no such rollout engine \(installed: openai, tfjs\)/);
+    expect(badEngine.stderr).toMatch(/--engine nope: no such rollout engine \(installed: llama.cpp, openai, tfjs, webgpu\)/);
   });
 });

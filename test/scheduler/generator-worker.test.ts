@@ -79,7 +79,8 @@ describe('the tfjs engine in a worker thread', () => {
   });
 
   it('scores rows as the main thread does, with the adapters on and off; `reference` returns the base model\'s log-probs', async () => {
-    const sampled = await worker.sample(prompts, 1, { ...options, reference: { temperature: 1 } });
+    // 'tempered' log-probs (of logits / 1, before top-k): what score() computes, so the two can be compared.
+    const sampled = await worker.sample(prompts, 1, { ...options, logprobMode: 'tempered', reference: { temperature: 1 } });
     for (const adapters of ['on', 'off'] as const) {
       const remote = await worker.score(sampled, { adapters, temperature: 1 });
       const here = await local.score(sampled, { adapters, temperature: 1 });
