@@ -3,9 +3,9 @@
 // are read once and uploaded; its LoRA adapter's layout and current weights are taken over).
 import type { RolloutEngineDefinition } from '../../core/engine/interfaces.js';
 import type { Tokenizer } from '../../core/llm/tokenizer.js';
-import { PEFT_PREFIX } from '../../core/llm/peft-config.js';
 import type { CausalLM } from '../tfjs/model.js';
-import { getParameter, parameterSpecs } from '../tfjs/parameters.js';
+import { loraSnapshotAsync } from '../tfjs/lora.js';
+import { modelTensors } from '../tfjs/save-model.js';
 import { createGpuContext, type GpuContext } from './device.js';
 import type { LoraWeights } from './decode/decoder.js';
 import type { WeightPrecision } from './decode/linear.js';
@@ -25,32 +25,14 @@ export function defaultPrecision(ctx: GpuContext): WeightPrecision {
 export async function setupFromCausalLM(model: CausalLM, tokenizer: Tokenizer | undefined, precision: WeightPrecision): Promise<WebGpuEngineSetup> {
   const lora = model.lora;
   if (lora?.merged) throw new Error("webgpu engine: the model's adapter is merged into its weights; unmerge it first");
-  const host = new Map<string, Float32Array>();
-  for (const spec of parameterSpecs(model.config)) {
-    const data = (await getParameter(model.weights, spec).data()) as Float32Array;
-    if (!spec.transposed) {
-      host.set(spec.name, data);
-      continue;
-    }
-    // Held as [in, out] by the tfjs model; the decode kernels read the checkpoint's [out, in].
-    const [out, inF] = spec.shape;
-    const t = new Float32Array(data.length);
-    for (let i = 0; i < inF; i++) for (let o = 0; o < out; o++) t[o * inF + i] = data[i * out + o];
-    host.set(spec.name, t);
-  }
+  // The checkpoint layout ([out, in] projections) the decode kernels read, and the adapter by PEFT name.
+  const tensors = await modelTensors(model);
   const parameters = (name: string): Float32Array => {
-    const data = host.get(name);
-    if (!data) throw new Error(`webgpu engine: the model has no parameter ${name}`);
-    return data;
+    const tensor = tensors[name];
+    if (!tensor) throw new Error(`webgpu engine: the model has no parameter ${name}`);
+    return tensor.data;
   };
-  let adapter: LoraWeights | undefined;
-  if (lora) {
-    adapter = {};
-    for (const [path, a] of lora.adapters) {
-      adapter[`${PEFT_PREFIX}${path}.lora_A.weight`] = { shape: a.A.shape, data: (await a.A.data()) as Float32Array };
-      adapter[`${PEFT_PREFIX}${path}.lora_B.weight`] = { shape: a.B.shape, data: (await a.B.data()) as Float32Array };
-    }
-  }
+  const adapter: LoraWeights | undefined = lora ? await loraSnapshotAsync(model) : undefined;
   return {
     config: model.config,
     parameters,

@@ -10,7 +10,7 @@ import type { RngState } from '../../core/rng.js';
 import type { GrpoTrainerConfig } from '../tfjs/grpo/train-step.js';
 import { loraSnapshotAsync } from '../tfjs/lora.js';
 import type { CausalLM } from '../tfjs/model.js';
-import { getParameter, parameterSpecs } from '../tfjs/parameters.js';
+import { modelTensors } from '../tfjs/save-model.js';
 import { TfjsPolicyTrainer } from '../tfjs/policy-trainer.js';
 import { tf } from '../tfjs/tf.js';
 import { createGpuContext } from './device.js';
@@ -40,16 +40,9 @@ async function webgpuTrainerFrom(model: CausalLM, config: GrpoTrainerConfig): Pr
   const wanted = process.env.GRPOFLOW_WEBGPU_PRECISION;
   if (wanted !== undefined && wanted !== 'f16' && wanted !== 'f32') throw new Error(`GRPOFLOW_WEBGPU_PRECISION must be f16 or f32 (got "${wanted}")`);
   const precision: Precision = (wanted as Precision | undefined) ?? (ctx.caps.shaderF16 ? 'f16' : 'f32');
-  // Host copies of every weight first (fromHost is synchronous, tfjs reads back asynchronously): host
-  // memory holds the model once in f32 meanwhile.
-  const host = new Map<string, Float32Array>();
-  for (const spec of parameterSpecs(model.config)) {
-    const tensor = getParameter(model.weights, spec);
-    // The model holds projection weights transposed ([in, out]); the checkpoint layout is [out, in].
-    const values = spec.transposed ? tf.tidy(() => tf.transpose(tensor)) : tensor;
-    host.set(spec.name, (await values.data()) as Float32Array);
-    if (values !== tensor) values.dispose();
-  }
+  // Host copies of every weight first, in the checkpoint layout (fromHost is synchronous, tfjs reads back
+  // asynchronously): host memory holds the model once in f32 meanwhile.
+  const host = new Map(Object.entries(await modelTensors(model)).map(([name, t]) => [name, t.data]));
   const base = GpuModelWeights.fromHost(ctx, model.config, precision, (spec) => {
     const values = host.get(spec.name)!;
     host.delete(spec.name);
